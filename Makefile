@@ -1,0 +1,55 @@
+# Top-level entry points. See README.md.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+DATA_DIR ?= default.etcd
+
+.PHONY: all deps build run test unit integration e2e bench fuzz soak asan clean format install
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Build, then start a single-node server exactly as `etcd` with no flags does.
+run: deps build
+	exec $(BUILD)/cetcd
+
+# Build everything and pass every test: unit, integration, interop, etcd's own e2e tests.
+test: deps build
+	cd $(BUILD) && ctest --output-on-failure -j 1
+	scripts/run-e2e.sh
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -R '^unit/'
+
+integration: build
+	cd $(BUILD) && ctest --output-on-failure -R '^(integration|interop)/'
+
+e2e: build
+	scripts/run-e2e.sh
+
+asan:
+	cmake -S . -B build-asan -DCETCD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ctest --output-on-failure -R '^unit/'
+
+bench: deps build
+	scripts/bench.sh
+
+fuzz: deps
+	scripts/fuzz.sh
+
+soak: deps build
+	scripts/soak.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

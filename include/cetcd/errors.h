@@ -1,0 +1,41 @@
+/* cetcd error codes, shared by the server modules and the client library.
+ *
+ * Functions return 0 on success and a negative code on failure. Negative errno values
+ * (-ENOMEM, -EIO, ...) pass through unchanged; cetcd's own codes live in a range well
+ * below any errno, like LMDB's. */
+#ifndef CETCD_ERRORS_H
+#define CETCD_ERRORS_H
+
+enum cetcd_error {
+  CETCD_OK = 0,
+  CETCD_EBASE = -40000,
+  CETCD_EINVAL = -40001,          /* malformed or invalid request */
+  CETCD_ENOMEM = -40002,          /* allocation failed (client library only) */
+  CETCD_ECOMPACTED = -40003,      /* requested revision has been compacted */
+  CETCD_EFUTUREREV = -40004,      /* requested revision is in the future */
+  CETCD_EKEYNOTFOUND = -40005,    /* ignore_value/ignore_lease on a missing key */
+  CETCD_ELEASENOTFOUND = -40006,  /* lease id unknown */
+  CETCD_ELEASEEXISTS = -40007,    /* lease id already granted */
+  CETCD_ETOOMANYOPS = -40008,     /* txn exceeds --max-txn-ops */
+  CETCD_EDUPKEY = -40009,         /* txn writes the same key twice */
+  CETCD_ENOSPACE = -40010,        /* backend quota exceeded */
+  CETCD_ECORRUPT = -40011,        /* on-disk data failed a check */
+  CETCD_ETOOLARGE = -40012,       /* request larger than allowed */
+  CETCD_EKEYEMPTY = -40013,       /* key is not provided */
+  CETCD_EVALUEPROVIDED = -40014,  /* value given together with ignore_value */
+  CETCD_ELEASEPROVIDED = -40015,  /* lease given together with ignore_lease */
+  CETCD_ESTOPPED = -40016,        /* server is stopping */
+  CETCD_ETIMEOUT = -40017,        /* deadline exceeded */
+  CETCD_ENOLEADER = -40018,       /* no raft leader */
+  CETCD_ETTLTOOLARGE = -40019,    /* lease TTL above the maximum */
+  CETCD_ECANCELED = -40020,       /* the call was canceled */
+  CETCD_EUNAVAILABLE = -40021,    /* endpoint unreachable */
+  CETCD_EGRPC = -40022,           /* the server answered a non-OK gRPC status */
+  CETCD_ECOMPACTEDREV = CETCD_ECOMPACTED,
+  CETCD_ELAST = -40100
+};
+
+/* Returns a static English description of a cetcd code or negative errno. */
+const char *cetcd_strerror(int code);
+
+#endif

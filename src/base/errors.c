@@ -1,0 +1,36 @@
+/* Descriptions of cetcd error codes. */
+#include "cetcd/errors.h"
+
+#include <string.h>
+
+/* Returns a static English description of a cetcd code or negative errno. */
+const char *cetcd_strerror(int code) {
+  switch (code) {
+    case CETCD_OK: return "success";
+    case CETCD_EINVAL: return "invalid request";
+    case CETCD_ENOMEM: return "out of memory";
+    case CETCD_ECOMPACTED: return "required revision has been compacted";
+    case CETCD_EFUTUREREV: return "required revision is a future revision";
+    case CETCD_EKEYNOTFOUND: return "key not found";
+    case CETCD_ELEASENOTFOUND: return "requested lease not found";
+    case CETCD_ELEASEEXISTS: return "lease already exists";
+    case CETCD_ETOOMANYOPS: return "too many operations in txn request";
+    case CETCD_EDUPKEY: return "duplicate key given in txn request";
+    case CETCD_ENOSPACE: return "database space exceeded";
+    case CETCD_ECORRUPT: return "data corrupted";
+    case CETCD_ETOOLARGE: return "request is too large";
+    case CETCD_EKEYEMPTY: return "key is not provided";
+    case CETCD_EVALUEPROVIDED: return "value is provided";
+    case CETCD_ELEASEPROVIDED: return "lease is provided";
+    case CETCD_ESTOPPED: return "server stopped";
+    case CETCD_ETIMEOUT: return "request timed out";
+    case CETCD_ENOLEADER: return "no leader";
+    case CETCD_ETTLTOOLARGE: return "too large lease TTL";
+    case CETCD_ECANCELED: return "canceled";
+    case CETCD_EUNAVAILABLE: return "unavailable";
+    case CETCD_EGRPC: return "server returned an error status";
+    default:
+      if (code < 0 && code > -4096) return strerror(-code);
+      return "unknown error";
+  }
+}
