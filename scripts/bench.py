@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of real etcd and cetcd with etcd's benchmark tool.
+
+Each server runs pinned to CPU 1 (taskset), the benchmark tool on CPU 0. For every workload
+we record requests/s, p50/p99 latency and the server's CPU time per request (utime+stime
+from /proc/PID/stat before and after). We also record idle RSS, RSS with 100k keys, the
+data dir size and the restart time with 100k keys, and the cost of one fdatasync on this
+disk. Results go to docs/PERFORMANCE.md (the numbers section is regenerated each run).
+"""
+import argparse, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+
+CLK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return int(parts[11]) + int(parts[12])  # utime + stime
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def dir_size(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for n in files:
+            try:
+                st = os.stat(os.path.join(root, n))
+                total += st.st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+class Server:
+    """A server process (etcd or cetcd) on loopback ports, pinned to CPU 1."""
+
+    def __init__(self, name, binary, data_dir):
+        self.name, self.binary, self.data_dir = name, binary, data_dir
+        self.cport, self.pport = free_port(), free_port()
+        self.proc = None
+
+    def start(self):
+        url = f"http://127.0.0.1:{self.cport}"
+        purl = f"http://127.0.0.1:{self.pport}"
+        args = ["taskset", "-c", "1", self.binary, "--name", "bench", "--data-dir", self.data_dir,
+                "--listen-client-urls", url, "--advertise-client-urls", url,
+                "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+                "--initial-cluster", f"bench={purl}", "--quota-backend-bytes", str(8 * 1024**3)]
+        self.log = open(self.data_dir + ".log", "ab")
+        t0 = time.time()
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early; see {self.data_dir}.log")
+            try:
+                r = subprocess.run(["etcdctl", f"--endpoints=127.0.0.1:{self.cport}", "endpoint", "health"],
+                                   capture_output=True, timeout=5, env=dict(os.environ, ETCDCTL_API="3"))
+                if r.returncode == 0:
+                    return time.time() - t0
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not become ready in 60 s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.cport}"
+
+
+def run_bench(bench_bin, server, args, label):
+    cmd = ["taskset", "-c", "0", bench_bin, "--endpoints", server.endpoint] + args
+    before = cpu_ticks(server.proc.pid)
+    t0 = time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    wall = time.time() - t0
+    after = cpu_ticks(server.proc.pid)
+    text = out.stdout + out.stderr
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    total = re.search(r"--total[= ](\d+)", " ".join(args))
+    n = int(total.group(1)) if total else 0
+    p50 = re.search(r"50% in ([\d.]+) secs", text)
+    p99 = re.search(r"99% in ([\d.]+) secs", text)
+    res = {
+        "label": label,
+        "rps": float(m.group(1)) if m else 0.0,
+        "p50_ms": float(p50.group(1)) * 1000 if p50 else float("nan"),
+        "p99_ms": float(p99.group(1)) * 1000 if p99 else float("nan"),
+        "cpu_us": (after - before) / CLK * 1e6 / n if n else float("nan"),
+        "wall": wall,
+    }
+    print(f"  {server.name:6s} {label:28s} {res['rps']:10.0f} req/s  p50 {res['p50_ms']:.3f} ms  "
+          f"p99 {res['p99_ms']:.3f} ms  cpu {res['cpu_us']:.1f} us/req", flush=True)
+    if not m:
+        print(text[-2000:], file=sys.stderr)
+    return res
+
+
+def fdatasync_cost(directory, n=200):
+    path = os.path.join(directory, "fsync.probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    samples = []
+    for i in range(n):
+        os.pwrite(fd, b"x" * 512, (i % 16) * 4096)
+        t0 = time.perf_counter()
+        os.fdatasync(fd)
+        samples.append(time.perf_counter() - t0)
+    os.close(fd)
+    os.unlink(path)
+    samples.sort()
+    return samples[len(samples) // 2] * 1000
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench-bin", required=True)
+    ap.add_argument("--cetcd", required=True)
+    ap.add_argument("--etcd", default="/usr/bin/etcd")
+    ap.add_argument("--out", default="docs/PERFORMANCE.md")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply request totals")
+    ap.add_argument("--keys", type=int, default=100000, help="keys for the RSS/restart test")
+    a = ap.parse_args()
+    s = lambda n: str(max(100, int(n * a.scale)))
+    workloads = [
+        ("put 4 conns/32 clients 256 B", ["--conns", "4", "--clients", "32", "put", "--total", s(40000),
+                                           "--key-size", "8", "--val-size", "256", "--key-space-size", "100000"]),
+        ("put 1 client 256 B", ["--conns", "1", "--clients", "1", "put", "--total", s(2000),
+                                "--key-size", "8", "--val-size", "256", "--key-space-size", "100000"]),
+        ("range linearizable", ["--conns", "4", "--clients", "32", "range", "key", "--total", s(40000),
+                                "--consistency", "l"]),
+        ("range serializable", ["--conns", "4", "--clients", "32", "range", "key", "--total", s(40000),
+                                "--consistency", "s"]),
+    ]
+    work = tempfile.mkdtemp(prefix="cetcd-bench-")
+    results = {}
+    extra = {}
+    try:
+        sync_ms = fdatasync_cost(work)
+        print(f"fdatasync on this disk: p50 {sync_ms:.3f} ms", flush=True)
+        for name, binary in (("etcd", a.etcd), ("cetcd", a.cetcd)):
+            srv = Server(name, binary, os.path.join(work, name))
+            srv.start()
+            try:
+                time.sleep(1)
+                info = {"idle_rss_kib": rss_kib(srv.proc.pid)}
+                subprocess.run(["etcdctl", f"--endpoints={srv.endpoint}", "put", "key", "v" * 256],
+                               env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, check=True)
+                results[name] = [run_bench(a.bench_bin, srv, args, label) for label, args in workloads]
+                # fill to a.keys distinct keys for the memory and restart figures
+                run_bench(a.bench_bin, srv, ["--conns", "4", "--clients", "32", "put", "--total", str(a.keys),
+                                             "--key-size", "8", "--val-size", "256", "--key-space-size",
+                                             str(a.keys), "--sequential-keys"], f"fill {a.keys} keys")
+                time.sleep(1)
+                info["rss_100k_kib"] = rss_kib(srv.proc.pid)
+                srv.stop()
+                info["data_dir_bytes"] = dir_size(srv.data_dir)
+                info["restart_s"] = srv.start()
+                info["rss_after_restart_kib"] = rss_kib(srv.proc.pid)
+                extra[name] = info
+                print(f"  {name:6s} {info}", flush=True)
+            finally:
+                srv.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write_report(a.out, results, extra, sync_ms, " ".join(sys.argv))
+
+
+def write_report(path, results, extra, sync_ms, cmd):
+    lines = []
+    lines.append("<!-- generated by scripts/bench.py: numbers below are replaced on every run -->")
+    lines.append(f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `make bench` "
+                 f"(`{cmd}`), {os.cpu_count()} CPUs; servers on CPU 1, benchmark tool on CPU 0.")
+    lines.append(f"One `fdatasync` on this disk: p50 {sync_ms:.3f} ms.")
+    lines.append("")
+    lines.append("| workload | server | requests/s | p50 ms | p99 ms | server CPU µs/req |")
+    lines.append("|---|---|---:|---:|---:|---:|")
+    for i in range(len(results.get("etcd", []))):
+        for name in ("etcd", "cetcd"):
+            r = results[name][i]
+            lines.append(f"| {r['label']} | {name} | {r['rps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
+                         f"{r['cpu_us']:.1f} |")
+    lines.append("")
+    lines.append("| figure | etcd | cetcd | cetcd/etcd |")
+    lines.append("|---|---:|---:|---:|")
+    def row(label, key, fmt, scale=1.0):
+        e, c = extra["etcd"][key] * scale, extra["cetcd"][key] * scale
+        ratio = c / e if e else float("nan")
+        lines.append(f"| {label} | {fmt.format(e)} | {fmt.format(c)} | {ratio:.2f} |")
+    row("idle RSS (MiB)", "idle_rss_kib", "{:.1f}", 1 / 1024)
+    row("RSS with 100k keys (MiB)", "rss_100k_kib", "{:.1f}", 1 / 1024)
+    row("RSS after restart with 100k keys (MiB)", "rss_after_restart_kib", "{:.1f}", 1 / 1024)
+    row("data dir with 100k keys (MiB)", "data_dir_bytes", "{:.1f}", 1 / 1024**2)
+    row("restart time with 100k keys (s, until healthy)", "restart_s", "{:.2f}")
+    generated = "\n".join(lines) + "\n"
+    begin, end = "<!-- BEGIN BENCH -->", "<!-- END BENCH -->"
+    try:
+        doc = open(path).read()
+    except FileNotFoundError:
+        doc = "# Performance\n\n" + begin + "\n" + end + "\n"
+    if begin in doc and end in doc:
+        pre, rest = doc.split(begin, 1)
+        post = rest.split(end, 1)[1]
+        doc = pre + begin + "\n" + generated + end + post
+    else:
+        doc += "\n" + begin + "\n" + generated + end + "\n"
+    with open(path, "w") as f:
+        f.write(doc)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+/* Common handler helpers and method registration. */
+#include "api/api.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api_errors.h"
+#include "auth.pb-c.h"
+#include "base/alloc.h"
+#include "mvcc/mvcc.h"
+#include "v3election.pb-c.h"
+#include "v3lock.pb-c.h"
+
+void api_finish_error(grpc_call_t *call, int code) {
+  const char *msg;
+  int status = api_error_status(code, &msg);
+  grpc_call_finish(call, status, msg);
+}
+
+Etcdserverpb__ResponseHeader *api_header(grpc_call_t *call, Etcdserverpb__ResponseHeader *h) {
+  server_t *srv = server_get();
+  if (!h) {
+    h = arena_alloc(grpc_call_arena(call), sizeof(*h));
+    etcdserverpb__response_header__init(h);
+  }
+  h->cluster_id = srv->cluster_id;
+  h->member_id = srv->member_id;
+  h->raft_term = srv->term;
+  if (h->revision == 0) h->revision = mvcc_rev(srv->mvcc);
+  return h;
+}
+
+void api_reply(grpc_call_t *call, const ProtobufCMessage *msg) {
+  grpc_call_send(call, msg);
+  grpc_call_finish(call, GRPC_OK, NULL);
+}
+
+/* Answers any method that cetcd does not implement yet. */
+static void unimplemented_message(grpc_call_t *call, ProtobufCMessage *msg) {
+  (void)msg;
+  char text[200];
+  snprintf(text, sizeof(text), "cetcd: method %s is not implemented yet", grpc_call_method(call)->path);
+  grpc_call_finish(call, GRPC_UNIMPLEMENTED, text);
+}
+
+/* Bidirectional/server streaming methods of etcd's services (protobuf-c's descriptors do not
+ * record streaming). */
+static enum grpc_method_kind method_kind(const char *path) {
+  static const char *bidi[] = {"/etcdserverpb.Watch/Watch", "/etcdserverpb.Lease/LeaseKeepAlive"};
+  static const char *server_stream[] = {"/etcdserverpb.Maintenance/Snapshot", "/v3electionpb.Election/Observe"};
+  for (size_t i = 0; i < sizeof(bidi) / sizeof(*bidi); i++)
+    if (!strcmp(path, bidi[i])) return GRPC_BIDI_STREAM;
+  for (size_t i = 0; i < sizeof(server_stream) / sizeof(*server_stream); i++)
+    if (!strcmp(path, server_stream[i])) return GRPC_SERVER_STREAM;
+  return GRPC_UNARY;
+}
+
+/* True if `path` is in the table. */
+static bool table_has(const grpc_method_t *t, size_t n, const char *path) {
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(t[i].path, path)) return true;
+  return false;
+}
+
+void api_register_all(grpc_server_t *g) {
+  grpc_server_add_methods(g, api_kv_methods, api_kv_methods_len);
+  grpc_server_add_methods(g, api_maintenance_methods, api_maintenance_methods_len);
+  grpc_server_add_methods(g, api_cluster_methods, api_cluster_methods_len);
+  static const ProtobufCServiceDescriptor *services[] = {
+      &etcdserverpb__kv__descriptor,    &etcdserverpb__watch__descriptor,
+      &etcdserverpb__lease__descriptor, &etcdserverpb__cluster__descriptor,
+      &etcdserverpb__maintenance__descriptor, &etcdserverpb__auth__descriptor,
+      &v3lockpb__lock__descriptor,      &v3electionpb__election__descriptor};
+  /* Every other method answers UNIMPLEMENTED with a clear message. The table is built once
+   * and lives for the process. */
+  size_t total = 0;
+  for (size_t i = 0; i < sizeof(services) / sizeof(*services); i++) total += services[i]->n_methods;
+  grpc_method_t *rest = xcalloc(total, sizeof(*rest));
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof(services) / sizeof(*services); i++) {
+    const ProtobufCServiceDescriptor *sd = services[i];
+    for (unsigned m = 0; m < sd->n_methods; m++) {
+      char path[160];
+      snprintf(path, sizeof(path), "/%s/%s", sd->name, sd->methods[m].name);
+      if (table_has(api_kv_methods, api_kv_methods_len, path) ||
+          table_has(api_maintenance_methods, api_maintenance_methods_len, path) ||
+          table_has(api_cluster_methods, api_cluster_methods_len, path))
+        continue;
+      rest[n].path = xstrdup(path);
+      rest[n].kind = method_kind(path);
+      rest[n].request = sd->methods[m].input;
+      rest[n].on_message = unimplemented_message;
+      n++;
+    }
+  }
+  grpc_server_add_methods(g, rest, n);
+}

@@ -1,0 +1,33 @@
+/* Shared helpers for the gRPC handlers in api/: response headers, error replies, and the
+ * registration of every etcd service's method table. */
+#ifndef CETCD_API_H
+#define CETCD_API_H
+
+#include "grpc/grpc_server.h"
+#include "rpc.pb-c.h"
+#include "server/server.h"
+
+/* Ends the call with the gRPC status and etcd error string for a negative CETCD_E* code. */
+void api_finish_error(grpc_call_t *call, int code);
+
+/* Returns `h` (or a new header in the call's arena when h is NULL) with cluster id, member
+ * id and raft term filled in; the revision is set to the store's current revision when it
+ * is 0. */
+Etcdserverpb__ResponseHeader *api_header(grpc_call_t *call, Etcdserverpb__ResponseHeader *h);
+
+/* Sends msg (borrowed) as the only response and ends the call with OK. */
+void api_reply(grpc_call_t *call, const ProtobufCMessage *msg);
+
+/* Registers the handlers of every service (KV, Watch, Lease, Cluster, Maintenance, Auth,
+ * Lock, Election); methods without an implementation answer UNIMPLEMENTED. */
+void api_register_all(grpc_server_t *g);
+
+/* Method tables of the implemented services (defined in kv.c, maintenance.c, cluster.c). */
+extern const grpc_method_t api_kv_methods[];
+extern const size_t api_kv_methods_len;
+extern const grpc_method_t api_maintenance_methods[];
+extern const size_t api_maintenance_methods_len;
+extern const grpc_method_t api_cluster_methods[];
+extern const size_t api_cluster_methods_len;
+
+#endif

@@ -1,0 +1,34 @@
+/* cetcd error code → gRPC status + etcd error string. */
+#include "api/api_errors.h"
+
+#include "cetcd/errors.h"
+#include "grpc/grpc_server.h"
+
+int api_error_status(int code, const char **message) {
+  switch (code) {
+    case CETCD_ENOSPACE: *message = "etcdserver: mvcc: database space exceeded"; return GRPC_RESOURCE_EXHAUSTED;
+    case CETCD_ECOMPACTED:
+      *message = "etcdserver: mvcc: required revision has been compacted";
+      return GRPC_OUT_OF_RANGE;
+    case CETCD_EFUTUREREV:
+      *message = "etcdserver: mvcc: required revision is a future revision";
+      return GRPC_OUT_OF_RANGE;
+    case CETCD_ELEASENOTFOUND: *message = "etcdserver: requested lease not found"; return GRPC_NOT_FOUND;
+    case CETCD_ELEASEEXISTS: *message = "etcdserver: lease already exists"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_ETTLTOOLARGE: *message = "etcdserver: too large lease TTL"; return GRPC_OUT_OF_RANGE;
+    case CETCD_ETOOMANYOPS: *message = "etcdserver: too many operations in txn request"; return GRPC_INVALID_ARGUMENT;
+    case CETCD_EDUPKEY: *message = "etcdserver: duplicate key given in txn request"; return GRPC_INVALID_ARGUMENT;
+    case CETCD_EKEYEMPTY: *message = "etcdserver: key is not provided"; return GRPC_INVALID_ARGUMENT;
+    case CETCD_EKEYNOTFOUND: *message = "etcdserver: key not found"; return GRPC_INVALID_ARGUMENT;
+    case CETCD_EVALUEPROVIDED: *message = "etcdserver: value is provided"; return GRPC_INVALID_ARGUMENT;
+    case CETCD_ELEASEPROVIDED: *message = "etcdserver: lease is provided"; return GRPC_INVALID_ARGUMENT;
+    case CETCD_ETOOLARGE: *message = "etcdserver: request is too large"; return GRPC_INVALID_ARGUMENT;
+    case CETCD_ENOLEADER: *message = "etcdserver: no leader"; return GRPC_UNAVAILABLE;
+    case CETCD_ETIMEOUT: *message = "etcdserver: request timed out"; return GRPC_UNAVAILABLE;
+    case CETCD_ESTOPPED: *message = "etcdserver: server stopped"; return GRPC_UNAVAILABLE;
+    case CETCD_ECANCELED: *message = "context canceled"; return GRPC_CANCELLED;
+    case CETCD_ECORRUPT: *message = "etcdserver: corrupt cluster"; return GRPC_DATA_LOSS;
+    case CETCD_EINVAL: *message = "etcdserver: invalid request"; return GRPC_INVALID_ARGUMENT;
+    default: *message = "etcdserver: internal error"; return GRPC_UNKNOWN;
+  }
+}

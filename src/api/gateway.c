@@ -1,0 +1,177 @@
+/* JSON gateway: HTTP/1.1 POST /v3/... → the gRPC handlers → JSON. */
+#include "api/gateway.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/pbjson.h"
+#include "base/alloc.h"
+#include "base/buf.h"
+
+typedef struct route {
+  const char *url; /* after the /v3 prefix */
+  const char *grpc;
+} route_t;
+
+static const route_t routes[] = {
+    {"/kv/range", "/etcdserverpb.KV/Range"},
+    {"/kv/put", "/etcdserverpb.KV/Put"},
+    {"/kv/deleterange", "/etcdserverpb.KV/DeleteRange"},
+    {"/kv/txn", "/etcdserverpb.KV/Txn"},
+    {"/kv/compaction", "/etcdserverpb.KV/Compact"},
+    {"/watch", "/etcdserverpb.Watch/Watch"},
+    {"/lease/grant", "/etcdserverpb.Lease/LeaseGrant"},
+    {"/lease/revoke", "/etcdserverpb.Lease/LeaseRevoke"},
+    {"/kv/lease/revoke", "/etcdserverpb.Lease/LeaseRevoke"},
+    {"/lease/keepalive", "/etcdserverpb.Lease/LeaseKeepAlive"},
+    {"/lease/timetolive", "/etcdserverpb.Lease/LeaseTimeToLive"},
+    {"/kv/lease/timetolive", "/etcdserverpb.Lease/LeaseTimeToLive"},
+    {"/lease/leases", "/etcdserverpb.Lease/LeaseLeases"},
+    {"/kv/lease/leases", "/etcdserverpb.Lease/LeaseLeases"},
+    {"/cluster/member/add", "/etcdserverpb.Cluster/MemberAdd"},
+    {"/cluster/member/remove", "/etcdserverpb.Cluster/MemberRemove"},
+    {"/cluster/member/update", "/etcdserverpb.Cluster/MemberUpdate"},
+    {"/cluster/member/list", "/etcdserverpb.Cluster/MemberList"},
+    {"/cluster/member/promote", "/etcdserverpb.Cluster/MemberPromote"},
+    {"/maintenance/alarm", "/etcdserverpb.Maintenance/Alarm"},
+    {"/maintenance/status", "/etcdserverpb.Maintenance/Status"},
+    {"/maintenance/defragment", "/etcdserverpb.Maintenance/Defragment"},
+    {"/maintenance/hash", "/etcdserverpb.Maintenance/HashKV"},
+    {"/maintenance/snapshot", "/etcdserverpb.Maintenance/Snapshot"},
+    {"/maintenance/transfer-leadership", "/etcdserverpb.Maintenance/MoveLeader"},
+    {"/auth/enable", "/etcdserverpb.Auth/AuthEnable"},
+    {"/auth/disable", "/etcdserverpb.Auth/AuthDisable"},
+    {"/auth/status", "/etcdserverpb.Auth/AuthStatus"},
+    {"/auth/authenticate", "/etcdserverpb.Auth/Authenticate"},
+    {"/auth/user/add", "/etcdserverpb.Auth/UserAdd"},
+    {"/auth/user/get", "/etcdserverpb.Auth/UserGet"},
+    {"/auth/user/list", "/etcdserverpb.Auth/UserList"},
+    {"/auth/user/delete", "/etcdserverpb.Auth/UserDelete"},
+    {"/auth/user/changepw", "/etcdserverpb.Auth/UserChangePassword"},
+    {"/auth/user/grant", "/etcdserverpb.Auth/UserGrantRole"},
+    {"/auth/user/revoke", "/etcdserverpb.Auth/UserRevokeRole"},
+    {"/auth/role/add", "/etcdserverpb.Auth/RoleAdd"},
+    {"/auth/role/get", "/etcdserverpb.Auth/RoleGet"},
+    {"/auth/role/list", "/etcdserverpb.Auth/RoleList"},
+    {"/auth/role/delete", "/etcdserverpb.Auth/RoleDelete"},
+    {"/auth/role/grant", "/etcdserverpb.Auth/RoleGrantPermission"},
+    {"/auth/role/revoke", "/etcdserverpb.Auth/RoleRevokePermission"},
+    {"/lock/lock", "/v3lockpb.Lock/Lock"},
+    {"/lock/unlock", "/v3lockpb.Lock/Unlock"},
+    {"/election/campaign", "/v3electionpb.Election/Campaign"},
+    {"/election/proclaim", "/v3electionpb.Election/Proclaim"},
+    {"/election/leader", "/v3electionpb.Election/Leader"},
+    {"/election/observe", "/v3electionpb.Election/Observe"},
+    {"/election/resign", "/v3electionpb.Election/Resign"},
+};
+
+const char *gateway_grpc_path(const char *url_path) {
+  static const char *prefixes[] = {"/v3beta", "/v3alpha", "/v3"};
+  for (size_t i = 0; i < sizeof(prefixes) / sizeof(*prefixes); i++) {
+    size_t n = strlen(prefixes[i]);
+    if (strncmp(url_path, prefixes[i], n) || url_path[n] != '/') continue;
+    const char *rest = url_path + n;
+    size_t rlen = strcspn(rest, "?");
+    for (size_t r = 0; r < sizeof(routes) / sizeof(*routes); r++)
+      if (strlen(routes[r].url) == rlen && !strncmp(routes[r].url, rest, rlen)) return routes[r].grpc;
+    return NULL;
+  }
+  return NULL;
+}
+
+/* HTTP status for a gRPC status code (grpc-gateway's mapping). */
+static int http_status_for(int code) {
+  switch (code) {
+    case GRPC_OK: return 200;
+    case GRPC_CANCELLED: return 408;
+    case GRPC_INVALID_ARGUMENT:
+    case GRPC_FAILED_PRECONDITION:
+    case GRPC_OUT_OF_RANGE: return 400;
+    case GRPC_DEADLINE_EXCEEDED: return 504;
+    case GRPC_NOT_FOUND: return 404;
+    case GRPC_ALREADY_EXISTS:
+    case GRPC_ABORTED: return 409;
+    case GRPC_PERMISSION_DENIED: return 403;
+    case GRPC_UNAUTHENTICATED: return 401;
+    case GRPC_RESOURCE_EXHAUSTED: return 429;
+    case GRPC_UNIMPLEMENTED: return 501;
+    case GRPC_UNAVAILABLE: return 503;
+    default: return 500;
+  }
+}
+
+/* Answers with grpc-gateway's error object. */
+static void respond_error(grpc_http_req_t *req, int code, const char *message) {
+  buf_t b = {0};
+  const char *m = message ? message : "";
+  buf_append(&b, "{\"error\":", 9);
+  pbjson_string(&b, m, strlen(m));
+  buf_append(&b, ",\"message\":", 11);
+  pbjson_string(&b, m, strlen(m));
+  buf_printf(&b, ",\"code\":%d}", code);
+  grpc_http_respond(req, http_status_for(code), "application/json", b.data, b.len);
+  buf_free(&b);
+}
+
+typedef struct gw_call {
+  grpc_http_req_t *req;
+  buf_t body;
+  bool streaming;
+  int sent;
+} gw_call_t;
+
+/* A response message from the handler: encode it. Streaming responses are wrapped in
+ * {"result": ...} lines, as grpc-gateway does. */
+static void gw_on_send(void *ctx, const ProtobufCMessage *msg) {
+  gw_call_t *gc = ctx;
+  if (gc->streaming) {
+    buf_append(&gc->body, "{\"result\":", 10);
+    pbjson_encode(msg, &gc->body);
+    buf_append(&gc->body, "}\n", 2);
+    grpc_http_respond_chunk(gc->req, gc->body.data, gc->body.len);
+    buf_reset(&gc->body);
+  } else if (!gc->sent) {
+    pbjson_encode(msg, &gc->body);
+  }
+  gc->sent++;
+}
+
+/* The handler finished: answer the HTTP request. */
+static void gw_on_finish(void *ctx, int status, const char *message) {
+  gw_call_t *gc = ctx;
+  if (gc->streaming && gc->sent) {
+    grpc_http_respond_end(gc->req);
+  } else if (status != GRPC_OK) {
+    respond_error(gc->req, status, message);
+  } else {
+    grpc_http_respond(gc->req, 200, "application/json", gc->body.data, gc->body.len);
+  }
+  buf_free(&gc->body);
+  free(gc);
+}
+
+static const grpc_local_ops_t gw_ops = {gw_on_send, gw_on_finish};
+
+void gateway_handle(grpc_server_t *g, grpc_http_req_t *req, const char *grpc_path, const uint8_t *body,
+                    size_t len) {
+  gw_call_t *gc = xcalloc(1, sizeof(*gc));
+  gc->req = req;
+  grpc_call_t *call = grpc_local_call_new(g, grpc_path, &gw_ops, gc);
+  if (!call) {
+    free(gc);
+    respond_error(req, GRPC_UNIMPLEMENTED, "unknown method");
+    return;
+  }
+  const grpc_method_t *m = grpc_call_method(call);
+  gc->streaming = m->kind == GRPC_SERVER_STREAM || m->kind == GRPC_BIDI_STREAM;
+  char err[200];
+  ProtobufCMessage *msg = NULL;
+  if (pbjson_decode(m->request, (const char *)body, len, grpc_call_arena(call), &msg, err, sizeof(err))) {
+    /* grpc-gateway reports a body it cannot parse as InvalidArgument */
+    grpc_local_call_abort(call);
+    respond_error(req, GRPC_INVALID_ARGUMENT, err);
+    return;
+  }
+  grpc_local_call_start(call, msg);
+}

@@ -1,0 +1,132 @@
+/* etcdserverpb.KV: Range, Put, DeleteRange, Txn, Compact.
+ * Reads are answered from local state (a single member is always up to date with what it
+ * has acknowledged); writes are proposed to the log and answered once applied. */
+#include <string.h>
+
+#include "api/api.h"
+#include "cetcd/errors.h"
+#include "mvcc/mvcc.h"
+
+/* Replies to a proposed write once it has been applied. */
+static void write_done(void *ctx, const apply_result_t *res) {
+  grpc_call_t *call = ctx;
+  if (res->err) {
+    api_finish_error(call, res->err);
+    return;
+  }
+  const ProtobufCMessage *msg = NULL;
+  if (res->put) {
+    res->put->header = api_header(call, res->put->header);
+    msg = &res->put->base;
+  } else if (res->delete_range) {
+    res->delete_range->header = api_header(call, res->delete_range->header);
+    msg = &res->delete_range->base;
+  } else if (res->txn) {
+    res->txn->header = api_header(call, res->txn->header);
+    msg = &res->txn->base;
+  } else if (res->compaction) {
+    res->compaction->header = api_header(call, res->compaction->header);
+    msg = &res->compaction->base;
+  }
+  if (!msg) {
+    api_finish_error(call, CETCD_EINVAL);
+    return;
+  }
+  api_reply(call, msg);
+}
+
+/* Proposes `ir` on behalf of the call. */
+static void propose(grpc_call_t *call, Cetcdinternal__InternalRequest *ir) {
+  server_propose(server_get(), ir, grpc_call_arena(call), write_done, call);
+}
+
+/* KV.Range: validated, then read at the requested revision. */
+static void kv_range(grpc_call_t *call, ProtobufCMessage *m) {
+  Etcdserverpb__RangeRequest *req = (Etcdserverpb__RangeRequest *)m;
+  if (req->key.len == 0) {
+    api_finish_error(call, CETCD_EKEYEMPTY);
+    return;
+  }
+  Etcdserverpb__RangeResponse *resp = NULL;
+  int rc = mvcc_apply_range(server_get()->mvcc, req, grpc_call_arena(call), &resp);
+  if (rc) {
+    api_finish_error(call, rc);
+    return;
+  }
+  resp->header = api_header(call, resp->header);
+  api_reply(call, &resp->base);
+}
+
+/* KV.Put: etcd's request checks, then proposed. */
+static void kv_put(grpc_call_t *call, ProtobufCMessage *m) {
+  Etcdserverpb__PutRequest *req = (Etcdserverpb__PutRequest *)m;
+  int rc = 0;
+  if (req->key.len == 0)
+    rc = CETCD_EKEYEMPTY;
+  else if (req->ignore_value && req->value.len)
+    rc = CETCD_EVALUEPROVIDED;
+  else if (req->ignore_lease && req->lease)
+    rc = CETCD_ELEASEPROVIDED;
+  if (rc) {
+    api_finish_error(call, rc);
+    return;
+  }
+  Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
+  ir.put = req;
+  propose(call, &ir);
+}
+
+/* KV.DeleteRange: proposed after the empty-key check. */
+static void kv_delete_range(grpc_call_t *call, ProtobufCMessage *m) {
+  Etcdserverpb__DeleteRangeRequest *req = (Etcdserverpb__DeleteRangeRequest *)m;
+  if (req->key.len == 0) {
+    api_finish_error(call, CETCD_EKEYEMPTY);
+    return;
+  }
+  Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
+  ir.delete_range = req;
+  propose(call, &ir);
+}
+
+/* KV.Txn: validated (size, keys, overlapping writes); a read-only txn is served as a read. */
+static void kv_txn(grpc_call_t *call, ProtobufCMessage *m) {
+  Etcdserverpb__TxnRequest *req = (Etcdserverpb__TxnRequest *)m;
+  server_t *srv = server_get();
+  int rc = mvcc_validate_txn(req, (int)srv->cfg->max_txn_ops);
+  if (rc) {
+    api_finish_error(call, rc);
+    return;
+  }
+  if (mvcc_txn_is_readonly(req)) {
+    Etcdserverpb__TxnResponse *resp = NULL;
+    rc = mvcc_apply_txn(srv->mvcc, req, grpc_call_arena(call), &resp);
+    if (rc) {
+      api_finish_error(call, rc);
+      return;
+    }
+    resp->header = api_header(call, resp->header);
+    api_reply(call, &resp->base);
+    return;
+  }
+  Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
+  ir.txn = req;
+  propose(call, &ir);
+}
+
+/* KV.Compact: proposed; the compaction runs as part of applying it. */
+static void kv_compact(grpc_call_t *call, ProtobufCMessage *m) {
+  Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
+  ir.compaction = (Etcdserverpb__CompactionRequest *)m;
+  propose(call, &ir);
+}
+
+const grpc_method_t api_kv_methods[] = {
+    {"/etcdserverpb.KV/Range", GRPC_UNARY, &etcdserverpb__range_request__descriptor, kv_range, NULL, NULL},
+    {"/etcdserverpb.KV/Put", GRPC_UNARY, &etcdserverpb__put_request__descriptor, kv_put, NULL, NULL},
+    {"/etcdserverpb.KV/DeleteRange", GRPC_UNARY, &etcdserverpb__delete_range_request__descriptor,
+     kv_delete_range, NULL, NULL},
+    {"/etcdserverpb.KV/Txn", GRPC_UNARY, &etcdserverpb__txn_request__descriptor, kv_txn, NULL, NULL},
+    {"/etcdserverpb.KV/Compact", GRPC_UNARY, &etcdserverpb__compaction_request__descriptor, kv_compact, NULL,
+     NULL},
+};
+const size_t api_kv_methods_len = sizeof(api_kv_methods) / sizeof(*api_kv_methods);

@@ -1,0 +1,140 @@
+/* The write pipeline of a single member: propose → WAL append → group-commit fdatasync →
+ * apply in log order (one LMDB transaction per durable batch) → reply.
+ *
+ * A single member is a one-member log: the index a proposal gets here is its log index, and
+ * "durable" is "committed". This is the seam where the Raft core plugs in: it will decide
+ * what is committed, and apply_committed() stays the same. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "cetcd/errors.h"
+#include "mvcc/mvcc.h"
+#include "server/server.h"
+#include "wal/wal.h"
+
+struct pending_entry {
+  pending_entry_t *next;
+  uint64_t index;
+  arena_t *arena;   /* where the response goes: the caller's, or `scratch` */
+  arena_t scratch;  /* used when the caller passed no arena, and for decoding */
+  propose_cb cb;
+  void *ctx;
+  apply_result_t res;
+  size_t len;
+  uint8_t data[]; /* the encoded InternalRequest, as logged */
+};
+
+/* Fails a proposal at once, without logging it. */
+static void fail_now(propose_cb cb, void *ctx, int err) {
+  apply_result_t res;
+  memset(&res, 0, sizeof(res));
+  res.err = err;
+  cb(ctx, &res);
+}
+
+void server_propose(server_t *srv, Cetcdinternal__InternalRequest *req, arena_t *arena, propose_cb cb,
+                    void *ctx) {
+  if (srv->stopping || srv->wal_failed) {
+    fail_now(cb, ctx, CETCD_ESTOPPED);
+    return;
+  }
+  req->id = ++srv->next_request_id;
+  size_t n = protobuf_c_message_get_packed_size(&req->base);
+  if (n > srv->cfg->max_request_bytes) {
+    fail_now(cb, ctx, CETCD_ETOOLARGE);
+    return;
+  }
+  pending_entry_t *p = xmalloc(sizeof(*p) + n);
+  memset(p, 0, sizeof(*p));
+  p->len = protobuf_c_message_pack(&req->base, p->data);
+  p->index = ++srv->last_index;
+  arena_init(&p->scratch);
+  p->arena = arena ? arena : &p->scratch;
+  p->cb = cb;
+  p->ctx = ctx;
+  int rc = wal_append_entry(srv->wal, p->index, srv->term, p->data, p->len);
+  if (rc) {
+    srv->last_index--;
+    arena_destroy(&p->scratch);
+    free(p);
+    LOGE("msg=\"WAL append failed\" error=\"%s\"", cetcd_strerror(rc));
+    fail_now(cb, ctx, rc);
+    return;
+  }
+  if (srv->pending_tail)
+    srv->pending_tail->next = p;
+  else
+    srv->pending_head = p;
+  srv->pending_tail = p;
+}
+
+/* Decodes and applies one logged entry. */
+static void apply_bytes(server_t *srv, const uint8_t *data, size_t len, arena_t *decode_arena, arena_t *out,
+                        apply_result_t *res) {
+  Cetcdinternal__InternalRequest *req =
+      cetcdinternal__internal_request__unpack(&decode_arena->pb, len, data);
+  memset(res, 0, sizeof(*res));
+  if (!req) {
+    /* Only our own encoder writes entries; a failure here means corruption. */
+    LOGE("msg=\"cannot decode a logged entry\" len=%zu", len);
+    res->err = CETCD_ECORRUPT;
+    return;
+  }
+  server_apply_entry(srv, req, out, res);
+}
+
+/* Applies every pending entry up to `durable` in one mvcc batch, then answers the
+ * proposers in log order. */
+void server_on_durable(server_t *srv, uint64_t durable) {
+  pending_entry_t *p = srv->pending_head;
+  if (!p || p->index > durable) return;
+  mvcc_batch_begin(srv->mvcc);
+  pending_entry_t *last = NULL;
+  for (; p && p->index <= durable; p = p->next) {
+    apply_bytes(srv, p->data, p->len, &p->scratch, p->arena, &p->res);
+    srv->applied_index = p->index;
+    last = p;
+  }
+  int rc = mvcc_batch_commit(srv->mvcc, srv->applied_index);
+  if (rc) {
+    LOGE("msg=\"backend commit failed\" error=\"%s\"", cetcd_strerror(rc));
+    abort(); /* the log is durable: restarting replays it; continuing would diverge */
+  }
+  pending_entry_t *stop = last->next;
+  p = srv->pending_head;
+  srv->pending_head = stop;
+  if (!stop) srv->pending_tail = NULL;
+  while (p != stop) {
+    pending_entry_t *next = p->next;
+    p->cb(p->ctx, &p->res);
+    arena_destroy(&p->scratch);
+    free(p);
+    p = next;
+  }
+}
+
+/* Fails every proposal that is still waiting (the WAL broke or the server stops). */
+void server_fail_pending(server_t *srv, int err) {
+  pending_entry_t *p = srv->pending_head;
+  srv->pending_head = srv->pending_tail = NULL;
+  while (p) {
+    pending_entry_t *next = p->next;
+    fail_now(p->cb, p->ctx, err);
+    arena_destroy(&p->scratch);
+    free(p);
+    p = next;
+  }
+}
+
+/* Replays one entry read back from the WAL at start (index > the backend's consistent
+ * index), inside the caller's open batch. */
+void server_replay_entry(server_t *srv, uint64_t index, const uint8_t *data, size_t len) {
+  arena_t a;
+  arena_init(&a);
+  apply_result_t res;
+  apply_bytes(srv, data, len, &a, &a, &res);
+  arena_destroy(&a);
+  srv->applied_index = index;
+}

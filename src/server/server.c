@@ -1,0 +1,285 @@
+/* Server lifecycle: open storage, replay the WAL, bind the client listeners, announce
+ * readiness, shut down gracefully. */
+#include "server/server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api/api.h"
+#include "base/alloc.h"
+#include "base/log.h"
+#include "cetcd/errors.h"
+#include "grpc/grpc_server.h"
+#include "mvcc/mvcc.h"
+#include "server/http.h"
+#include "server/ids.h"
+#include "server/urls.h"
+#include "wal/wal.h"
+
+void server_on_durable(server_t *srv, uint64_t durable);
+void server_fail_pending(server_t *srv, int err);
+void server_replay_entry(server_t *srv, uint64_t index, const uint8_t *data, size_t len);
+
+static server_t *the_server;
+
+server_t *server_get(void) { return the_server; }
+
+/* Creates dir and its parents (mode 0700 like etcd's data dirs). */
+static int mkdir_p(const char *dir) {
+  char tmp[PATH_MAX];
+  if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp)) return -ENAMETOOLONG;
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(tmp, 0700) && errno != EEXIST) return -errno;
+    *p = '/';
+  }
+  if (mkdir(tmp, 0700) && errno != EEXIST) return -errno;
+  return 0;
+}
+
+/* ---- WAL replay ------------------------------------------------------------------- */
+
+typedef struct replay_ctx {
+  server_t *srv;
+  uint64_t consistent_index;
+  uint64_t last_term;
+  uint64_t replayed;
+} replay_ctx_t;
+
+/* Applies WAL entries the backend has not seen yet (the batch is open). */
+static int replay_entry(void *ctx, uint64_t index, uint64_t term, const uint8_t *data, size_t len) {
+  replay_ctx_t *rc = ctx;
+  if (term > rc->last_term) rc->last_term = term;
+  if (index > rc->srv->last_index) rc->srv->last_index = index;
+  if (index <= rc->consistent_index) return 0;
+  server_replay_entry(rc->srv, index, data, len);
+  rc->replayed++;
+  return 0;
+}
+
+/* Remembers the highest term seen in a hard state record. */
+static int replay_hardstate(void *ctx, uint64_t term, uint64_t vote, uint64_t commit) {
+  replay_ctx_t *rc = ctx;
+  (void)vote;
+  (void)commit;
+  if (term > rc->last_term) rc->last_term = term;
+  return 0;
+}
+
+/* ---- WAL callbacks (loop thread) ---------------------------------------------------- */
+
+/* Entries up to `index` are on disk: apply and answer them. */
+static void on_wal_durable(void *ctx, uint64_t index) { server_on_durable(ctx, index); }
+
+/* The WAL cannot write: nothing more can be acknowledged. */
+static void on_wal_error(void *ctx, int err) {
+  server_t *srv = ctx;
+  LOGE("msg=\"WAL write failed; refusing writes\" error=\"%s\"", cetcd_strerror(err));
+  srv->wal_failed = true;
+  server_fail_pending(srv, CETCD_ESTOPPED);
+}
+
+/* ---- periodic backend sync ---------------------------------------------------------- */
+
+/* Worker thread: flushes LMDB to disk. */
+static void sync_work(uv_work_t *w) {
+  server_t *srv = w->data;
+  int rc = mvcc_sync(srv->mvcc);
+  if (rc) LOGE("msg=\"backend sync failed\" error=\"%s\"", cetcd_strerror(rc));
+  else srv->sync_running = true; /* success marker read in sync_done */
+}
+
+/* Loop thread: the backend is durable up to sync_index, so older WAL segments can go. */
+static void sync_done(uv_work_t *w, int status) {
+  server_t *srv = w->data;
+  if (status == 0 && srv->sync_running) wal_release_before(srv->wal, srv->sync_index);
+  srv->sync_running = false;
+  w->data = NULL;
+}
+
+/* Timer: starts a backend sync when there is something new and none is running. */
+static void on_sync_timer(uv_timer_t *t) {
+  server_t *srv = t->data;
+  if (srv->sync_work.data || srv->stopping) return;
+  srv->sync_index = srv->applied_index;
+  srv->sync_running = false;
+  srv->sync_work.data = srv;
+  uv_queue_work(srv->loop, &srv->sync_work, sync_work, sync_done);
+}
+
+/* ---- identity ----------------------------------------------------------------------- */
+
+/* Loads the member and cluster ids from the backend, or derives and stores them on first
+ * start (etcd's derivation: from the peer URLs, the cluster token and the members). */
+static int load_identity(server_t *srv) {
+  uint8_t buf[16];
+  size_t n = sizeof(buf);
+  if (mvcc_meta_get(srv->mvcc, "cetcd_ids", buf, &n) == 0 && n == 16) {
+    uint64_t m = 0, c = 0;
+    for (int i = 0; i < 8; i++) m = m << 8 | buf[i];
+    for (int i = 8; i < 16; i++) c = c << 8 | buf[i];
+    srv->member_id = m;
+    srv->cluster_id = c;
+    return 0;
+  }
+  int rc = ids_for_config(srv->cfg, &srv->member_id, &srv->cluster_id);
+  if (rc) return rc;
+  for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(srv->member_id >> (56 - 8 * i));
+  for (int i = 0; i < 8; i++) buf[8 + i] = (uint8_t)(srv->cluster_id >> (56 - 8 * i));
+  mvcc_batch_begin(srv->mvcc);
+  mvcc_meta_put(srv->mvcc, "cetcd_ids", buf, 16);
+  return mvcc_batch_commit(srv->mvcc, mvcc_consistent_index(srv->mvcc));
+}
+
+/* ---- start / stop ------------------------------------------------------------------- */
+
+/* Signal handler: graceful stop. */
+static void on_signal(uv_signal_t *s, int signum) {
+  server_t *srv = s->data;
+  LOGI("msg=\"received signal; shutting down\" signal=%d", signum);
+  server_stop(srv);
+}
+
+/* Opens LMDB and the WAL and replays what the backend has not applied. */
+static int open_storage(server_t *srv) {
+  cetcd_config_t *cfg = srv->cfg;
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/member/snap", cfg->data_dir);
+  int rc = mkdir_p(path);
+  if (rc) {
+    LOGE("msg=\"cannot create data dir\" path=%s error=\"%s\"", path, cetcd_strerror(rc));
+    return rc;
+  }
+  mvcc_opts_t mo;
+  memset(&mo, 0, sizeof(mo));
+  rc = mvcc_open(path, &mo, &srv->mvcc);
+  if (rc) {
+    LOGE("msg=\"cannot open backend\" path=%s error=\"%s\"", path, cetcd_strerror(rc));
+    return rc;
+  }
+  char walpath[PATH_MAX];
+  if (cfg->wal_dir && *cfg->wal_dir)
+    snprintf(walpath, sizeof(walpath), "%s", cfg->wal_dir);
+  else
+    snprintf(walpath, sizeof(walpath), "%s/member/wal", cfg->data_dir);
+  if ((rc = mkdir_p(walpath))) {
+    LOGE("msg=\"cannot create WAL dir\" path=%s error=\"%s\"", walpath, cetcd_strerror(rc));
+    return rc;
+  }
+  replay_ctx_t rctx = {.srv = srv, .consistent_index = mvcc_consistent_index(srv->mvcc)};
+  srv->last_index = srv->applied_index = rctx.consistent_index;
+  wal_replay_t cbs = {.on_entry = replay_entry, .on_hardstate = replay_hardstate};
+  mvcc_batch_begin(srv->mvcc);
+  rc = wal_open(walpath, NULL, &cbs, &rctx, &srv->wal);
+  if (rc) {
+    mvcc_batch_abort(srv->mvcc);
+    LOGE("msg=\"cannot open WAL\" path=%s error=\"%s\" fix=\"move the data dir aside and restore from a "
+         "snapshot, or fix the disk\"",
+         walpath, cetcd_strerror(rc));
+    return rc;
+  }
+  if ((rc = mvcc_batch_commit(srv->mvcc, srv->applied_index))) return rc;
+  if (rctx.replayed) LOGI("msg=\"replayed WAL\" entries=%" PRIu64 " applied-index=%" PRIu64, rctx.replayed,
+                          srv->applied_index);
+  /* A single member elects itself at every start: a new term, like etcd's. */
+  srv->term = (rctx.last_term ? rctx.last_term : 1) + 1;
+  if ((rc = wal_append_hardstate(srv->wal, srv->term, 0, srv->last_index))) return rc;
+  return wal_start(srv->wal, srv->loop, on_wal_durable, on_wal_error, srv);
+}
+
+/* Binds every --listen-client-urls address. */
+static int listen_clients(server_t *srv) {
+  cetcd_config_t *cfg = srv->cfg;
+  grpc_server_opts_t go = {
+      .max_recv_msg_bytes = cfg->max_request_bytes + 512 * 1024,
+      .max_concurrent_streams = cfg->max_concurrent_streams,
+      .http1 = http_handle,
+      .http1_ctx = srv,
+  };
+  srv->grpc = grpc_server_new(srv->loop, &go);
+  api_register_all(srv->grpc);
+  for (size_t i = 0; i < cfg->n_listen_client_urls; i++) {
+    url_t u;
+    char err[256];
+    int rc = urls_parse_one(cfg->listen_client_urls[i], &u, err, sizeof(err));
+    if (rc) {
+      LOGE("msg=\"bad listen-client-urls\" error=\"%s\"", err);
+      return rc;
+    }
+    rc = grpc_server_listen(srv->grpc, u.host, u.port);
+    if (rc) {
+      LOGE("msg=\"cannot listen for clients\" address=%s:%d error=\"%s\" fix=\"choose a free port with "
+           "--listen-client-urls\"",
+           u.host, u.port, uv_strerror(rc));
+      urls_free_one(&u);
+      return rc;
+    }
+    LOGI("msg=\"serving insecure client requests on %s:%d, this is strongly discouraged!\"", u.host, u.port);
+    urls_free_one(&u);
+  }
+  return 0;
+}
+
+int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
+  memset(srv, 0, sizeof(*srv));
+  srv->loop = loop;
+  srv->cfg = cfg;
+  the_server = srv;
+  srv->peer_urls = cfg->initial_advertise_peer_urls;
+  srv->n_peer_urls = cfg->n_initial_advertise_peer_urls;
+  srv->client_urls = cfg->advertise_client_urls;
+  srv->n_client_urls = cfg->n_advertise_client_urls;
+  LOGI("msg=\"starting cetcd\" etcd-version=%s name=%s data-dir=%s", CETCD_ETCD_VERSION, cfg->name,
+       cfg->data_dir);
+  int rc = open_storage(srv);
+  if (rc) return rc;
+  if ((rc = load_identity(srv))) return rc;
+  LOGI("msg=\"starting member\" member-id=%016" PRIx64 " cluster-id=%016" PRIx64 " term=%" PRIu64
+       " applied-index=%" PRIu64 " revision=%" PRId64,
+       srv->member_id, srv->cluster_id, srv->term, srv->applied_index, mvcc_rev(srv->mvcc));
+  if ((rc = listen_clients(srv))) return rc;
+  uv_signal_init(loop, &srv->sigterm);
+  uv_signal_init(loop, &srv->sigint);
+  srv->sigterm.data = srv->sigint.data = srv;
+  uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&srv->sigint, on_signal, SIGINT);
+  uv_timer_init(loop, &srv->sync_timer);
+  srv->sync_timer.data = srv;
+  uv_timer_start(&srv->sync_timer, on_sync_timer, 1000, 1000);
+  /* The lines etcd's tooling waits for. */
+  LOGI("msg=\"%016" PRIx64 " became leader at term %" PRIu64 "\"", srv->member_id, srv->term);
+  LOGI("msg=\"enabled capabilities for version\" cluster-version=%s", CETCD_CLUSTER_VERSION);
+  LOGI("msg=\"published local member to cluster through raft\" local-member-id=%016" PRIx64
+       " cluster-id=%016" PRIx64,
+       srv->member_id, srv->cluster_id);
+  LOGI("msg=\"ready to serve client requests\"");
+  return 0;
+}
+
+/* Final step of shutdown once the gRPC connections are gone. */
+static void after_grpc_shutdown(void *arg) {
+  server_t *srv = arg;
+  server_fail_pending(srv, CETCD_ESTOPPED);
+  wal_close(srv->wal);
+  srv->wal = NULL;
+  mvcc_sync(srv->mvcc);
+  mvcc_close(srv->mvcc);
+  srv->mvcc = NULL;
+  uv_close((uv_handle_t *)&srv->sigterm, NULL);
+  uv_close((uv_handle_t *)&srv->sigint, NULL);
+  uv_close((uv_handle_t *)&srv->sync_timer, NULL);
+  LOGI("msg=\"stopped cetcd\"");
+}
+
+void server_stop(server_t *srv) {
+  if (srv->stopping) return;
+  srv->stopping = true;
+  uv_timer_stop(&srv->sync_timer);
+  grpc_server_shutdown(srv->grpc, 5000, after_grpc_shutdown, srv);
+}

@@ -1,0 +1,89 @@
+/* The server: storage, the write pipeline, listeners and lifecycle. One instance per
+ * process, owned by main and reached by the api handlers through server_get(). Everything
+ * here runs on the libuv loop thread. */
+#ifndef CETCD_SERVER_H
+#define CETCD_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/arena.h"
+#include "internal.pb-c.h"
+#include "rpc.pb-c.h"
+#include "server/config.h"
+
+typedef struct grpc_server grpc_server_t;
+typedef struct mvcc_store mvcc_store_t;
+typedef struct wal wal_t;
+
+/* The result of applying one log entry, handed to the proposer's callback. Exactly one of
+ * the response pointers is set (matching the request) when err == 0. Responses live in the
+ * arena the proposer passed in. */
+typedef struct apply_result {
+  int err; /* 0 or a negative CETCD_E* code */
+  Etcdserverpb__PutResponse *put;
+  Etcdserverpb__DeleteRangeResponse *delete_range;
+  Etcdserverpb__TxnResponse *txn;
+  Etcdserverpb__CompactionResponse *compaction;
+} apply_result_t;
+
+/* Called on the loop thread once the proposal has been made durable and applied (or has
+ * failed). `res` is borrowed for the duration of the call. */
+typedef void (*propose_cb)(void *ctx, const apply_result_t *res);
+
+typedef struct pending_entry pending_entry_t;
+
+typedef struct server {
+  uv_loop_t *loop;
+  cetcd_config_t *cfg;
+  mvcc_store_t *mvcc;
+  wal_t *wal;
+  grpc_server_t *grpc;
+  uint64_t cluster_id;
+  uint64_t member_id;
+  uint64_t term;
+  char **peer_urls; /* this member's advertised peer URLs (owned) */
+  size_t n_peer_urls;
+  char **client_urls; /* this member's advertised client URLs (owned) */
+  size_t n_client_urls;
+  uint64_t last_index;    /* highest index handed to the WAL */
+  uint64_t applied_index; /* highest index applied to mvcc */
+  uint64_t next_request_id;
+  pending_entry_t *pending_head; /* proposals waiting for durability, in index order */
+  pending_entry_t *pending_tail;
+  bool stopping;
+  bool wal_failed;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t sync_timer; /* periodic LMDB sync + WAL release */
+  uv_work_t sync_work;
+  bool sync_running;
+  uint64_t sync_index; /* consistent index covered by the running sync */
+} server_t;
+
+/* The process's server (NULL before server_start). */
+server_t *server_get(void);
+
+/* Opens storage, replays the WAL, binds listeners and prints the readiness lines. On
+ * failure logs the cause and returns a negative code. cfg is borrowed for the server's life. */
+int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg);
+
+/* Begins graceful shutdown: GOAWAY to clients, finish in-flight work, flush the WAL, close
+ * storage. The loop ends once everything is closed. */
+void server_stop(server_t *srv);
+
+/* Fills a response header with the cluster/member ids, raft term and current revision. */
+void server_fill_header(server_t *srv, Etcdserverpb__ResponseHeader *h, int64_t revision);
+
+/* Proposes a state change: it is logged, made durable, applied in log order, and then cb
+ * runs with the result, whose responses are allocated in `arena` (borrowed; must outlive
+ * the callback — if the caller may go away first, it passes arena NULL and a scratch arena
+ * is used). `req` is borrowed for this call only (it is encoded at once). */
+void server_propose(server_t *srv, Cetcdinternal__InternalRequest *req, arena_t *arena, propose_cb cb,
+                    void *ctx);
+
+/* Applies one decoded entry inside an open mvcc batch. Responses go in `arena`. */
+void server_apply_entry(server_t *srv, const Cetcdinternal__InternalRequest *req, arena_t *arena,
+                        apply_result_t *res);
+
+#endif
