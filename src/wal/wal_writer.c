@@ -1,0 +1,225 @@
+/* The writer thread: takes the pending batch, writes it with one pwritev preceded by a
+ * BATCH record, makes it durable with one fdatasync, publishes the durable index and
+ * wakes the loop; rotates full segments and deletes released ones. Any write or sync
+ * failure is fatal for the WAL: after a failed fdatasync the page cache state of the
+ * file is unknown, so the descriptor is never synced again (fsyncgate). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "cetcd/errors.h"
+#include "wal/wal_int.h"
+
+/* Batch buffers larger than this are freed after use instead of kept. */
+#define KEEP_BUF_MAX (8u * 1024 * 1024)
+
+static int pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off) {
+  while (cnt > 0) {
+    ssize_t n = pwritev(fd, iov, cnt, (off_t)off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (n == 0) return -EIO;
+    off += (uint64_t)n;
+    while (cnt > 0 && (size_t)n >= iov->iov_len) {
+      n -= (ssize_t)iov->iov_len;
+      iov++;
+      cnt--;
+    }
+    if (cnt > 0) {
+      iov->iov_base = (uint8_t *)iov->iov_base + n;
+      iov->iov_len -= (size_t)n;
+    }
+  }
+  return 0;
+}
+
+static const char *cur_name(wal_t *w, char *buf, size_t n) {
+  wal_seg_t *s = &w->segs[w->nsegs - 1];
+  wal_segment_name(buf, n, s->seq, s->first_index);
+  return buf;
+}
+
+void wal_batch_record(uint8_t *out, uint64_t off, uint64_t nbytes, uint64_t seq) {
+  uint8_t fixed[24];
+  wal_put_u64(fixed, off);
+  wal_put_u64(fixed + 8, nbytes);
+  wal_put_u64(fixed + 16, seq);
+  wal_record_encode(out, WAL_REC_BATCH, fixed, sizeof(fixed), NULL, 0);
+}
+
+/* Writes records (len bytes) as one batch at the current offset and syncs it. inj, if
+ * non-zero, is an injected failure. Returns 0 or -errno. */
+static int write_records(wal_t *w, const uint8_t *recs, size_t len, int inj) {
+  uint8_t hdr[WAL_BATCH_REC_SIZE];
+  wal_batch_record(hdr, w->off, len, w->segs[w->nsegs - 1].seq);
+  struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)recs, len}};
+  char name[64];
+  int rc = inj ? inj : pwritev_all(w->fd, iov, len ? 2 : 1, w->off);
+  if (rc) {
+    LOGE("wal: write failed dir=%s file=%s offset=%" PRIu64 " bytes=%zu err=\"%s\"", w->dir,
+         cur_name(w, name, sizeof(name)), w->off, sizeof(hdr) + len, strerror(-rc));
+    return rc;
+  }
+  rc = wal_fsync_fd(w->fd, true);
+  pthread_mutex_lock(&w->mu);
+  w->fsyncs++;
+  pthread_mutex_unlock(&w->mu);
+  if (rc) {
+    LOGE("wal: fdatasync failed, the WAL is unusable dir=%s file=%s err=\"%s\"", w->dir,
+         cur_name(w, name, sizeof(name)), strerror(-rc));
+    return rc;
+  }
+  w->off += sizeof(hdr) + len;
+  return 0;
+}
+
+/* Records what a durable batch contained. */
+static void note_batch(wal_t *w, const wal_batch_t *b) {
+  wal_seg_t *s = &w->segs[w->nsegs - 1];
+  if (b->has_entry) {
+    if (!s->has_entries || b->max_index > s->max_index) s->max_index = b->max_index;
+    s->has_entries = true;
+    w->has_index = true;
+    w->last_index = b->last_index;
+  }
+  if (b->has_hs) {
+    w->has_hs = true;
+    memcpy(w->hs, b->hs, sizeof(w->hs));
+  }
+  if (b->has_snap) {
+    w->has_snap = true;
+    memcpy(w->snap, b->snap, sizeof(w->snap));
+  }
+}
+
+int wal_writer_rotate(wal_t *w) {
+  char name[64];
+  int rc = wal_segment_cut(w->fd, w->off, 0);
+  if (rc) {
+    LOGE("wal: cannot seal segment dir=%s file=%s err=\"%s\"", w->dir, cur_name(w, name, sizeof(name)),
+         strerror(-rc));
+    return rc;
+  }
+  wal_seg_t *cur = &w->segs[w->nsegs - 1];
+  wal_seg_t next = {.seq = cur->seq + 1, .first_index = w->has_index ? w->last_index + 1 : cur->first_index};
+  int fd;
+  rc = wal_segment_create(w->dirfd, w->dir, next.seq, next.first_index, w->seg_size, &fd);
+  if (rc) return rc;
+  close(w->fd);
+  w->fd = fd;
+  w->off = 0;
+  if (w->nsegs == w->capsegs) {
+    w->capsegs = w->capsegs ? w->capsegs * 2 : 8;
+    w->segs = xrealloc(w->segs, w->capsegs * sizeof(*w->segs));
+  }
+  w->segs[w->nsegs++] = next;
+  pthread_mutex_lock(&w->mu);
+  w->nsegs_pub = w->nsegs;
+  pthread_mutex_unlock(&w->mu);
+  LOGI("wal: new segment dir=%s file=%s", w->dir, cur_name(w, name, sizeof(name)));
+
+  /* Start the segment with the latest hard state and snapshot marker, so that deleting
+   * older segments never loses them. */
+  uint8_t recs[2 * WAL_HDR_SIZE + 24 + 16], fixed[24];
+  size_t len = 0;
+  if (w->has_hs) {
+    for (int i = 0; i < 3; i++) wal_put_u64(fixed + 8 * i, w->hs[i]);
+    len += wal_record_encode(recs + len, WAL_REC_HARDSTATE, fixed, 24, NULL, 0);
+  }
+  if (w->has_snap) {
+    for (int i = 0; i < 2; i++) wal_put_u64(fixed + 8 * i, w->snap[i]);
+    len += wal_record_encode(recs + len, WAL_REC_SNAPSHOT, fixed, 16, NULL, 0);
+  }
+  return len ? write_records(w, recs, len, 0) : 0;
+}
+
+/* Deletes the oldest segments whose entries are all below index, keeping the last. */
+static void release_segments(wal_t *w, uint64_t index) {
+  size_t k = 0;
+  while (k + 1 < w->nsegs && (!w->segs[k].has_entries || w->segs[k].max_index < index)) {
+    if (wal_segment_remove(w->dirfd, w->dir, &w->segs[k])) break;
+    k++;
+  }
+  if (!k) return;
+  wal_fsync_fd(w->dirfd, false);
+  memmove(w->segs, w->segs + k, (w->nsegs - k) * sizeof(*w->segs));
+  w->nsegs -= k;
+  pthread_mutex_lock(&w->mu);
+  w->nsegs_pub = w->nsegs;
+  pthread_mutex_unlock(&w->mu);
+  LOGI("wal: released segments dir=%s count=%zu before-index=%" PRIu64, w->dir, k, index);
+}
+
+static void reset_batch(wal_batch_t *b) {
+  if (b->buf.cap > KEEP_BUF_MAX) buf_free(&b->buf);
+  buf_reset(&b->buf);
+  b->has_entry = b->has_hs = b->has_snap = false;
+}
+
+void *wal_writer_main(void *arg) {
+  wal_t *w = arg;
+  uint64_t released = 0;
+  pthread_mutex_lock(&w->mu);
+  for (;;) {
+    while (!w->stopping && w->pending->buf.len == 0 && w->sync_req == w->sync_done &&
+           w->release_req == w->release_done) {
+      w->writer_idle = true;
+      pthread_cond_wait(&w->wake, &w->mu);
+      w->writer_idle = false;
+    }
+    wal_batch_t *b = w->pending;
+    if (w->stopping && b->buf.len == 0 && w->sync_req == w->sync_done && w->release_req == w->release_done)
+      break;
+    w->pending = b == &w->batches[0] ? &w->batches[1] : &w->batches[0];
+    uint64_t sync_target = w->sync_req, release_target = w->release_req;
+    int err = w->err, inj = w->inject_err;
+    w->inject_err = 0;
+    pthread_mutex_unlock(&w->mu);
+
+    int rc = 0;
+    if (!err && b->buf.len) {
+      rc = write_records(w, b->buf.data, b->buf.len, inj);
+      if (!rc) note_batch(w, b);
+    }
+
+    pthread_mutex_lock(&w->mu);
+    bool notify = false;
+    if (rc && !w->err) w->err = rc, notify = true;
+    if (!rc && !err && b->has_entry) {
+      w->has_durable = true;
+      w->durable_index = b->last_index;
+      w->durable_seq++;
+      notify = true;
+    }
+    reset_batch(b);
+    if (notify && w->loop) uv_async_send(&w->async);
+    bool rotate = !w->err && w->off >= w->seg_size;
+    err = w->err;
+    pthread_mutex_unlock(&w->mu);
+
+    /* Housekeeping runs while new appends gather in the other batch. */
+    if (rotate) rc = wal_writer_rotate(w);
+    if (!err && !rc && release_target > released) {
+      release_segments(w, release_target);
+      released = release_target;
+    }
+
+    pthread_mutex_lock(&w->mu);
+    if (rc && !w->err) {
+      w->err = rc;
+      if (w->loop) uv_async_send(&w->async);
+    }
+    w->sync_done = sync_target;
+    w->release_done = release_target;
+    pthread_cond_broadcast(&w->done);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}

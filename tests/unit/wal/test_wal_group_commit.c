@@ -1,0 +1,216 @@
+/* The writer thread driven from a libuv loop: group commit, durability callbacks,
+ * sequential appends, write failures and close. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+// clang-format off
+#include <cmocka.h>
+// clang-format on
+
+#include "cetcd/errors.h"
+#include "wal/wal.h"
+#include "wal_test_util.h"
+
+typedef struct ctx {
+  uv_loop_t loop;
+  wal_t *w;
+  uint64_t durable; /* last index reported */
+  uint64_t ncalls;  /* on_durable calls */
+  int err;          /* on_error's code */
+  int nerr;         /* on_error calls */
+  uint64_t stop_at; /* stop the loop when this index is durable */
+  uint64_t next;    /* next index to append (sequential and idle tests) */
+  uint64_t last;    /* last index to append */
+  uv_idle_t idle;
+} ctx_t;
+
+static void on_durable(void *p, uint64_t index) {
+  ctx_t *c = p;
+  assert_true(index >= c->durable); /* no overwrites in these tests */
+  c->durable = index;
+  c->ncalls++;
+  if (index == c->stop_at) uv_stop(&c->loop);
+}
+
+static void on_error(void *p, int err) {
+  ctx_t *c = p;
+  c->err = err;
+  c->nerr++;
+  uv_stop(&c->loop);
+}
+
+static void open_ctx(ctx_t *c, const char *dir) {
+  memset(c, 0, sizeof(*c));
+  assert_int_equal(uv_loop_init(&c->loop), 0);
+  wal_options_t o = {
+      .segment_size = 1 << 20, .loop = &c->loop, .on_durable = on_durable, .on_error = on_error, .ctx = c};
+  assert_int_equal(wal_open(dir, &o, NULL, &c->w), 0);
+}
+
+/* Closes the WAL, lets the loop close the async handle and closes the loop. */
+static int close_ctx(ctx_t *c) {
+  int rc = wal_close(c->w);
+  c->w = NULL;
+  assert_int_equal(uv_run(&c->loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(uv_loop_close(&c->loop), 0);
+  return rc;
+}
+
+static void test_group_commit_burst(void **state) {
+  (void)state;
+  char *dir = make_tmpdir();
+  ctx_t c;
+  open_ctx(&c, dir);
+  char data[100];
+  memset(data, 'x', sizeof(data));
+  c.stop_at = 1000;
+  for (uint64_t i = 1; i <= 1000; i++) assert_int_equal(wal_append_entry(c.w, i, 1, data, sizeof(data)), 0);
+  uv_run(&c.loop, UV_RUN_DEFAULT);
+  assert_int_equal(c.durable, 1000);
+  assert_int_equal(c.nerr, 0);
+  uint64_t fs = wal_fsync_count(c.w);
+  assert_true(fs >= 1);
+  assert_true(fs <= 50);
+  assert_true(c.ncalls <= fs);
+  assert_int_equal(close_ctx(&c), 0);
+  coll_t col = {0};
+  wal_replay_t r = coll_replay(&col);
+  wal_t *w;
+  assert_int_equal(wal_open(dir, NULL, &r, &w), 0);
+  assert_int_equal(col.n, 1000);
+  assert_int_equal(col.e[999].index, 1000);
+  assert_int_equal(wal_close(w), 0);
+  coll_free(&col);
+  rm_tmpdir(dir);
+}
+
+/* Appends keep arriving from the loop (a few per iteration) while the writer syncs: one
+ * fdatasync serves everything that arrived meanwhile. */
+static void idle_cb(uv_idle_t *h) {
+  ctx_t *c = h->data;
+  char data[64] = "v";
+  for (int k = 0; k < 3 && c->next <= c->last; k++)
+    assert_int_equal(wal_append_entry(c->w, c->next++, 1, data, sizeof(data)), 0);
+  if (c->next > c->last) uv_idle_stop(h);
+}
+
+static void test_group_commit_streaming(void **state) {
+  (void)state;
+  char *dir = make_tmpdir();
+  ctx_t c;
+  open_ctx(&c, dir);
+  c.next = 1;
+  c.last = c.stop_at = 1000;
+  uv_idle_init(&c.loop, &c.idle);
+  c.idle.data = &c;
+  uv_idle_start(&c.idle, idle_cb);
+  uv_run(&c.loop, UV_RUN_DEFAULT);
+  assert_int_equal(c.durable, 1000);
+  uint64_t fs = wal_fsync_count(c.w);
+  print_message("streaming: 1000 appends, %llu fdatasync, %llu on_durable calls\n", (unsigned long long)fs,
+                (unsigned long long)c.ncalls);
+  assert_true(fs < 500);
+  uv_close((uv_handle_t *)&c.idle, NULL);
+  assert_int_equal(close_ctx(&c), 0);
+  rm_tmpdir(dir);
+}
+
+/* One client, sequential: the next append only after the previous one is durable. */
+static void seq_durable(void *p, uint64_t index) {
+  ctx_t *c = p;
+  assert_int_equal(index, c->next - 1);
+  c->durable = index;
+  c->ncalls++;
+  if (c->next > c->last) {
+    uv_stop(&c->loop);
+    return;
+  }
+  assert_int_equal(wal_append_entry(c->w, c->next++, 1, "s", 1), 0);
+}
+
+static void test_sequential_appends(void **state) {
+  (void)state;
+  char *dir = make_tmpdir();
+  ctx_t c;
+  memset(&c, 0, sizeof(c));
+  uv_loop_init(&c.loop);
+  wal_options_t o = {.loop = &c.loop, .on_durable = seq_durable, .on_error = on_error, .ctx = &c};
+  assert_int_equal(wal_open(dir, &o, NULL, &c.w), 0);
+  c.next = 2;
+  c.last = 20;
+  assert_int_equal(wal_append_entry(c.w, 1, 1, "s", 1), 0);
+  uv_run(&c.loop, UV_RUN_DEFAULT);
+  assert_int_equal(c.durable, 20);
+  assert_int_equal(c.ncalls, 20);
+  assert_int_equal(wal_fsync_count(c.w), 20);
+  assert_int_equal(close_ctx(&c), 0);
+  rm_tmpdir(dir);
+}
+
+/* A failed write or sync: on_error once, nothing after the failure is acknowledged,
+ * appends fail, close reports it, and the entry is not in the log. */
+static void test_write_error(void **state) {
+  (void)state;
+  char *dir = make_tmpdir();
+  ctx_t c;
+  open_ctx(&c, dir);
+  c.stop_at = 10;
+  for (uint64_t i = 1; i <= 10; i++) assert_int_equal(wal_append_entry(c.w, i, 1, "a", 1), 0);
+  uv_run(&c.loop, UV_RUN_DEFAULT);
+  assert_int_equal(c.durable, 10);
+  wal_debug_inject_error(c.w, -EIO);
+  assert_int_equal(wal_append_entry(c.w, 11, 1, "b", 1), 0);
+  uv_run(&c.loop, UV_RUN_DEFAULT);
+  assert_int_equal(c.nerr, 1);
+  assert_int_equal(c.err, -EIO);
+  assert_int_equal(c.durable, 10);
+  assert_int_equal(wal_durable_index(c.w), 10);
+  assert_int_equal(wal_append_entry(c.w, 12, 1, "c", 1), -EIO);
+  assert_int_equal(wal_append_hardstate(c.w, 1, 1, 1), -EIO);
+  assert_int_equal(wal_sync_now(c.w), -EIO);
+  assert_int_equal(close_ctx(&c), -EIO);
+  assert_int_equal(c.nerr, 1);
+  coll_t col = {0};
+  wal_replay_t r = coll_replay(&col);
+  wal_t *w;
+  assert_int_equal(wal_open(dir, NULL, &r, &w), 0);
+  assert_int_equal(col.n, 10);
+  assert_int_equal(wal_close(w), 0);
+  coll_free(&col);
+  rm_tmpdir(dir);
+}
+
+/* Close flushes what is pending even if the loop never ran. */
+static void test_close_flushes(void **state) {
+  (void)state;
+  char *dir = make_tmpdir();
+  ctx_t c;
+  open_ctx(&c, dir);
+  for (uint64_t i = 1; i <= 100; i++) assert_int_equal(wal_append_entry(c.w, i, 1, "z", 1), 0);
+  assert_int_equal(wal_append_hardstate(c.w, 2, 1, 100), 0);
+  assert_int_equal(close_ctx(&c), 0);
+  assert_int_equal(c.ncalls, 0); /* no callbacks after wal_close */
+  coll_t col = {0};
+  wal_replay_t r = coll_replay(&col);
+  wal_t *w;
+  assert_int_equal(wal_open(dir, NULL, &r, &w), 0);
+  assert_int_equal(col.n, 100);
+  assert_int_equal(col.nhs, 1);
+  assert_int_equal(col.hs[2], 100);
+  assert_int_equal(wal_close(w), 0);
+  coll_free(&col);
+  rm_tmpdir(dir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_group_commit_burst), cmocka_unit_test(test_group_commit_streaming),
+      cmocka_unit_test(test_sequential_appends), cmocka_unit_test(test_write_error),
+      cmocka_unit_test(test_close_flushes),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
