@@ -1,0 +1,328 @@
+/* LMDB environment, buckets, batches with a redo log, reads, sync and sizes. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "cetcd/errors.h"
+#include "mvcc/backend_int.h"
+
+/* etcd's buckets, in byte order (the order the whole-backend hash visits them). */
+static const char *const bucket_names[] = {"alarm", "auth",  "authRoles", "authUsers",       "cluster",
+                                           "key",   "lease", "members",   "members_removed", "meta"};
+enum { NBUCKETS = sizeof(bucket_names) / sizeof(bucket_names[0]) };
+
+enum { OP_PUT = 1, OP_DEL = 2 };
+
+/* Redo-log record header; key and value bytes follow. */
+typedef struct log_rec {
+  uint32_t op, dbi, flags, klen, vlen;
+} log_rec_t;
+
+int mvcc_be_err(int rc) {
+  if (rc == 0) return 0;
+  if (rc > 0) return -rc;
+  switch (rc) {
+    case MDB_MAP_FULL:
+      return CETCD_ENOSPACE;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+      return CETCD_ECORRUPT;
+    case MDB_NOTFOUND:
+      return CETCD_EKEYNOTFOUND;
+    default:
+      LOGE("msg=\"lmdb error\" error=\"%s\"", mdb_strerror(rc));
+      return -EIO;
+  }
+}
+
+/* mkdir -p. */
+static int make_dirs(const char *dir) {
+  char *p = xstrdup(dir);
+  int rc = 0;
+  for (char *s = p + 1;; s++) {
+    if (*s == '/' || *s == 0) {
+      char c = *s;
+      *s = 0;
+      if (mkdir(p, 0700) != 0 && errno != EEXIST) rc = -errno;
+      *s = c;
+      if (rc || c == 0) break;
+    }
+  }
+  free(p);
+  return rc;
+}
+
+int mvcc_be_open(mvcc_backend_t *be, const char *dir, size_t map_size) {
+  memset(be, 0, sizeof(*be));
+  pthread_mutex_init(&be->lock, NULL);
+  be->map_size = map_size ? map_size : (size_t)8 << 30;
+  be->dir = xstrdup(dir);
+  int rc = make_dirs(dir);
+  if (rc) return rc;
+  if ((rc = mdb_env_create(&be->env))) return mvcc_be_err(rc);
+  mdb_env_set_maxdbs(be->env, 16);
+  mdb_env_set_mapsize(be->env, be->map_size);
+  if ((rc = mdb_env_open(be->env, dir, MDB_NOSYNC | MDB_NOTLS, 0600))) {
+    LOGE("msg=\"cannot open lmdb\" path=%s error=\"%s\"", dir, mdb_strerror(rc));
+    mdb_env_close(be->env);
+    be->env = NULL;
+    return mvcc_be_err(rc);
+  }
+  MDB_envinfo info;
+  MDB_stat st;
+  mdb_env_info(be->env, &info);
+  mdb_env_stat(be->env, &st);
+  be->map_size = info.me_mapsize; /* an existing, larger file keeps its size */
+  be->psize = st.ms_psize;
+  MDB_txn *txn;
+  if ((rc = mdb_txn_begin(be->env, NULL, 0, &txn))) return mvcc_be_err(rc);
+  for (int i = 0; i < NBUCKETS; i++) {
+    if ((rc = mdb_dbi_open(txn, bucket_names[i], MDB_CREATE, &be->buckets[i]))) {
+      mdb_txn_abort(txn);
+      return mvcc_be_err(rc);
+    }
+    be->bucket_names[i] = bucket_names[i];
+    if (!strcmp(bucket_names[i], "key")) be->key_dbi = be->buckets[i];
+    if (!strcmp(bucket_names[i], "meta")) be->meta_dbi = be->buckets[i];
+  }
+  be->nbuckets = NBUCKETS;
+  if ((rc = mdb_txn_commit(txn))) return mvcc_be_err(rc);
+  if ((rc = mdb_txn_begin(be->env, NULL, MDB_RDONLY, &be->rtxn))) return mvcc_be_err(rc);
+  mdb_txn_reset(be->rtxn);
+  return 0;
+}
+
+void mvcc_be_close(mvcc_backend_t *be) {
+  if (be->wtxn) mvcc_be_abort(be);
+  if (be->rtxn) mdb_txn_abort(be->rtxn);
+  be->rtxn = NULL;
+  if (be->env) mdb_env_close(be->env);
+  be->env = NULL;
+  buf_free(&be->log);
+  free(be->dir);
+  be->dir = NULL;
+  pthread_mutex_destroy(&be->lock);
+}
+
+int mvcc_be_bucket(const mvcc_backend_t *be, const char *name, MDB_dbi *dbi) {
+  for (int i = 0; i < be->nbuckets; i++)
+    if (!strcmp(be->bucket_names[i], name)) {
+      *dbi = be->buckets[i];
+      return 0;
+    }
+  return CETCD_EINVAL;
+}
+
+/* Doubles the map size. No transaction may be active. */
+static int grow_map(mvcc_backend_t *be) {
+  size_t ns = be->map_size * 2;
+  pthread_mutex_lock(&be->lock);
+  int rc = mdb_env_set_mapsize(be->env, ns);
+  pthread_mutex_unlock(&be->lock);
+  if (rc) return mvcc_be_err(rc);
+  LOGI("msg=\"grew backend map\" old-size=%zu new-size=%zu", be->map_size, ns);
+  be->map_size = ns;
+  return 0;
+}
+
+/* Bytes up to the highest page ever used. */
+static size_t high_water(mvcc_backend_t *be) {
+  MDB_envinfo info;
+  mdb_env_info(be->env, &info);
+  return ((size_t)info.me_last_pgno + 1) * be->psize;
+}
+
+int mvcc_be_begin(mvcc_backend_t *be) {
+  if (be->wtxn) return CETCD_EINVAL;
+  while (high_water(be) > be->map_size / 4 * 3) {
+    int rc = grow_map(be);
+    if (rc) return rc;
+  }
+  int rc = mdb_txn_begin(be->env, NULL, 0, &be->wtxn);
+  if (rc) {
+    be->wtxn = NULL;
+    return mvcc_be_err(rc);
+  }
+  buf_reset(&be->log);
+  be->failed = false;
+  return 0;
+}
+
+/* Applies one logged record to the open transaction. */
+static int apply_rec(mvcc_backend_t *be, const uint8_t *p) {
+  log_rec_t h;
+  memcpy(&h, p, sizeof(h));
+  MDB_val k = {h.klen, (void *)(p + sizeof(h))};
+  if (h.op == OP_PUT) {
+    MDB_val v = {h.vlen, (void *)(p + sizeof(h) + h.klen)};
+    int rc = mdb_put(be->wtxn, h.dbi, &k, &v, h.flags);
+    if (rc == MDB_KEYEXIST && (h.flags & MDB_APPEND)) rc = mdb_put(be->wtxn, h.dbi, &k, &v, 0);
+    return rc;
+  }
+  int rc = mdb_del(be->wtxn, h.dbi, &k, NULL);
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* After MDB_MAP_FULL: aborts, grows the map, restarts the batch and replays the log. */
+static int grow_and_replay(mvcc_backend_t *be) {
+  for (int tries = 0; tries < 8; tries++) {
+    if (be->wtxn) mdb_txn_abort(be->wtxn);
+    be->wtxn = NULL;
+    int rc = grow_map(be);
+    if (rc) return rc;
+    if ((rc = mdb_txn_begin(be->env, NULL, 0, &be->wtxn))) {
+      be->wtxn = NULL;
+      return mvcc_be_err(rc);
+    }
+    size_t off = 0;
+    while (off < be->log.len) {
+      log_rec_t h;
+      memcpy(&h, be->log.data + off, sizeof(h));
+      if ((rc = apply_rec(be, be->log.data + off))) break;
+      off += sizeof(h) + h.klen + h.vlen;
+    }
+    if (rc == 0) return 0;
+    if (rc != MDB_MAP_FULL) return mvcc_be_err(rc);
+  }
+  return CETCD_ENOSPACE;
+}
+
+/* Appends a record to the redo log; returns its offset. */
+static size_t log_append(mvcc_backend_t *be, unsigned op, MDB_dbi dbi, unsigned flags, const void *key,
+                         size_t klen, size_t vlen) {
+  log_rec_t h = {op, dbi, flags, (uint32_t)klen, (uint32_t)vlen};
+  buf_reserve(&be->log, sizeof(h) + klen + vlen);
+  size_t off = be->log.len;
+  memcpy(be->log.data + off, &h, sizeof(h));
+  if (klen) memcpy(be->log.data + off + sizeof(h), key, klen);
+  be->log.len += sizeof(h) + klen + vlen;
+  return off;
+}
+
+/* Applies the record at off, growing the map on MDB_MAP_FULL. */
+static int apply_logged(mvcc_backend_t *be, size_t off) {
+  if (!be->wtxn) return CETCD_EINVAL;
+  int rc = apply_rec(be, be->log.data + off);
+  if (rc == MDB_MAP_FULL)
+    rc = grow_and_replay(be);
+  else
+    rc = mvcc_be_err(rc);
+  if (rc) be->failed = true;
+  return rc;
+}
+
+uint8_t *mvcc_be_reserve(mvcc_backend_t *be, MDB_dbi dbi, const void *key, size_t klen, size_t vlen,
+                         unsigned flags) {
+  be->reserved_off = log_append(be, OP_PUT, dbi, flags, key, klen, vlen);
+  return be->log.data + be->reserved_off + sizeof(log_rec_t) + klen;
+}
+
+int mvcc_be_put_reserved(mvcc_backend_t *be) { return apply_logged(be, be->reserved_off); }
+
+int mvcc_be_put(mvcc_backend_t *be, MDB_dbi dbi, const void *key, size_t klen, const void *val, size_t vlen,
+                unsigned flags) {
+  uint8_t *p = mvcc_be_reserve(be, dbi, key, klen, vlen, flags);
+  if (vlen) memcpy(p, val, vlen);
+  return mvcc_be_put_reserved(be);
+}
+
+int mvcc_be_del(mvcc_backend_t *be, MDB_dbi dbi, const void *key, size_t klen) {
+  return apply_logged(be, log_append(be, OP_DEL, dbi, 0, key, klen, 0));
+}
+
+int mvcc_be_commit(mvcc_backend_t *be) {
+  if (!be->wtxn) return CETCD_EINVAL;
+  if (be->failed) {
+    mvcc_be_abort(be);
+    return -EIO;
+  }
+  int rc = mdb_txn_commit(be->wtxn);
+  be->wtxn = NULL;
+  while (rc == MDB_MAP_FULL) {
+    int r = grow_and_replay(be);
+    if (r) {
+      mvcc_be_abort(be);
+      return r;
+    }
+    rc = mdb_txn_commit(be->wtxn);
+    be->wtxn = NULL;
+  }
+  if (be->log.cap > (1u << 24)) buf_free(&be->log); /* do not pin a huge batch's memory */
+  buf_reset(&be->log);
+  return mvcc_be_err(rc);
+}
+
+void mvcc_be_abort(mvcc_backend_t *be) {
+  if (be->wtxn) mdb_txn_abort(be->wtxn);
+  be->wtxn = NULL;
+  buf_reset(&be->log);
+  be->failed = false;
+}
+
+MDB_txn *mvcc_be_read_begin(mvcc_backend_t *be) {
+  if (be->wtxn) return be->wtxn;
+  if (be->rdepth++ == 0) {
+    int rc = mdb_txn_renew(be->rtxn);
+    if (rc) {
+      LOGE("msg=\"cannot renew lmdb read txn\" error=\"%s\"", mdb_strerror(rc));
+      be->rdepth = 0;
+      return NULL;
+    }
+  }
+  return be->rtxn;
+}
+
+void mvcc_be_read_end(mvcc_backend_t *be, MDB_txn *txn) {
+  if (!txn || txn != be->rtxn) return;
+  if (--be->rdepth == 0) mdb_txn_reset(be->rtxn);
+}
+
+int mvcc_be_get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, MDB_val *val) {
+  MDB_val k = {klen, (void *)key};
+  return mvcc_be_err(mdb_get(txn, dbi, &k, val));
+}
+
+int mvcc_be_sync(mvcc_backend_t *be) {
+  pthread_mutex_lock(&be->lock);
+  int rc = mdb_env_sync(be->env, 1);
+  pthread_mutex_unlock(&be->lock);
+  return mvcc_be_err(rc);
+}
+
+int64_t mvcc_be_size(mvcc_backend_t *be) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/data.mdb", be->dir);
+  struct stat st;
+  if (stat(path, &st) != 0) return 0;
+  return (int64_t)st.st_size;
+}
+
+int64_t mvcc_be_size_in_use(mvcc_backend_t *be) {
+  MDB_envinfo info;
+  mdb_env_info(be->env, &info);
+  size_t pages = (size_t)info.me_last_pgno + 1, free_pages = 0;
+  MDB_txn *txn = mvcc_be_read_begin(be);
+  if (txn) {
+    MDB_cursor *c;
+    if (mdb_cursor_open(txn, 0 /* FREE_DBI */, &c) == 0) {
+      MDB_val k, v;
+      while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0) {
+        size_t n;
+        if (v.mv_size >= sizeof(n)) {
+          memcpy(&n, v.mv_data, sizeof(n));
+          free_pages += n;
+        }
+      }
+      mdb_cursor_close(c);
+    }
+    mvcc_be_read_end(be, txn);
+  }
+  if (free_pages > pages) free_pages = pages;
+  return (int64_t)((pages - free_pages) * be->psize);
+}

@@ -1,0 +1,145 @@
+/* mvcc: the multi-version key-value store (etcd's mvcc package plus the KV parts of its
+ * applier) on LMDB, with an in-memory key index.
+ *
+ * Threading: every function runs on the loop thread, except mvcc_sync (any thread).
+ * Writes happen inside a batch (mvcc_batch_begin .. mvcc_batch_commit); a write called
+ * outside a batch opens and commits its own. Each request that changes something takes
+ * one new main revision. Reads inside a batch see the batch's writes; reads outside read
+ * committed state.
+ *
+ * Responses are allocated in the caller's arena; the caller fills the header's
+ * cluster_id, member_id and raft_term, mvcc fills header->revision. */
+#ifndef CETCD_MVCC_H
+#define CETCD_MVCC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "kv.pb-c.h"
+#include "rpc.pb-c.h"
+
+typedef struct mvcc_store mvcc_store_t;
+
+/* Open options. Zero-initialize; every hook may be NULL. */
+typedef struct mvcc_opts {
+  size_t map_size; /* LMDB map size in bytes; 0 = 8 GiB (grows when full) */
+  void *hook_ctx;  /* passed to every hook */
+  /* True if the lease exists. NULL: any lease != 0 is unknown (CETCD_ELEASENOTFOUND). */
+  bool (*lease_exists)(void *ctx, int64_t lease);
+  /* A key now belongs to lease (also called at open for every live key with a lease). */
+  void (*lease_attach)(void *ctx, int64_t lease, const uint8_t *key, size_t klen);
+  /* A key no longer belongs to lease (overwritten or deleted). */
+  void (*lease_detach)(void *ctx, int64_t lease, const uint8_t *key, size_t klen);
+  /* Called after each revision's writes with its events in order (prev_kv always set
+   * when the key existed). Everything is borrowed for the duration of the call. */
+  void (*on_events)(void *ctx, int64_t rev, const Mvccpb__Event *const *events, size_t n);
+} mvcc_opts_t;
+
+/* ---- lifecycle ---- */
+
+/* Opens (creating) the store in directory dir (created if missing) and rebuilds the key
+ * index; opts is copied (NULL = defaults). Resumes an interrupted compaction. On success
+ * *out is owned by the caller (mvcc_close). Returns 0, CETCD_ECORRUPT, or -errno. */
+int mvcc_open(const char *dir, const mvcc_opts_t *opts, mvcc_store_t **out);
+/* Closes the store, aborting an open batch. Does not sync (call mvcc_sync first). */
+void mvcc_close(mvcc_store_t *s);
+/* Flushes LMDB to disk (it is written with MDB_NOSYNC). Safe from any thread while the
+ * loop thread works. Returns 0 or a negative code. */
+int mvcc_sync(mvcc_store_t *s);
+
+/* ---- batches ---- */
+
+/* Opens the batch's write transaction. Returns 0, CETCD_EINVAL if one is open, or a
+ * negative code. */
+int mvcc_batch_begin(mvcc_store_t *s);
+/* Stores consistent_index in the batch and commits it. Returns 0 or a negative code (the
+ * batch is then rolled back as by mvcc_batch_abort). */
+int mvcc_batch_commit(mvcc_store_t *s, uint64_t consistent_index);
+/* Rolls the batch back, including the in-memory index (rebuilt from LMDB). Lease hooks
+ * and events already delivered are not undone. */
+void mvcc_batch_abort(mvcc_store_t *s);
+/* True while a batch is open. */
+bool mvcc_in_batch(const mvcc_store_t *s);
+
+/* ---- KV requests (etcd semantics) ---- */
+
+/* Range at req->revision (<= 0: latest). *resp is arena-owned. Returns 0,
+ * CETCD_ECOMPACTED, CETCD_EFUTUREREV, or a negative backend code. */
+int mvcc_apply_range(mvcc_store_t *s, const Etcdserverpb__RangeRequest *req, arena_t *arena,
+                     Etcdserverpb__RangeResponse **resp);
+/* Put (a write). Returns 0, CETCD_ELEASENOTFOUND, CETCD_EKEYNOTFOUND (ignore_value or
+ * ignore_lease on a missing key), or a negative backend code. */
+int mvcc_apply_put(mvcc_store_t *s, const Etcdserverpb__PutRequest *req, arena_t *arena,
+                   Etcdserverpb__PutResponse **resp);
+/* DeleteRange (a write; deleting nothing takes no revision). Returns 0 or a backend code. */
+int mvcc_apply_delete_range(mvcc_store_t *s, const Etcdserverpb__DeleteRangeRequest *req, arena_t *arena,
+                            Etcdserverpb__DeleteRangeResponse **resp);
+/* Txn: compares, then the success or failure ops in one revision (none if nothing
+ * changed). Read-only txns may be called outside a batch. The request should have
+ * passed mvcc_validate_txn. Returns 0, CETCD_EKEYNOTFOUND, CETCD_ELEASENOTFOUND,
+ * CETCD_ECOMPACTED, CETCD_EFUTUREREV (a Range op's revision), or a backend code. */
+int mvcc_apply_txn(mvcc_store_t *s, const Etcdserverpb__TxnRequest *req, arena_t *arena,
+                   Etcdserverpb__TxnResponse **resp);
+/* Compacts history at req->revision (index and LMDB, in the open batch). Returns 0,
+ * CETCD_EFUTUREREV, CETCD_ECOMPACTED, or a backend code. */
+int mvcc_apply_compact(mvcc_store_t *s, const Etcdserverpb__CompactionRequest *req, arena_t *arena,
+                       Etcdserverpb__CompactionResponse **resp);
+/* True if every op (top level) is a Range (etcd's isTxnReadonly). */
+bool mvcc_txn_is_readonly(const Etcdserverpb__TxnRequest *req);
+/* etcd's checkTxnRequest + checkIntervals: returns 0, CETCD_ETOOMANYOPS, CETCD_EKEYEMPTY,
+ * CETCD_EVALUEPROVIDED, CETCD_ELEASEPROVIDED, CETCD_EKEYNOTFOUND (an empty op) or
+ * CETCD_EDUPKEY. */
+int mvcc_validate_txn(const Etcdserverpb__TxnRequest *req, int max_ops);
+/* Deletes the given keys (those live) in one revision, as a lease revoke does.
+ * *rev (optional) gets the store revision after. Returns 0 or a backend code. */
+int mvcc_delete_keys(mvcc_store_t *s, const ProtobufCBinaryData *keys, size_t n, int64_t *rev);
+
+/* ---- hashes ---- */
+
+/* crc32c over every bucket's name and records except meta/consistent_index (etcd's
+ * backend Hash). Returns 0 or a backend code. */
+int mvcc_hash(mvcc_store_t *s, uint32_t *hash);
+/* etcd's HashKV at rev (0 = current): *compact_rev gets the compacted revision and
+ * *hash_rev the revision hashed (both optional). Returns 0, CETCD_ECOMPACTED (rev <=
+ * compacted), CETCD_EFUTUREREV, or a backend code. */
+int mvcc_hash_kv(mvcc_store_t *s, int64_t rev, uint32_t *hash, int64_t *compact_rev, int64_t *hash_rev);
+
+/* ---- accessors ---- */
+
+/* Current store revision (1 for an empty store). */
+int64_t mvcc_rev(const mvcc_store_t *s);
+/* Last compacted revision, -1 if never compacted. */
+int64_t mvcc_compact_rev(const mvcc_store_t *s);
+/* Consistent index stored by the last committed batch (0 if none). */
+uint64_t mvcc_consistent_index(const mvcc_store_t *s);
+/* Physical size of data.mdb in bytes. */
+int64_t mvcc_db_size(mvcc_store_t *s);
+/* Bytes of pages in use (approximate). */
+int64_t mvcc_db_size_in_use(mvcc_store_t *s);
+/* Number of live keys. */
+size_t mvcc_key_count(const mvcc_store_t *s);
+/* Copies meta value `name` into buf; *n is the capacity in, the length out. Returns 0,
+ * CETCD_EKEYNOTFOUND, -ERANGE (buf too small; *n set to the length), or a backend code. */
+int mvcc_meta_get(mvcc_store_t *s, const char *name, void *buf, size_t *n);
+/* Stores meta value `name` (in the open batch, or its own). Returns 0 or a backend code. */
+int mvcc_meta_put(mvcc_store_t *s, const char *name, const void *buf, size_t n);
+
+/* ---- other buckets (lease, auth, authUsers, authRoles, members, members_removed,
+ * cluster, alarm) for the modules that persist state beside the KV store ---- */
+
+/* Copies a value like mvcc_meta_get. CETCD_EINVAL for an unknown bucket. */
+int mvcc_bucket_get(mvcc_store_t *s, const char *bucket, const void *key, size_t klen, void *buf, size_t *n);
+/* Stores a value in the open batch (or its own). */
+int mvcc_bucket_put(mvcc_store_t *s, const char *bucket, const void *key, size_t klen, const void *val,
+                    size_t vlen);
+/* Deletes a key (absent is fine). */
+int mvcc_bucket_del(mvcc_store_t *s, const char *bucket, const void *key, size_t klen);
+/* Calls fn for every record of the bucket in key order (borrowed bytes) until it returns
+ * non-zero, which is returned. */
+int mvcc_bucket_foreach(mvcc_store_t *s, const char *bucket,
+                        int (*fn)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen),
+                        void *ctx);
+
+#endif
