@@ -19,23 +19,23 @@ enum { GRPC_FRAME_PREFIX = 5 };
 /* Results of grpc_deframer_feed. */
 enum grpc_deframe_result {
   GRPC_DEFRAME_OK = 0,
-  GRPC_DEFRAME_STOPPED = 1,       /* the callback asked to stop */
-  GRPC_DEFRAME_TOO_LARGE = -1,    /* a prefix announced more than max_len bytes */
-  GRPC_DEFRAME_COMPRESSED = -2,   /* compressed flag 1 (we support identity only) */
-  GRPC_DEFRAME_BAD_FLAG = -3,     /* compressed flag neither 0 nor 1 */
-  GRPC_DEFRAME_FAILED = -4,       /* an earlier error: the deframer accepts nothing more */
+  GRPC_DEFRAME_STOPPED = 1,     /* the callback asked to stop */
+  GRPC_DEFRAME_TOO_LARGE = -1,  /* a prefix announced more than max_len bytes */
+  GRPC_DEFRAME_COMPRESSED = -2, /* compressed flag 1 (we support identity only) */
+  GRPC_DEFRAME_BAD_FLAG = -3,   /* compressed flag neither 0 nor 1 */
+  GRPC_DEFRAME_FAILED = -4,     /* an earlier error: the deframer accepts nothing more */
 };
 
 /* Incremental parser state. Zero-initialize (or grpc_deframer_init) before use. */
 typedef struct grpc_deframer {
   uint8_t hdr[GRPC_FRAME_PREFIX];
-  uint8_t hdr_len;   /* prefix bytes collected so far */
-  bool in_body;      /* prefix complete, payload pending */
-  bool failed;       /* sticky error */
-  uint8_t flag;      /* compressed flag of the current or failing message */
-  uint32_t msg_len;  /* payload length of the current or failing message */
-  size_t max_len;    /* largest payload accepted (0 = 4 GiB - 1) */
-  buf_t body;        /* partial payload collected across chunks (owned) */
+  uint8_t hdr_len;  /* prefix bytes collected so far */
+  bool in_body;     /* prefix complete, payload pending */
+  bool failed;      /* sticky error */
+  uint8_t flag;     /* compressed flag of the current or failing message */
+  uint32_t msg_len; /* payload length of the current or failing message */
+  size_t max_len;   /* largest payload accepted (0 = 4 GiB - 1) */
+  buf_t body;       /* partial payload collected across chunks (owned) */
 } grpc_deframer_t;
 
 /* Called once per complete message with a borrowed payload valid only during the call.

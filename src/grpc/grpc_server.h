@@ -11,6 +11,17 @@
  * goes away first (RST_STREAM, connection closed, deadline), the method's on_cancel hook
  * runs (if set); the handler still calls grpc_call_finish() (a no-op on the wire), which
  * is what frees the call. Sends on a cancelled call are dropped and return CETCD_ECANCELED.
+ * When the deadline passes before the handler finished, the server itself answers
+ * DEADLINE_EXCEEDED ("context deadline exceeded") and the handler's finish only frees.
+ *
+ * Messages: a unary or server-stream request is decoded as it arrives and handed to
+ * on_message when the client half-closes; stream requests are handed over one by one as
+ * they complete. All of them are decoded into the call's arena, which lives as long as the
+ * call: long-lived streams should build responses in a scratch arena of their own.
+ * Responses are written with one socket write per connection per loop iteration.
+ *
+ * A request whose content-type is not application/grpc is handed to the http1 handler
+ * (so `curl --http2-prior-knowledge .../health` works too), or answered 415.
  */
 #ifndef CETCD_GRPC_SERVER_H
 #define CETCD_GRPC_SERVER_H
@@ -53,9 +64,9 @@ enum grpc_method_kind { GRPC_UNARY, GRPC_SERVER_STREAM, GRPC_CLIENT_STREAM, GRPC
 /* One RPC method. Tables of these are registered with grpc_server_add_methods and must
  * outlive the server. */
 typedef struct grpc_method {
-  const char *path;                           /* "/etcdserverpb.KV/Range" */
+  const char *path; /* "/etcdserverpb.KV/Range" */
   enum grpc_method_kind kind;
-  const ProtobufCMessageDescriptor *request;  /* decoder for incoming messages */
+  const ProtobufCMessageDescriptor *request; /* decoder for incoming messages */
   /* Called for each decoded request message. For unary and server-stream methods it is
    * called exactly once, after the client half-closed. msg is owned by the call's arena. */
   void (*on_message)(grpc_call_t *call, ProtobufCMessage *msg);
@@ -72,23 +83,33 @@ typedef bool (*grpc_http1_handler_fn)(void *ctx, const char *method, const char 
                                       const char **content_type, buf_t *body);
 
 typedef struct grpc_server_opts {
-  size_t max_recv_msg_bytes;      /* larger messages fail with RESOURCE_EXHAUSTED */
-  uint32_t max_concurrent_streams;/* per connection, 0 = unlimited */
-  grpc_http1_handler_fn http1;    /* may be NULL */
+  size_t max_recv_msg_bytes;       /* larger messages fail with RESOURCE_EXHAUSTED; 0 = 4 MiB */
+  uint32_t max_concurrent_streams; /* per connection, 0 = unlimited */
+  grpc_http1_handler_fn http1;     /* may be NULL */
   void *http1_ctx;
 } grpc_server_opts_t;
 
-/* Creates a server on `loop`. Returns NULL only if opts are invalid. */
+/* Creates a server on `loop` (opts copied; may be NULL for defaults). Returns NULL only if
+ * opts are invalid (max_recv_msg_bytes above 4 GiB - 1). */
 grpc_server_t *grpc_server_new(uv_loop_t *loop, const grpc_server_opts_t *opts);
-/* Registers n methods (borrowed; must outlive the server). Unknown paths get UNIMPLEMENTED. */
+/* Registers n methods (borrowed; must outlive the server). Unknown paths get UNIMPLEMENTED.
+ * Registering a path again replaces the earlier entry. */
 void grpc_server_add_methods(grpc_server_t *s, const grpc_method_t *methods, size_t n);
-/* Starts listening on host:port (SO_REUSEADDR). Returns 0 or a negative libuv/errno code. */
+/* Starts listening on host:port (SO_REUSEADDR, backlog 511). host is an IPv4/IPv6 literal
+ * (brackets allowed), "localhost" (= 127.0.0.1), another name (resolved synchronously) or
+ * NULL/"" (= 0.0.0.0); port 0 picks an ephemeral port. May be called up to 8 times.
+ * Returns 0 or a negative libuv/errno code. */
 int grpc_server_listen(grpc_server_t *s, const char *host, int port);
+/* The local port of the first listener (useful after listening on port 0), or -1. */
+int grpc_server_port(grpc_server_t *s);
 /* Graceful shutdown: stop accepting, send GOAWAY on every connection, let in-flight calls
  * finish; `done` runs on the loop once every connection has closed (or after `grace_ms`,
  * when the rest are closed forcibly). */
 void grpc_server_shutdown(grpc_server_t *s, unsigned grace_ms, void (*done)(void *), void *arg);
-/* Frees the server after shutdown has completed. */
+/* Frees the server. Normally called after shutdown's `done`; if shutdown has not run it is
+ * started with no grace period and the memory is released once it completes. Calls whose
+ * handlers have not finished keep the server's memory alive until they do (their finish
+ * is then a no-op on the wire), so handlers must still finish every call they saw. */
 void grpc_server_free(grpc_server_t *s);
 
 /* ---- per-call API (loop thread only) ---- */
@@ -98,7 +119,8 @@ arena_t *grpc_call_arena(grpc_call_t *call);
 /* Handler-owned pointer, NULL initially. */
 void *grpc_call_user(grpc_call_t *call);
 void grpc_call_set_user(grpc_call_t *call, void *user);
-/* Value of a request metadata header (e.g. "token", "hasleader"), or NULL. Borrowed. */
+/* Value of a request metadata header (e.g. "token", "hasleader"; name matched without
+ * case), or NULL. Borrowed from the call's arena. */
 const char *grpc_call_metadata(grpc_call_t *call, const char *name);
 /* The method this call invokes. */
 const grpc_method_t *grpc_call_method(grpc_call_t *call);
@@ -109,8 +131,12 @@ uint64_t grpc_call_deadline_ms(grpc_call_t *call);
 /* Serializes msg and queues it as one gRPC message (headers are sent before the first).
  * Returns 0, or CETCD_ECANCELED if the call is gone. msg is borrowed. */
 int grpc_call_send(grpc_call_t *call, const ProtobufCMessage *msg);
-/* Bytes queued on this call and not yet written to the socket (for slow-consumer limits). */
+/* Bytes queued on this call and not yet handed to the connection (for slow-consumer
+ * limits; HTTP/2 flow control holds them here when the client does not read). */
 size_t grpc_call_pending_bytes(grpc_call_t *call);
+/* Convenience for unary replies: grpc_call_send(msg) then grpc_call_finish(GRPC_OK).
+ * Returns what grpc_call_send returned; the call is finished either way. */
+int grpc_call_reply(grpc_call_t *call, const ProtobufCMessage *msg);
 /* Ends the call with a status and message (message may be NULL; it is percent-encoded in
  * grpc-message). An error with no prior message is sent trailers-only. Frees the call
  * (now, or once nghttp2 is done with it). Call exactly once. */

@@ -28,7 +28,7 @@ static int hexval(char c) {
 void grpc_percent_decode(buf_t *out, const char *s, size_t n) {
   buf_reserve(out, n + 1);
   for (size_t i = 0; i < n; i++) {
-    if (s[i] == '%' && i + 2 < n + 0 + 0 && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+    if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
       uint8_t c = (uint8_t)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
       buf_append(out, &c, 1);
       i += 2;
@@ -49,13 +49,26 @@ bool grpc_timeout_parse(const char *s, size_t n, uint64_t *ms) {
   }
   uint64_t r;
   switch (s[n - 1]) {
-    case 'H': r = v * 3600000u; break;
-    case 'M': r = v * 60000u; break;
-    case 'S': r = v * 1000u; break;
-    case 'm': r = v; break;
-    case 'u': r = (v + 999u) / 1000u; break;
-    case 'n': r = (v + 999999u) / 1000000u; break;
-    default: return false;
+    case 'H':
+      r = v * 3600000u;
+      break;
+    case 'M':
+      r = v * 60000u;
+      break;
+    case 'S':
+      r = v * 1000u;
+      break;
+    case 'm':
+      r = v;
+      break;
+    case 'u':
+      r = (v + 999u) / 1000u;
+      break;
+    case 'n':
+      r = (v + 999999u) / 1000000u;
+      break;
+    default:
+      return false;
   }
   *ms = r;
   return true;
@@ -69,28 +82,17 @@ char *grpc_timeout_format(uint64_t ms, char out[16]) {
   else if (ms / 60000 < 100000000u)
     snprintf(out, 16, "%lluM", (unsigned long long)((ms + 59999) / 60000));
   else
-    snprintf(out, 16, "%lluH", (unsigned long long)(ms / 3600000 < 99999999u ? (ms + 3599999) / 3600000 : 99999999u));
+    snprintf(out, 16, "%lluH",
+             (unsigned long long)(ms / 3600000 < 99999999u ? (ms + 3599999) / 3600000 : 99999999u));
   return out;
 }
 
 const char *grpc_status_name(int code) {
-  static const char *names[] = {"OK",
-                                "Canceled",
-                                "Unknown",
-                                "InvalidArgument",
-                                "DeadlineExceeded",
-                                "NotFound",
-                                "AlreadyExists",
-                                "PermissionDenied",
-                                "ResourceExhausted",
-                                "FailedPrecondition",
-                                "Aborted",
-                                "OutOfRange",
-                                "Unimplemented",
-                                "Internal",
-                                "Unavailable",
-                                "DataLoss",
-                                "Unauthenticated"};
+  static const char *names[] = {
+      "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+      "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+      "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+      "DataLoss", "Unauthenticated"};
   if (code < 0 || code > 16) return "Unknown";
   return names[code];
 }

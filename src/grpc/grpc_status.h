@@ -22,8 +22,8 @@ bool grpc_timeout_parse(const char *s, size_t n, uint64_t *ms);
 /* Formats a timeout in milliseconds as a grpc-timeout value into out (at least 16 bytes),
  * using the finest unit that fits in 8 digits. Returns out. */
 char *grpc_timeout_format(uint64_t ms, char out[16]);
-/* Returns grpc-go's upper-case-first name of a status code ("DeadlineExceeded"), or
- * "Code(N)" style text in a static buffer-free form ("Unknown") for unknown codes. */
+/* Returns grpc-go's name of a status code ("DeadlineExceeded"); "Unknown" for codes out of
+ * range. The string is static. */
 const char *grpc_status_name(int code);
 
 #endif

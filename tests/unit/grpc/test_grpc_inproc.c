@@ -1,0 +1,183 @@
+/* In-process tests of a server connection without a socket: an nghttp2 client session's
+ * bytes are fed to a detached connection and its output is fed back (the fuzzing path). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+// cmocka must come after the headers above
+#include <cmocka.h>
+
+#include "grpc/grpc_int.h"
+#include "rpc.pb-c.h"
+
+static grpc_call_t *parked;
+
+/* Range: count = len(key); key "park" is left for the test to finish later. */
+static void on_range(grpc_call_t *call, ProtobufCMessage *m) {
+  Etcdserverpb__RangeRequest *req = (Etcdserverpb__RangeRequest *)m;
+  if (req->key.len == 4 && !memcmp(req->key.data, "park", 4)) {
+    parked = call;
+    return;
+  }
+  Etcdserverpb__RangeResponse r = ETCDSERVERPB__RANGE_RESPONSE__INIT;
+  r.count = (int64_t)req->key.len;
+  grpc_call_reply(call, &r.base);
+}
+
+static int cancels;
+static void on_cancel(grpc_call_t *call) {
+  (void)call;
+  cancels++;
+}
+
+static const grpc_method_t methods[] = {
+    {"/etcdserverpb.KV/Range", GRPC_UNARY, &etcdserverpb__range_request__descriptor, on_range, NULL,
+     on_cancel},
+};
+
+typedef struct rec {
+  int grpc_status;
+  bool closed;
+  size_t data_len;
+} rec_t;
+
+static int c_on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+                       const uint8_t *value, size_t vl, uint8_t flags, void *user) {
+  (void)h2, (void)f, (void)flags, (void)vl;
+  if (nl == 11 && !memcmp(name, "grpc-status", 11)) ((rec_t *)user)->grpc_status = value[0] - '0';
+  return 0;
+}
+static int c_on_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *d, size_t n, void *user) {
+  (void)h2, (void)flags, (void)id, (void)d;
+  ((rec_t *)user)->data_len += n;
+  return 0;
+}
+static int c_on_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user) {
+  (void)h2, (void)id, (void)code;
+  ((rec_t *)user)->closed = true;
+  return 0;
+}
+static ssize_t c_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                      nghttp2_data_source *src, void *user) {
+  (void)h2, (void)id, (void)user, (void)len;
+  const char *key = src->ptr;
+  size_t k = strlen(key);
+  uint8_t msg[64] = {0, 0, 0, 0, (uint8_t)(k + 2), 0x0a, (uint8_t)k};
+  memcpy(msg + 7, key, k);
+  memcpy(buf, msg, k + 7);
+  *flags |= NGHTTP2_DATA_FLAG_EOF;
+  return (ssize_t)(k + 7);
+}
+
+/* A client session recording into rec. */
+static nghttp2_session *client(rec_t *rec) {
+  nghttp2_session_callbacks *cb;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_header_callback(cb, c_on_header);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, c_on_data);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, c_on_close);
+  nghttp2_session *h2;
+  nghttp2_session_client_new(&h2, cb, rec);
+  nghttp2_session_callbacks_del(cb);
+  nghttp2_submit_settings(h2, NGHTTP2_FLAG_NONE, NULL, 0);
+  return h2;
+}
+
+/* Submits a Range request for key. */
+static void request(nghttp2_session *h2, const char *key) {
+  nghttp2_nv nva[] = {{(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+                      {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+                      {(uint8_t *)":path", (uint8_t *)"/etcdserverpb.KV/Range", 5, 22, 0},
+                      {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+                      {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0}};
+  nghttp2_data_provider prd = {.source.ptr = (void *)key, .read_callback = c_read};
+  assert_true(nghttp2_submit_request(h2, NULL, nva, 5, &prd, NULL) > 0);
+}
+
+/* Moves bytes both ways until neither side has anything to say. */
+static void exchange(nghttp2_session *h2, grpc_conn_t *c, buf_t *sink) {
+  for (int round = 0; round < 20; round++) {
+    const uint8_t *out;
+    ssize_t n;
+    bool any = false;
+    while ((n = nghttp2_session_mem_send(h2, &out)) > 0) {
+      any = true;
+      if (grpc_conn_feed(c, out, (size_t)n)) return;
+    }
+    grpc_conn_flush(c);
+    if (sink->len) {
+      any = true;
+      assert_int_equal(nghttp2_session_mem_recv(h2, sink->data, sink->len), (ssize_t)sink->len);
+      sink->len = 0;
+    }
+    if (!any) return;
+  }
+}
+
+static void test_unary_and_cancel(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  grpc_server_t *s = grpc_server_new(&loop, NULL);
+  grpc_server_add_methods(s, methods, 1);
+  buf_t sink = {0};
+  grpc_conn_t *c = grpc_conn_new(s, false, &sink);
+  rec_t rec = {.grpc_status = -1};
+  nghttp2_session *h2 = client(&rec);
+  request(h2, "hello");
+  exchange(h2, c, &sink);
+  assert_true(rec.closed);
+  assert_int_equal(rec.grpc_status, 0);
+  assert_int_equal(rec.data_len, 5 + 2);
+  /* a parked call is cancelled when the connection goes, and freed when it finishes */
+  rec = (rec_t){.grpc_status = -1};
+  request(h2, "park");
+  exchange(h2, c, &sink);
+  assert_non_null(parked);
+  assert_false(rec.closed);
+  assert_int_equal(s->live_calls, 1);
+  grpc_conn_close(c);
+  assert_int_equal(cancels, 1);
+  assert_true(grpc_call_cancelled(parked));
+  assert_int_equal(s->live_calls, 1);
+  grpc_call_finish(parked, GRPC_OK, NULL);
+  assert_int_equal(s->live_calls, 0);
+  nghttp2_session_del(h2);
+  buf_free(&sink);
+  grpc_server_free(s);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_garbage(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  grpc_server_t *s = grpc_server_new(&loop, NULL);
+  buf_t sink = {0};
+  grpc_conn_t *c = grpc_conn_new(s, false, &sink);
+  static const uint8_t pre[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  assert_int_equal(grpc_conn_feed(c, pre, 24), 0);
+  static const uint8_t junk[] = {0, 0, 8, 0xff, 0, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 7, 7};
+  c->refs++;
+  int rc = 0;
+  for (int i = 0; i < 10 && rc == 0; i++) rc = grpc_conn_feed(c, junk, sizeof(junk));
+  if (rc == 0) grpc_conn_flush(c);
+  assert_true(c->closing || rc == 0);
+  if (!c->closing) grpc_conn_close(c);
+  grpc_conn_unref(c);
+  assert_int_equal(s->n_conns, 0);
+  buf_free(&sink);
+  grpc_server_free(s);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_unary_and_cancel),
+      cmocka_unit_test(test_garbage),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
