@@ -15,6 +15,7 @@ static void cl_member_list(grpc_call_t *call, ProtobufCMessage *m) {
   Etcdserverpb__Member *members[] = {&self};
   Etcdserverpb__MemberListResponse resp = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
   resp.header = api_header(call, NULL);
+  resp.header->revision = 0; /* etcd's cluster responses carry no revision */
   resp.members = members;
   resp.n_members = 1;
   api_reply(call, &resp.base);

@@ -1,8 +1,12 @@
-/* Per-call state: response queueing, finishing, cancellation and freeing.
+/* Per-call state: response queueing, finishing, cancellation and freeing, and local
+ * (in-process) calls.
  *
  * A call ends when two things have happened: the handler is done with it (it called
  * grpc_call_finish, or it never saw the call) and nghttp2 has closed the stream (or the
- * connection went away). Whichever comes second frees it. */
+ * connection went away). Whichever comes second frees it — unless we are still running
+ * handler code on the call (nest > 0), in which case the outermost caller frees it. A
+ * local call has no stream: it counts as closed from the start. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -23,8 +27,8 @@ enum { POOL_MAX = 256, OUT_KEEP = 64 * 1024 };
 
 /* ============================== lifecycle ============================== */
 
-grpc_call_t *grpc_call_new(grpc_conn_t *conn, int32_t stream_id) {
-  grpc_server_t *s = conn->srv;
+/* Takes a zeroed call from the pool (or the heap) and counts it as live. */
+static grpc_call_t *call_alloc(grpc_server_t *s) {
   grpc_call_t *c = s->free_calls;
   if (c) {
     s->free_calls = c->next_free;
@@ -37,24 +41,32 @@ grpc_call_t *grpc_call_new(grpc_conn_t *conn, int32_t stream_id) {
     c = xcalloc(1, sizeof(*c));
   }
   arena_init(&c->arena);
+  arena_init(&c->scratch);
   grpc_deframer_init(&c->in, s->opts.max_recv_msg_bytes);
-  c->conn = conn;
-  c->stream_id = stream_id;
+  c->srv = s;
   c->heap_idx = SIZE_MAX;
   grpc_list_init(&c->link);
+  s->live_calls++;
+  return c;
+}
+
+grpc_call_t *grpc_call_new(grpc_conn_t *conn, int32_t stream_id) {
+  grpc_call_t *c = call_alloc(conn->srv);
+  c->conn = conn;
+  c->stream_id = stream_id;
   grpc_list_push(&conn->calls, &c->link);
   conn->refs++;
-  s->live_calls++;
   return c;
 }
 
 /* Releases everything the call owns and returns it to the pool. */
 static void call_free(grpc_call_t *c) {
   grpc_conn_t *conn = c->conn;
-  grpc_server_t *s = conn->srv;
+  grpc_server_t *s = c->srv;
   grpc_deadline_remove(s, c);
   grpc_list_remove(&c->link);
   arena_destroy(&c->arena);
+  arena_destroy(&c->scratch);
   grpc_deframer_reset(&c->in);
   if (c->out.cap > OUT_KEEP) buf_free(&c->out);
   s->live_calls--;
@@ -66,12 +78,12 @@ static void call_free(grpc_call_t *c) {
     buf_free(&c->out);
     free(c);
   }
-  grpc_conn_unref(conn);
+  if (conn) grpc_conn_unref(conn);
   if (s->free_requested) grpc_server_maybe_release(s);
 }
 
 void grpc_call_maybe_free(grpc_call_t *c) {
-  if (c->handler_done && c->stream_closed) call_free(c);
+  if (c->handler_done && c->stream_closed && c->nest == 0) call_free(c);
 }
 
 void grpc_call_pool_drain(grpc_server_t *s) {
@@ -187,6 +199,11 @@ int grpc_call_data_send(nghttp2_session *h2, nghttp2_frame *frame, const uint8_t
 }
 
 int grpc_call_send(grpc_call_t *c, const ProtobufCMessage *msg) {
+  if (c->local) {
+    if (c->cancelled || c->handler_done) return CETCD_ECANCELED;
+    if (c->lops && c->lops->on_send) c->lops->on_send(c->lctx, msg);
+    return 0;
+  }
   if (c->cancelled || c->wire_finished || c->stream_closed || c->handler_done) return CETCD_ECANCELED;
   size_t sz = protobuf_c_message_get_packed_size(msg);
   if (sz > UINT32_MAX) return CETCD_ETOOLARGE;
@@ -222,7 +239,7 @@ size_t grpc_call_pending_bytes(grpc_call_t *c) { return c->out.len - c->out_off;
 void grpc_call_wire_finish(grpc_call_t *c, int status, const char *msg) {
   if (c->wire_finished) return;
   c->wire_finished = true;
-  grpc_deadline_remove(c->conn->srv, c);
+  grpc_deadline_remove(c->srv, c);
   if (c->stream_closed) return;
   c->status = status;
   if (msg && *msg) {
@@ -245,6 +262,14 @@ void grpc_call_finish(grpc_call_t *c, int status, const char *message) {
   }
   c->handler_done = true;
   c->dispatched = true;
+  if (c->local) {
+    grpc_server_t *s = c->srv;
+    grpc_list_remove(&c->link); /* shutdown no longer waits for it */
+    if (c->lops && c->lops->on_finish) c->lops->on_finish(c->lctx, status, message);
+    grpc_server_conn_gone(s);
+    grpc_call_maybe_free(c);
+    return;
+  }
   if (!c->cancelled) grpc_call_wire_finish(c, status, message);
   grpc_call_maybe_free(c);
 }
@@ -274,12 +299,16 @@ void grpc_call_stream_closed(grpc_call_t *c) {
   if (c->stream_closed) return;
   c->stream_closed = true;
   grpc_list_remove(&c->link);
-  grpc_deadline_remove(c->conn->srv, c);
+  grpc_deadline_remove(c->srv, c);
   c->out.len = c->out_off = 0;
   if (!c->wire_finished && !c->cancelled) {
     c->cancelled = true;
     if (c->dispatched && !c->handler_done) {
-      if (c->method->on_cancel) c->method->on_cancel(c); /* may finish, and so free, the call */
+      /* either may finish/answer, and so free, the call */
+      if (c->hreq)
+        grpc_http_req_client_gone(c->hreq);
+      else if (c->method && c->method->on_cancel)
+        c->method->on_cancel(c);
       return;
     }
     c->handler_done = true;
@@ -287,11 +316,9 @@ void grpc_call_stream_closed(grpc_call_t *c) {
   grpc_call_maybe_free(c);
 }
 
-void grpc_call_http_respond(grpc_call_t *c, int status, const char *content_type, const uint8_t *body,
-                            size_t len) {
-  c->wire_finished = c->handler_done = c->http_resp = true;
-  grpc_deadline_remove(c->conn->srv, c);
-  if (c->stream_closed) return;
+/* Submits the response HEADERS of a plain HTTP answer, with our data provider if
+ * with_data. */
+static void submit_http_headers(grpc_call_t *c, int status, const char *content_type, bool with_data) {
   char code[8];
   snprintf(code, sizeof(code), "%d", status);
   if (!content_type) content_type = "text/plain; charset=utf-8";
@@ -299,11 +326,117 @@ void grpc_call_http_respond(grpc_call_t *c, int status, const char *content_type
                        {(uint8_t *)"content-type", (uint8_t *)content_type, 12, strlen(content_type),
                         NGHTTP2_NV_FLAG_NO_COPY_NAME}};
   nghttp2_data_provider prd = {.source.ptr = c, .read_callback = grpc_call_data_read};
-  c->out.len = c->out_off = 0;
-  buf_append(&c->out, body, len);
-  nghttp2_submit_response(c->conn->h2, c->stream_id, nva, 2, len ? &prd : NULL);
-  c->headers_submitted = true;
+  int rv = nghttp2_submit_response(c->conn->h2, c->stream_id, nva, 2, with_data ? &prd : NULL);
+  if (rv) LOGD("grpc: submit_response stream=%d failed: %s", c->stream_id, nghttp2_strerror(rv));
+  c->headers_submitted = c->http_resp = true;
   grpc_conn_mark_dirty(c->conn);
+}
+
+void grpc_call_http_respond(grpc_call_t *c, int status, const char *content_type, const uint8_t *body,
+                            size_t len) {
+  c->wire_finished = c->handler_done = c->http_resp = true;
+  grpc_deadline_remove(c->srv, c);
+  if (!c->stream_closed) {
+    c->out.len = c->out_off = 0;
+    buf_append(&c->out, body, len);
+    submit_http_headers(c, status, content_type, len > 0);
+  }
+  grpc_call_maybe_free(c);
+}
+
+void grpc_call_http_chunk(grpc_call_t *c, const uint8_t *data, size_t len) {
+  if (c->stream_closed || c->wire_finished) return;
+  if (c->out_off > 0 && c->out_off >= c->out.len / 2) { /* reclaim the sent prefix */
+    memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
+    c->out.len -= c->out_off;
+    c->out_off = 0;
+  }
+  buf_append(&c->out, data, len);
+  if (!c->headers_submitted)
+    submit_http_headers(c, 200, "application/json", true);
+  else
+    resume(c);
+}
+
+void grpc_call_http_end(grpc_call_t *c) {
+  bool open = !c->stream_closed && !c->wire_finished;
+  c->wire_finished = c->handler_done = true;
+  if (open) {
+    c->deferred = true; /* EOF is reported even if nghttp2 has not asked again yet */
+    resume(c);
+  }
+  grpc_call_maybe_free(c);
+}
+
+/* ============================== local calls ============================== */
+
+grpc_call_t *grpc_local_call_new(grpc_server_t *s, const char *path, const grpc_local_ops_t *ops, void *ctx) {
+  size_t n = strlen(path);
+  const grpc_method_t *m = grpc_server_find_method(s, path, n);
+  if (!m) return NULL;
+  grpc_call_t *c = call_alloc(s);
+  c->local = true;
+  c->method = m;
+  c->lops = ops;
+  c->lctx = ctx;
+  c->stream_closed = c->remote_closed = true; /* there is no stream to wait for */
+  c->path = arena_memdup(&c->arena, path, n);
+  return c;
+}
+
+void grpc_local_call_set_metadata(grpc_call_t *c, const char *name, const char *value) {
+  size_t n = strlen(name);
+  char *low = arena_memdup(&c->arena, name, n);
+  for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)low[i]);
+  grpc_call_md_add(c, (const uint8_t *)low, n, (const uint8_t *)value, strlen(value));
+}
+
+void grpc_local_call_start(grpc_call_t *c, ProtobufCMessage *msg) {
+  if (c->dispatched) {
+    LOGE("grpc: local call %s started twice", c->path);
+    return;
+  }
+  c->dispatched = true;
+  if (c->cancelled) { /* cancelled before it started: no handler runs */
+    grpc_call_finish(c, GRPC_CANCELLED, "context canceled");
+    return;
+  }
+  grpc_list_push(&c->srv->locals, &c->link);
+  c->nest++;
+  c->method->on_message(c, msg);
+  enum grpc_method_kind k = c->method->kind;
+  if ((k == GRPC_CLIENT_STREAM || k == GRPC_BIDI_STREAM) && !c->handler_done && !c->cancelled &&
+      c->method->on_half_close)
+    c->method->on_half_close(c);
+  c->nest--;
+  grpc_call_maybe_free(c);
+}
+
+void grpc_local_call_abort(grpc_call_t *c) {
+  if (c->dispatched) {
+    LOGE("grpc: abort of the started local call %s ignored", c->path);
+    return;
+  }
+  c->handler_done = true;
+  grpc_call_maybe_free(c);
+}
+
+void grpc_local_call_cancel(grpc_call_t *c) {
+  if (c->cancelled || c->handler_done) return;
+  c->cancelled = true;
+  if (!c->dispatched) return;
+  grpc_server_t *s = c->srv;
+  grpc_list_remove(&c->link); /* shutdown no longer waits for it */
+  c->nest++;
+  if (c->method->on_cancel) c->method->on_cancel(c);
+  c->nest--;
+  grpc_server_conn_gone(s);
+  grpc_call_maybe_free(c);
+}
+
+void grpc_local_cancel_all(grpc_server_t *s) {
+  while (!grpc_list_empty(&s->locals))
+    grpc_local_call_cancel(GRPC_CONTAINER(s->locals.next, grpc_call_t, link));
 }
 
 /* ============================== accessors ============================== */
@@ -314,7 +447,20 @@ void grpc_call_set_user(grpc_call_t *c, void *user) { c->user = user; }
 const grpc_method_t *grpc_call_method(grpc_call_t *c) { return c->method; }
 bool grpc_call_cancelled(grpc_call_t *c) { return c->cancelled; }
 uint64_t grpc_call_deadline_ms(grpc_call_t *c) { return c->deadline; }
-const char *grpc_call_peer(grpc_call_t *c) { return c->conn->peer; }
+const char *grpc_call_peer(grpc_call_t *c) { return c->conn ? c->conn->peer : "local"; }
+
+void grpc_call_md_add(grpc_call_t *c, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen) {
+  if (c->n_md == c->cap_md) {
+    uint32_t cap = c->cap_md ? c->cap_md * 2 : 8;
+    grpc_md_t *md = arena_alloc(&c->arena, cap * sizeof(*md));
+    if (c->n_md) memcpy(md, c->md, c->n_md * sizeof(*md));
+    c->md = md;
+    c->cap_md = cap;
+  }
+  c->md[c->n_md].name = arena_memdup(&c->arena, name, nlen);
+  c->md[c->n_md].value = arena_memdup(&c->arena, value, vlen);
+  c->n_md++;
+}
 
 const char *grpc_call_metadata(grpc_call_t *c, const char *name) {
   for (uint32_t i = 0; i < c->n_md; i++)

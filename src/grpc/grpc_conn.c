@@ -50,7 +50,12 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   grpc_conn_t *c = st->data;
   if (n > 0) {
     grpc_conn_feed(c, (const uint8_t *)b->base, (size_t)n);
-  } else if (n < 0) {
+  } else if (n == UV_EOF && c->mode == GRPC_CONN_HTTP1 && !c->hreq && (c->writing || c->out.len)) {
+    /* the client half-closed after its request: finish writing the answer, then close */
+    uv_read_stop(st);
+    c->close_after_write = true;
+    grpc_conn_mark_dirty(c);
+  } else if (n < 0) { /* with an HTTP/1.1 request in flight, EOF means the client left */
     if (n != UV_EOF) LOGD("grpc: read error peer=%s err=%s", c->peer, uv_strerror((int)n));
     grpc_conn_close(c);
   }
@@ -79,29 +84,33 @@ int grpc_conn_start(grpc_conn_t *c) {
   return uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-/* Answers the buffered HTTP/1.1 request once it is complete, then closes after writing. */
-static int http1_process(grpc_conn_t *c) {
-  if (c->close_after_write) return 0; /* already answered: ignore the rest */
+/* Hands each complete buffered HTTP/1.1 request to the HTTP handler, one at a time: the
+ * next is parsed once the previous one is answered (keep-alive, pipelining). A bad request
+ * is answered with its error status and the connection closes after writing. */
+static void http1_process(grpc_conn_t *c) {
   grpc_server_t *s = c->srv;
-  grpc_http1_req_t req;
-  size_t max = s->opts.max_recv_msg_bytes;
-  ssize_t r = grpc_http1_parse(c->in.data, c->in.len, max, &req);
-  if (r == 0) return 0;
-  buf_t body = {0};
-  int status;
-  const char *ct = NULL;
-  if (r < 0) {
-    status = (int)-r;
-    buf_printf(&body, "%s\n", grpc_http1_reason(status));
-  } else {
-    grpc_server_http(s, req.method, req.path, req.body, req.body_len, &status, &ct, &body);
+  c->refs++; /* the handler may not close us, but be safe */
+  while (!c->hreq && !c->closing && !c->close_after_write && c->in.len) {
+    grpc_http1_req_t req;
+    ssize_t r = grpc_http1_parse(c->in.data, c->in.len, s->opts.max_recv_msg_bytes, &req);
+    if (r == 0) break;
+    if (r < 0) {
+      int status = (int)-r;
+      buf_t body = {0};
+      buf_printf(&body, "%s\n", grpc_http1_reason(status));
+      grpc_http1_response(&c->out, status, NULL, body.data, body.len, false);
+      buf_free(&body);
+      buf_free(&c->in);
+      c->close_after_write = true;
+      grpc_conn_mark_dirty(c);
+      break;
+    }
+    grpc_http_req_t *hr = grpc_http_req_new_h1(c, &req);
+    grpc_server_http(s, hr, hr->method, hr->path, req.body, req.body_len); /* may answer at once */
+    buf_consume(&c->in, (size_t)r);
   }
-  grpc_http1_response(&c->out, status, ct, body.data, body.len);
-  buf_free(&body);
-  buf_free(&c->in);
-  c->close_after_write = true;
-  grpc_conn_mark_dirty(c);
-  return 0;
+  if (c->in.len == 0 && c->in.cap > GRPC_HTTP1_MAX_HEAD) buf_free(&c->in);
+  grpc_conn_unref(c);
 }
 
 /* Switches a connection to HTTP/2 and replays the buffered preface. */
@@ -138,12 +147,14 @@ int grpc_conn_feed(grpc_conn_t *c, const uint8_t *p, size_t n) {
     }
   }
   if (c->mode == GRPC_CONN_HTTP1) {
+    if (c->close_after_write) return 0; /* answered and closing: ignore the rest */
     if (c->in.len + n > GRPC_HTTP1_MAX_HEAD + c->srv->opts.max_recv_msg_bytes) {
       grpc_conn_close(c);
       return -1;
     }
     buf_append(&c->in, p, n);
-    return http1_process(c);
+    if (!c->hreq) http1_process(c); /* else parsed once the request in flight is answered */
+    return 0;
   }
   if (n == 0) {
     grpc_conn_mark_dirty(c);
@@ -191,10 +202,16 @@ static void on_write(uv_write_t *req, int status) {
   grpc_conn_mark_dirty(c);
 }
 
-/* Sends GOAWAY (shutdown) once the session exists; pre-h2 connections just close. */
+/* Sends GOAWAY (shutdown) once the session exists; an HTTP/1.1 connection closes after
+ * the answer to its request in flight (now if idle); an undetected one closes now. */
 static bool do_goaway(grpc_conn_t *c) {
   if (c->goaway_sent) return true;
-  if (c->mode == GRPC_CONN_DETECT || (c->mode == GRPC_CONN_HTTP1 && !c->close_after_write)) {
+  if (c->mode == GRPC_CONN_HTTP1 && (c->hreq || c->writing || c->out.len)) {
+    c->goaway_sent = c->close_after_write = !c->hreq;
+    if (c->hreq) c->hreq->keep_alive = false; /* h1_done then sets close_after_write */
+    return true;
+  }
+  if (c->mode != GRPC_CONN_H2) {
     grpc_conn_close(c);
     return false;
   }
@@ -207,6 +224,11 @@ static bool do_goaway(grpc_conn_t *c) {
 
 void grpc_conn_flush(grpc_conn_t *c) {
   if (c->closing) return;
+  if (c->http1_resume) { /* keep-alive: the previous request was answered */
+    c->http1_resume = false;
+    if (!c->want_goaway) http1_process(c);
+    if (c->closing) return;
+  }
   if (c->want_goaway && !do_goaway(c)) return;
   if (c->h2) {
     int rv = nghttp2_session_send(c->h2);
@@ -258,6 +280,8 @@ static void on_close(uv_handle_t *h) {
 void grpc_conn_close(grpc_conn_t *c) {
   if (c->closing) return;
   c->closing = true;
+  grpc_http_req_t *hreq = c->hreq; /* holds a reference: c outlives the hook below */
+  c->hreq = NULL;
   grpc_list_remove(&c->dirty);
   grpc_list_remove(&c->link);
   while (!grpc_list_empty(&c->calls)) {
@@ -277,4 +301,5 @@ void grpc_conn_close(grpc_conn_t *c) {
     grpc_conn_unref(c);
     grpc_server_conn_gone(s);
   }
+  if (hreq) grpc_http_req_client_gone(hreq); /* may answer, and so free, it (and c) */
 }

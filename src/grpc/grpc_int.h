@@ -39,19 +39,40 @@ static inline void grpc_list_remove(grpc_list_t *n) {
 /* ---- structures ---- */
 
 typedef struct grpc_conn grpc_conn_t;
+struct grpc_http1_req;
 
 enum { GRPC_CONN_DETECT, GRPC_CONN_H2, GRPC_CONN_HTTP1 };
 
-typedef struct grpc_md {
+typedef struct grpc_md grpc_md_t;
+
+/* A plain HTTP request handed to the HTTP handler (see grpc_server.h). */
+struct grpc_http_req {
+  grpc_server_t *srv;
+  grpc_conn_t *conn;         /* HTTP/1.1: holds a reference until the request is freed */
+  grpc_call_t *call;         /* HTTP/2: the stream's call, alive until the answer */
+  arena_t arena;             /* HTTP/1.1: method, path and headers */
+  const char *method, *path; /* HTTP/1.1 (arena) */
+  grpc_md_t *hdr;            /* HTTP/1.1 headers (names lower case) */
+  uint32_t n_hdr;
+  void (*on_close)(void *);
+  void *on_close_arg;
+  bool keep_alive; /* HTTP/1.1: the connection may take another request after this one */
+  bool streaming;  /* grpc_http_respond_chunk started the response */
+  bool gone;       /* the client went away before the answer completed */
+};
+
+struct grpc_md {
   const char *name; /* lower case, arena */
   const char *value;
-} grpc_md_t;
+};
 
 struct grpc_call {
-  grpc_conn_t *conn;           /* holds a reference for the call's whole life */
+  grpc_server_t *srv;
+  grpc_conn_t *conn;           /* holds a reference for the call's whole life; NULL if local */
   const grpc_method_t *method; /* NULL when the request was refused before dispatch */
   int32_t stream_id;
   arena_t arena;
+  arena_t scratch; /* stream methods: the request message being handled, reset after it */
   void *user;
   const char *path; /* arena */
   grpc_md_t *md;    /* arena */
@@ -59,24 +80,30 @@ struct grpc_call {
   uint64_t deadline; /* uv_now ms, 0 = none */
   size_t heap_idx;   /* position in the deadline heap, SIZE_MAX if not there */
   grpc_deframer_t in;
-  ProtobufCMessage *unary_msg; /* unary/server-stream request, decoded, waiting for END_STREAM */
-  buf_t out;                   /* framed response messages not yet handed to nghttp2 */
-  size_t out_off;              /* bytes of `out` already sent */
-  int status;                  /* final grpc-status */
-  const char *status_msg;      /* percent-encoded grpc-message (arena) or NULL */
-  const char *http_method;     /* :method (arena), for plain HTTP requests over h2 */
-  uint8_t bad_request;         /* header check result, see grpc_session.c */
-  bool http_req;               /* not gRPC: routed to the server's HTTP handler */
-  bool http_resp;              /* the response is a plain HTTP one (no trailers) */
-  bool headers_submitted;      /* response HEADERS (or trailers-only) queued */
-  bool deferred;               /* our data provider returned NGHTTP2_ERR_DEFERRED */
-  bool wire_finished;          /* the final status has been decided and queued */
-  bool remote_closed;          /* the client sent END_STREAM */
-  bool stream_closed;          /* nghttp2 closed the stream or the connection went away */
-  bool dispatched;             /* the handler has seen the call */
-  bool handler_done;           /* grpc_call_finish ran (or no handler will ever run) */
+  ProtobufCMessage *unary_msg;  /* unary/server-stream request, decoded, waiting for END_STREAM */
+  buf_t out;                    /* framed response messages not yet handed to nghttp2 */
+  size_t out_off;               /* bytes of `out` already sent */
+  int status;                   /* final grpc-status */
+  const char *status_msg;       /* percent-encoded grpc-message (arena) or NULL */
+  const char *http_method;      /* :method (arena), for plain HTTP requests over h2 */
+  grpc_http_req_t *hreq;        /* plain HTTP request handed to the HTTP handler, unanswered */
+  const grpc_local_ops_t *lops; /* local calls */
+  void *lctx;
+  int nest;               /* > 0 while we run handler code on it: defers freeing */
+  uint8_t bad_request;    /* header check result, see grpc_session.c */
+  bool http_req;          /* not gRPC: routed to the server's HTTP handler */
+  bool http_resp;         /* the response is a plain HTTP one (no trailers) */
+  bool headers_submitted; /* response HEADERS (or trailers-only) queued */
+  bool deferred;          /* our data provider returned NGHTTP2_ERR_DEFERRED */
+  bool wire_finished;     /* the final status has been decided and queued */
+  bool remote_closed;     /* the client sent END_STREAM */
+  bool stream_closed;     /* nghttp2 closed the stream or the connection went away */
+  bool dispatched;        /* the handler has seen the call */
+  bool handler_done;      /* grpc_call_finish ran (or no handler will ever run) */
   bool cancelled;
-  grpc_list_t link; /* in conn->calls while the stream is open */
+  bool local;       /* grpc_local_call_new: no connection, no stream */
+  grpc_list_t link; /* in conn->calls while the stream is open; in srv->locals while a
+                       started local call runs */
   struct grpc_call *next_free;
 };
 
@@ -87,8 +114,10 @@ struct grpc_conn {
   int mode;
   int refs; /* one for the socket (or the detached owner) + one per call */
   bool has_socket, closing, writing, read_paused, close_after_write, want_goaway, goaway_sent;
-  buf_t in;  /* preface detection and HTTP/1 request bytes */
-  buf_t out; /* bytes gathered for the next socket write */
+  bool http1_resume;     /* HTTP/1.1 keep-alive: parse the next buffered request at flush */
+  grpc_http_req_t *hreq; /* HTTP/1.1: the request in flight (one at a time) */
+  buf_t in;              /* preface detection and HTTP/1 request bytes */
+  buf_t out;             /* bytes gathered for the next socket write */
   buf_t inflight;
   buf_t *sink; /* detached connections: output goes here (NULL = discarded) */
   uv_write_t wreq;
@@ -119,6 +148,8 @@ struct grpc_server {
   uint8_t *rbuf; /* shared read buffer: reads are processed synchronously */
   grpc_call_t *free_calls;
   size_t n_free_calls, live_calls;
+  size_t live_reqs;   /* plain HTTP requests not yet freed */
+  grpc_list_t locals; /* started local calls still running (shutdown waits for them) */
   bool shutting_down, handles_closing, shutdown_complete, free_requested;
   int pending_closes;
   void (*done)(void *);
@@ -133,16 +164,17 @@ enum { GRPC_RBUF_SIZE = 64 * 1024, GRPC_OUT_HIGH_WATER = 1024 * 1024 };
 const grpc_method_t *grpc_server_find_method(grpc_server_t *s, const char *path, size_t len);
 /* Writes the UNIMPLEMENTED message grpc-go uses for an unknown path into out (cap bytes). */
 void grpc_server_unknown_method_msg(grpc_server_t *s, const char *path, char *out, size_t cap);
-/* Runs the HTTP handler from the options (404 when absent or it declines) and fills the
- * status, content type and body to answer with. */
-void grpc_server_http(grpc_server_t *s, const char *method, const char *path, const uint8_t *body, size_t len,
-                      int *status, const char **content_type, buf_t *out);
+/* Hands req to the HTTP handler from the options (a 404 answer when there is none). */
+void grpc_server_http(grpc_server_t *s, grpc_http_req_t *req, const char *method, const char *path,
+                      const uint8_t *body, size_t len);
 /* libuv prepare callback: flushes every dirty connection (one write per iteration). */
 void grpc_server_on_prepare(uv_prepare_t *p);
-/* Called when the last call of a server that grpc_server_free already released is freed. */
+/* Called when a call or HTTP request of a server that grpc_server_free already released is
+ * freed: releases the memory once none is left. */
 void grpc_server_maybe_release(grpc_server_t *s);
-/* Called after a connection's socket closed (n_conns already decremented) or a listener
- * closed; starts closing the server's handles once shutdown has nothing left to wait for. */
+/* Called after a connection's socket closed (n_conns already decremented), a listener
+ * closed or a local call stopped running; starts closing the server's handles once
+ * shutdown has nothing left to wait for. */
 void grpc_server_conn_gone(grpc_server_t *s);
 
 /* ---- grpc_deadline.c ---- */
@@ -203,10 +235,29 @@ ssize_t grpc_call_data_read(nghttp2_session *h2, int32_t sid, uint8_t *buf, size
 /* Writes one DATA frame's payload (from the call's queue) into the connection buffer. */
 int grpc_call_data_send(nghttp2_session *h2, nghttp2_frame *frame, const uint8_t *framehd, size_t len,
                         nghttp2_data_source *src, void *user);
-/* Answers a plain HTTP request made over HTTP/2 (body copied) and ends the call. */
+/* Answers a plain HTTP request made over HTTP/2 (body copied) and ends the call (a no-op
+ * on the wire once the stream is gone). May free the call. */
 void grpc_call_http_respond(grpc_call_t *c, int status, const char *content_type, const uint8_t *body,
                             size_t len);
+/* Streams a chunk of a plain HTTP response over HTTP/2 (the first sends 200 + headers). */
+void grpc_call_http_chunk(grpc_call_t *c, const uint8_t *data, size_t len);
+/* Ends a streamed plain HTTP response over HTTP/2 and the call. May free the call. */
+void grpc_call_http_end(grpc_call_t *c);
 /* Frees calls kept in the server's pool. */
 void grpc_call_pool_drain(grpc_server_t *s);
+/* Appends one request metadata entry (copied into the call's arena, name as given). */
+void grpc_call_md_add(grpc_call_t *c, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen);
+/* Grace period over: cancels every started local call still running. */
+void grpc_local_cancel_all(grpc_server_t *s);
+
+/* ---- grpc_http.c ---- */
+
+/* Creates the request object for an HTTP/2 call routed to the HTTP handler. */
+grpc_http_req_t *grpc_http_req_new_h2(grpc_call_t *c);
+/* Creates the request object for a parsed HTTP/1.1 request on c (method, path and
+ * headers copied; takes a connection reference) and makes it c's request in flight. */
+grpc_http_req_t *grpc_http_req_new_h1(grpc_conn_t *c, const struct grpc_http1_req *in);
+/* The client went away before the answer completed: runs the on_close hook once. */
+void grpc_http_req_client_gone(grpc_http_req_t *r);
 
 #endif

@@ -77,16 +77,14 @@ void grpc_server_unknown_method_msg(grpc_server_t *s, const char *path, char *ou
     snprintf(out, cap, "unknown service %.*s", svc_len, path + 1);
 }
 
-void grpc_server_http(grpc_server_t *s, const char *method, const char *path, const uint8_t *body, size_t len,
-                      int *status, const char **content_type, buf_t *out) {
-  *status = 200;
-  *content_type = NULL;
-  if (s->opts.http1 && s->opts.http1(s->opts.http1_ctx, method, path, body, len, status, content_type, out))
+void grpc_server_http(grpc_server_t *s, grpc_http_req_t *req, const char *method, const char *path,
+                      const uint8_t *body, size_t len) {
+  if (s->opts.http1) {
+    s->opts.http1(s->opts.http1_ctx, req, method, path, body, len);
     return;
-  out->len = 0;
-  *status = 404;
-  *content_type = "text/plain; charset=utf-8";
-  buf_printf(out, "404 page not found\n");
+  }
+  static const uint8_t text[] = "404 page not found\n";
+  grpc_http_respond(req, 404, NULL, text, sizeof(text) - 1);
 }
 
 /* ============================== lifecycle ============================== */
@@ -99,6 +97,7 @@ grpc_server_t *grpc_server_new(uv_loop_t *loop, const grpc_server_opts_t *opts) 
   if (!s->opts.max_recv_msg_bytes) s->opts.max_recv_msg_bytes = DEFAULT_MAX_RECV;
   grpc_list_init(&s->conns);
   grpc_list_init(&s->dirty);
+  grpc_list_init(&s->locals);
   uv_prepare_init(loop, &s->prepare);
   uv_timer_init(loop, &s->deadline_timer);
   uv_timer_init(loop, &s->grace_timer);
@@ -220,7 +219,9 @@ static void on_handle_closed(uv_handle_t *h) {
 }
 
 void grpc_server_conn_gone(grpc_server_t *s) {
-  if (!s->shutting_down || s->handles_closing || s->n_conns > 0 || s->pending_closes > 0) return;
+  if (!s->shutting_down || s->handles_closing || s->n_conns > 0 || s->pending_closes > 0 ||
+      !grpc_list_empty(&s->locals))
+    return;
   s->handles_closing = true;
   uv_handle_t *hs[] = {(uv_handle_t *)&s->prepare, (uv_handle_t *)&s->deadline_timer,
                        (uv_handle_t *)&s->grace_timer};
@@ -230,9 +231,10 @@ void grpc_server_conn_gone(grpc_server_t *s) {
   }
 }
 
-/* Timer: the grace period is over; close what is left. */
+/* Timer: the grace period is over; cancel the local calls and close what is left. */
 static void on_grace(uv_timer_t *t) {
   grpc_server_t *s = t->data;
+  grpc_local_cancel_all(s);
   while (!grpc_list_empty(&s->conns)) grpc_conn_close(GRPC_CONTAINER(s->conns.next, grpc_conn_t, link));
 }
 
@@ -256,7 +258,7 @@ void grpc_server_shutdown(grpc_server_t *s, unsigned grace_ms, void (*done)(void
 }
 
 void grpc_server_maybe_release(grpc_server_t *s) {
-  if (!s->free_requested || !s->shutdown_complete || s->live_calls > 0) return;
+  if (!s->free_requested || !s->shutdown_complete || s->live_calls > 0 || s->live_reqs > 0) return;
   grpc_call_pool_drain(s);
   free(s->mt);
   free(s->heap);

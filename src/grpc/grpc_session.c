@@ -23,20 +23,6 @@ static grpc_call_t *stream_call(nghttp2_session *h2, int32_t sid) {
   return nghttp2_session_get_stream_user_data(h2, sid);
 }
 
-/* Appends one metadata entry to the call (arena-backed array). */
-static void md_add(grpc_call_t *c, const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen) {
-  if (c->n_md == c->cap_md) {
-    uint32_t cap = c->cap_md ? c->cap_md * 2 : 8;
-    grpc_md_t *md = arena_alloc(&c->arena, cap * sizeof(*md));
-    if (c->n_md) memcpy(md, c->md, c->n_md * sizeof(*md));
-    c->md = md;
-    c->cap_md = cap;
-  }
-  c->md[c->n_md].name = arena_memdup(&c->arena, name, nlen);
-  c->md[c->n_md].value = arena_memdup(&c->arena, value, vlen);
-  c->n_md++;
-}
-
 /* True if a content-type value names gRPC: "application/grpc" optionally followed by
  * "+proto" style or ";params" suffixes. */
 static bool is_grpc_content_type(const uint8_t *v, size_t n) {
@@ -80,24 +66,21 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
     else
       c->bad_request |= BAD_TIMEOUT;
   }
-  md_add(c, name, nlen, value, vlen);
+  grpc_call_md_add(c, name, nlen, value, vlen);
   return 0;
 }
 
-/* Answers a non-gRPC request made over HTTP/2 once it is complete. */
+/* Hands a complete non-gRPC request made over HTTP/2 to the HTTP handler, which answers
+ * now or later. */
 static void http_request_done(grpc_call_t *c) {
-  buf_t body = {0};
-  int status = 404;
-  const char *ct = NULL;
-  grpc_server_http(c->conn->srv, c->http_method ? c->http_method : "GET", c->path ? c->path : "/",
-                   c->in.body.data, c->in.body.len, &status, &ct, &body);
-  grpc_call_http_respond(c, status, ct, body.data, body.len);
-  buf_free(&body);
+  grpc_http_req_t *r = grpc_http_req_new_h2(c);
+  grpc_server_http(c->srv, r, c->http_method ? c->http_method : "GET", c->path ? c->path : "/",
+                   c->in.body.data, c->in.body.len);
 }
 
 /* Validates a complete request HEADERS block and routes the call. */
 static void on_request_headers(grpc_call_t *c) {
-  grpc_server_t *s = c->conn->srv;
+  grpc_server_t *s = c->srv;
   char msg[320];
   if (c->bad_request & BAD_CONTENT_TYPE) {
     if (s->opts.http1) {
@@ -158,14 +141,21 @@ static void on_remote_end(grpc_call_t *c) {
   }
 }
 
-/* Deframer callback: decodes one request message and routes it. Returns nonzero to stop. */
+/* Deframer callback: decodes one request message and routes it. Returns nonzero to stop.
+ * Unary and server-stream requests are decoded into the call's arena; stream messages
+ * into the scratch arena, which is emptied once the handler has seen the message. */
 static int on_message(void *ctx, const uint8_t *p, size_t n) {
   grpc_call_t *c = ctx;
   enum grpc_method_kind k = c->method->kind;
   bool single = k == GRPC_UNARY || k == GRPC_SERVER_STREAM;
   if (single && c->unary_msg) return 0; /* extra messages of a unary request are ignored */
-  ProtobufCMessage *m = protobuf_c_message_unpack(c->method->request, &c->arena.pb, n, p);
+  arena_t *a = single ? &c->arena : &c->scratch;
+  ProtobufCMessage *m = protobuf_c_message_unpack(c->method->request, &a->pb, n, p);
   if (!m) {
+    if (!single) {
+      arena_destroy(a);
+      arena_init(a);
+    }
     grpc_call_abort(c, GRPC_INTERNAL,
                     "grpc: error unmarshalling request: proto: cannot parse invalid wire-format data");
     return 1;
@@ -174,7 +164,9 @@ static int on_message(void *ctx, const uint8_t *p, size_t n) {
     c->unary_msg = m;
     return 0;
   }
-  grpc_call_dispatch(c, m);
+  grpc_call_dispatch(c, m);   /* the stream is open: the call outlives this */
+  arena_destroy(&c->scratch); /* msg was valid during on_message only */
+  arena_init(&c->scratch);
   return c->wire_finished || c->cancelled;
 }
 
@@ -185,7 +177,7 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t sid, const 
   grpc_call_t *c = stream_call(h2, sid);
   if (!c || c->wire_finished || c->cancelled) return 0;
   if (c->http_req) {
-    size_t max = c->conn->srv->opts.max_recv_msg_bytes;
+    size_t max = c->srv->opts.max_recv_msg_bytes;
     if (c->in.body.len + len > max) {
       static const uint8_t text[] = "request body too large\n";
       grpc_call_http_respond(c, 413, NULL, text, sizeof(text) - 1);
@@ -275,6 +267,9 @@ void grpc_session_init_callbacks(grpc_server_t *s) {
   s->cbs = cb;
   nghttp2_option_new(&s->h2opt);
   nghttp2_option_set_no_closed_streams(s->h2opt, 1);
+  /* Go clients send ":authority: http://host:port" when dialed with a URL; nghttp2's HTTP
+   * messaging checks would reset such streams, and grpc-go's server accepts them. */
+  nghttp2_option_set_no_http_messaging(s->h2opt, 1);
 }
 
 int grpc_session_start(grpc_conn_t *c) {

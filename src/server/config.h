@@ -15,8 +15,8 @@
 #include <stdio.h>
 
 /* The etcd version cetcd reports (Status, /version, --version) and the cluster version. */
-#define CETCD_ETCD_VERSION "3.5.0"
-#define CETCD_CLUSTER_VERSION "3.5.0"
+#define CETCD_ETCD_VERSION "3.4.23"
+#define CETCD_CLUSTER_VERSION "3.4.0"
 
 /* config_parse results besides 0 and negative errors: help or version was printed. */
 #define CONFIG_HELP 1

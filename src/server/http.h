@@ -1,4 +1,5 @@
-/* Plain HTTP/1.1 endpoints on the client port: /health, /version, /metrics. */
+/* Plain HTTP endpoints on the client port: /health, /version, /metrics and the /v3/ JSON
+ * gateway. */
 #ifndef CETCD_SERVER_HTTP_H
 #define CETCD_SERVER_HTTP_H
 
@@ -6,10 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/buf.h"
+#include "grpc/grpc_server.h"
 
-/* grpc_http1_handler_fn for the client port; ctx is the server_t. */
-bool http_handle(void *ctx, const char *method, const char *path, const uint8_t *req_body, size_t req_len,
-                 int *status, const char **content_type, buf_t *body);
+/* grpc_http1_handler_fn for the client port; ctx is the server_t. Answers /health,
+ * /version and /metrics at once, hands POSTs to gateway paths to the JSON gateway (which
+ * answers later) and anything else 404. */
+void http_handle(void *ctx, grpc_http_req_t *req, const char *method, const char *path,
+                 const uint8_t *req_body, size_t req_len);
 
 #endif

@@ -25,6 +25,7 @@ int main(int argc, char **argv) {
   }
   int lvl = log_parse_level(cfg.log_level ? cfg.log_level : "info");
   if (lvl >= 0) log_min_level = lvl;
+  for (size_t i = 0; i < cfg.n_warnings; i++) LOGW("msg=\"%s\"", cfg.warnings[i]);
   setvbuf(stdout, NULL, _IOLBF, 0);
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t *loop = uv_default_loop();

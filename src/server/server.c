@@ -95,12 +95,15 @@ static void sync_work(uv_work_t *w) {
   else srv->sync_running = true; /* success marker read in sync_done */
 }
 
+static void close_storage(server_t *srv);
+
 /* Loop thread: the backend is durable up to sync_index, so older WAL segments can go. */
 static void sync_done(uv_work_t *w, int status) {
   server_t *srv = w->data;
-  if (status == 0 && srv->sync_running) wal_release_before(srv->wal, srv->sync_index);
+  if (status == 0 && srv->sync_running && srv->wal) wal_release_before(srv->wal, srv->sync_index + 1);
   srv->sync_running = false;
   w->data = NULL;
+  if (srv->close_pending) close_storage(srv);
 }
 
 /* Timer: starts a backend sync when there is something new and none is running. */
@@ -174,9 +177,10 @@ static int open_storage(server_t *srv) {
   }
   replay_ctx_t rctx = {.srv = srv, .consistent_index = mvcc_consistent_index(srv->mvcc)};
   srv->last_index = srv->applied_index = rctx.consistent_index;
-  wal_replay_t cbs = {.on_entry = replay_entry, .on_hardstate = replay_hardstate};
+  wal_replay_t cbs = {.entry = replay_entry, .hardstate = replay_hardstate, .ctx = &rctx};
+  wal_options_t wo = {.loop = srv->loop, .on_durable = on_wal_durable, .on_error = on_wal_error, .ctx = srv};
   mvcc_batch_begin(srv->mvcc);
-  rc = wal_open(walpath, NULL, &cbs, &rctx, &srv->wal);
+  rc = wal_open(walpath, &wo, &cbs, &srv->wal);
   if (rc) {
     mvcc_batch_abort(srv->mvcc);
     LOGE("msg=\"cannot open WAL\" path=%s error=\"%s\" fix=\"move the data dir aside and restore from a "
@@ -189,8 +193,7 @@ static int open_storage(server_t *srv) {
                           srv->applied_index);
   /* A single member elects itself at every start: a new term, like etcd's. */
   srv->term = (rctx.last_term ? rctx.last_term : 1) + 1;
-  if ((rc = wal_append_hardstate(srv->wal, srv->term, 0, srv->last_index))) return rc;
-  return wal_start(srv->wal, srv->loop, on_wal_durable, on_wal_error, srv);
+  return wal_append_hardstate(srv->wal, srv->term, 0, srv->last_index);
 }
 
 /* Binds every --listen-client-urls address. */
@@ -262,19 +265,28 @@ int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
   return 0;
 }
 
-/* Final step of shutdown once the gRPC connections are gone. */
-static void after_grpc_shutdown(void *arg) {
-  server_t *srv = arg;
-  server_fail_pending(srv, CETCD_ESTOPPED);
+/* Closes the WAL and the backend (no backend sync may be running). */
+static void close_storage(server_t *srv) {
+  srv->close_pending = false;
   wal_close(srv->wal);
   srv->wal = NULL;
   mvcc_sync(srv->mvcc);
   mvcc_close(srv->mvcc);
   srv->mvcc = NULL;
+  LOGI("msg=\"stopped cetcd\"");
+}
+
+/* Final step of shutdown once the gRPC connections are gone. */
+static void after_grpc_shutdown(void *arg) {
+  server_t *srv = arg;
+  server_fail_pending(srv, CETCD_ESTOPPED);
   uv_close((uv_handle_t *)&srv->sigterm, NULL);
   uv_close((uv_handle_t *)&srv->sigint, NULL);
   uv_close((uv_handle_t *)&srv->sync_timer, NULL);
-  LOGI("msg=\"stopped cetcd\"");
+  if (srv->sync_work.data)
+    srv->close_pending = true; /* sync_done closes storage */
+  else
+    close_storage(srv);
 }
 
 void server_stop(server_t *srv) {

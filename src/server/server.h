@@ -58,6 +58,7 @@ typedef struct server {
   uv_timer_t sync_timer; /* periodic LMDB sync + WAL release */
   uv_work_t sync_work;
   bool sync_running;
+  bool close_pending; /* shutdown waits for the running backend sync */
   uint64_t sync_index; /* consistent index covered by the running sync */
 } server_t;
 

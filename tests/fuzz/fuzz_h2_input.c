@@ -40,6 +40,26 @@ static void on_watch(grpc_call_t *call, ProtobufCMessage *m) {
 }
 static void on_watch_end(grpc_call_t *call) { grpc_call_finish(call, GRPC_OK, NULL); }
 
+/* Plain HTTP (HTTP/1.1, or HTTP/2 without the gRPC content-type): answer at once, stream
+ * two chunks, or park the request (answered after the connection is gone). */
+static grpc_http_req_t *parked_http[64];
+static int n_parked_http;
+static void on_http(void *ctx, grpc_http_req_t *req, const char *method, const char *path,
+                    const uint8_t *body, size_t len) {
+  (void)ctx, (void)method, (void)body;
+  size_t n = strlen(path);
+  if (n % 3 == 0 && n_parked_http < 64) {
+    parked_http[n_parked_http++] = req;
+  } else if (n % 3 == 1) {
+    grpc_http_respond_chunk(req, (const uint8_t *)"{}", 2);
+    grpc_http_respond_chunk(req, (const uint8_t *)path, n);
+    grpc_http_respond_end(req);
+  } else {
+    grpc_http_req_header(req, "authorization");
+    grpc_http_respond(req, 200, NULL, body, len);
+  }
+}
+
 static const grpc_method_t methods[] = {
     {"/etcdserverpb.KV/Range", GRPC_UNARY, &etcdserverpb__range_request__descriptor, on_range, NULL, NULL},
     {"/etcdserverpb.Watch/Watch", GRPC_BIDI_STREAM, &etcdserverpb__watch_request__descriptor, on_watch,
@@ -50,7 +70,7 @@ static const grpc_method_t methods[] = {
 static void init(void) {
   if (srv) return;
   uv_loop_init(&loop);
-  grpc_server_opts_t o = {.max_recv_msg_bytes = 4096, .max_concurrent_streams = 100};
+  grpc_server_opts_t o = {.max_recv_msg_bytes = 4096, .max_concurrent_streams = 100, .http1 = on_http};
   srv = grpc_server_new(&loop, &o);
   grpc_server_add_methods(srv, methods, 2);
 }
@@ -73,6 +93,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   grpc_conn_unref(c);
   for (int i = 0; i < n_parked; i++) grpc_call_finish(parked[i], GRPC_OK, NULL);
   n_parked = 0;
+  for (int i = 0; i < n_parked_http; i++)
+    grpc_http_respond(parked_http[i], 200, NULL, (const uint8_t *)"late", 4); /* client gone: dropped */
+  n_parked_http = 0;
+  if (srv->live_reqs != 0) abort();
   if (srv->live_calls != 0) abort(); /* every call must be freed once both sides are done */
   if (srv->n_conns != 0) abort();
   return 0;

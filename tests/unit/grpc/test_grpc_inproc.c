@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 // cmocka must come after the headers above
 #include <cmocka.h>
@@ -37,20 +38,25 @@ static const grpc_method_t methods[] = {
 };
 
 typedef struct rec {
-  int grpc_status;
+  int grpc_status, http_status;
   bool closed;
   size_t data_len;
+  char data[256]; /* the first bytes of DATA */
 } rec_t;
 
 static int c_on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size_t nl,
                        const uint8_t *value, size_t vl, uint8_t flags, void *user) {
   (void)h2, (void)f, (void)flags, (void)vl;
   if (nl == 11 && !memcmp(name, "grpc-status", 11)) ((rec_t *)user)->grpc_status = value[0] - '0';
+  if (nl == 7 && !memcmp(name, ":status", 7)) ((rec_t *)user)->http_status = atoi((const char *)value);
   return 0;
 }
 static int c_on_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *d, size_t n, void *user) {
-  (void)h2, (void)flags, (void)id, (void)d;
-  ((rec_t *)user)->data_len += n;
+  (void)h2, (void)flags, (void)id;
+  rec_t *r = user;
+  for (size_t i = 0; i < n && r->data_len + i < sizeof(r->data) - 1; i++)
+    r->data[r->data_len + i] = (char)d[i];
+  r->data_len += n;
   return 0;
 }
 static int c_on_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user) {
@@ -174,10 +180,209 @@ static void test_garbage(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- plain HTTP over HTTP/2, answered later ---- */
+
+static grpc_http_req_t *http_parked;
+static int http_closes;
+static void http_on_close(void *arg) {
+  (void)arg;
+  http_closes++;
+}
+/* Parks every request for the test to answer; /auth checks a header first. */
+static void http_handler(void *ctx, grpc_http_req_t *req, const char *method, const char *path,
+                         const uint8_t *body, size_t len) {
+  (void)ctx, (void)body, (void)len;
+  assert_string_equal(method, "GET");
+  if (!strcmp(path, "/auth")) assert_string_equal(grpc_http_req_header(req, "Authorization"), "tok");
+  grpc_http_req_on_close(req, http_on_close, NULL);
+  http_parked = req;
+}
+
+/* Submits a GET for path (with an authorization header). */
+static int32_t http_get(nghttp2_session *h2, const char *path) {
+  nghttp2_nv nva[] = {{(uint8_t *)":method", (uint8_t *)"GET", 7, 3, 0},
+                      {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+                      {(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0},
+                      {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+                      {(uint8_t *)"authorization", (uint8_t *)"tok", 13, 3, 0}};
+  int32_t id = nghttp2_submit_request(h2, NULL, nva, 5, NULL, NULL);
+  assert_true(id > 0);
+  return id;
+}
+
+static void test_http2_async(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  grpc_server_opts_t o = {.http1 = http_handler};
+  grpc_server_t *s = grpc_server_new(&loop, &o);
+  buf_t sink = {0};
+  grpc_conn_t *c = grpc_conn_new(s, false, &sink);
+  rec_t rec = {.grpc_status = -1};
+  nghttp2_session *h2 = client(&rec);
+  /* a complete answer given later */
+  http_get(h2, "/auth");
+  exchange(h2, c, &sink);
+  assert_non_null(http_parked);
+  assert_false(rec.closed);
+  grpc_http_respond(http_parked, 202, "application/json", (const uint8_t *)"{}", 2);
+  exchange(h2, c, &sink);
+  assert_true(rec.closed);
+  assert_int_equal(rec.http_status, 202);
+  assert_string_equal(rec.data, "{}");
+  /* a streamed answer: each chunk reaches the client before the end */
+  rec = (rec_t){.grpc_status = -1};
+  http_get(h2, "/stream");
+  exchange(h2, c, &sink);
+  grpc_http_respond_chunk(http_parked, (const uint8_t *)"{\"a\":1}\n", 8);
+  exchange(h2, c, &sink);
+  assert_int_equal(rec.http_status, 200);
+  assert_string_equal(rec.data, "{\"a\":1}\n");
+  assert_false(rec.closed);
+  grpc_http_respond_chunk(http_parked, (const uint8_t *)"{\"b\":2}\n", 8);
+  grpc_http_respond_end(http_parked);
+  exchange(h2, c, &sink);
+  assert_true(rec.closed);
+  assert_string_equal(rec.data, "{\"a\":1}\n{\"b\":2}\n");
+  assert_int_equal(http_closes, 0);
+  /* the client resets the stream before the answer: on_close, then a harmless answer */
+  rec = (rec_t){.grpc_status = -1};
+  int32_t id = http_get(h2, "/hang");
+  exchange(h2, c, &sink);
+  nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+  exchange(h2, c, &sink);
+  assert_int_equal(http_closes, 1);
+  assert_true(grpc_http_req_gone(http_parked));
+  assert_int_equal(s->live_calls, 1);
+  grpc_http_respond_chunk(http_parked, (const uint8_t *)"x", 1);
+  grpc_http_respond(http_parked, 200, NULL, (const uint8_t *)"late", 4);
+  assert_int_equal(s->live_calls, 0);
+  assert_int_equal(s->live_reqs, 0);
+  /* the connection goes away in the middle of a stream */
+  http_get(h2, "/stream");
+  exchange(h2, c, &sink);
+  grpc_http_respond_chunk(http_parked, (const uint8_t *)"{}", 2);
+  exchange(h2, c, &sink);
+  grpc_conn_close(c);
+  assert_int_equal(http_closes, 2);
+  grpc_http_respond_end(http_parked);
+  assert_int_equal(s->live_calls, 0);
+  assert_int_equal(s->live_reqs, 0);
+  nghttp2_session_del(h2);
+  buf_free(&sink);
+  grpc_server_free(s);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* ---- a long bidi stream does not grow the call's arena ---- */
+
+enum { N_STREAM_MSGS = 10000, KEY_LEN = 1000 };
+static int stream_msgs;
+static const void *first_head;
+
+/* Watch: checks each (big) message, and that the call's arena did not gain a chunk. */
+static void on_watch(grpc_call_t *call, ProtobufCMessage *m) {
+  Etcdserverpb__WatchRequest *wr = (Etcdserverpb__WatchRequest *)m;
+  assert_non_null(wr->create_request);
+  assert_int_equal(wr->create_request->key.len, KEY_LEN);
+  assert_int_equal(wr->create_request->key.data[KEY_LEN - 1], 'k');
+  assert_non_null(call->scratch.head); /* decoded into the per-message arena */
+  if (stream_msgs++ == 0) first_head = grpc_call_arena(call)->head;
+  assert_ptr_equal(grpc_call_arena(call)->head, first_head);
+  if (stream_msgs % 1000 == 0) {
+    Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    r.watch_id = stream_msgs;
+    grpc_call_send(call, &r.base);
+  }
+}
+static void on_watch_end(grpc_call_t *call) {
+  assert_null(call->scratch.head); /* reset after every message */
+  grpc_call_finish(call, GRPC_OK, NULL);
+}
+static const grpc_method_t watch_methods[] = {
+    {"/etcdserverpb.Watch/Watch", GRPC_BIDI_STREAM, &etcdserverpb__watch_request__descriptor, on_watch,
+     on_watch_end, NULL},
+};
+
+typedef struct gen {
+  buf_t msg;    /* one framed request */
+  size_t total; /* bytes to send: N_STREAM_MSGS messages */
+  size_t off;
+} gen_t;
+/* Client data provider: the same framed message N_STREAM_MSGS times, then EOF. */
+static ssize_t gen_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                        nghttp2_data_source *src, void *user) {
+  (void)h2, (void)id, (void)user;
+  gen_t *g = src->ptr;
+  size_t n = 0;
+  while (n < len && g->off < g->total) {
+    size_t in = g->off % g->msg.len, k = g->msg.len - in;
+    if (k > len - n) k = len - n;
+    if (k > g->total - g->off) k = g->total - g->off;
+    memcpy(buf + n, g->msg.data + in, k);
+    n += k;
+    g->off += k;
+  }
+  if (g->off == g->total) *flags |= NGHTTP2_DATA_FLAG_EOF;
+  return (ssize_t)n;
+}
+
+static void test_stream_arena_bounded(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  grpc_server_t *s = grpc_server_new(&loop, NULL);
+  grpc_server_add_methods(s, watch_methods, 1);
+  buf_t sink = {0};
+  grpc_conn_t *c = grpc_conn_new(s, false, &sink);
+  rec_t rec = {.grpc_status = -1};
+  nghttp2_session *h2 = client(&rec);
+  gen_t g = {0};
+  uint8_t key[KEY_LEN];
+  memset(key, 'k', sizeof(key));
+  Etcdserverpb__WatchCreateRequest cr = ETCDSERVERPB__WATCH_CREATE_REQUEST__INIT;
+  cr.key.data = key;
+  cr.key.len = sizeof(key);
+  Etcdserverpb__WatchRequest wr = ETCDSERVERPB__WATCH_REQUEST__INIT;
+  wr.request_union_case = ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST;
+  wr.create_request = &cr;
+  size_t n = protobuf_c_message_get_packed_size(&wr.base);
+  buf_reserve(&g.msg, n + 5);
+  g.msg.data[0] = 0;
+  g.msg.data[1] = (uint8_t)(n >> 24), g.msg.data[2] = (uint8_t)(n >> 16);
+  g.msg.data[3] = (uint8_t)(n >> 8), g.msg.data[4] = (uint8_t)n;
+  protobuf_c_message_pack(&wr.base, g.msg.data + 5);
+  g.msg.len = n + 5;
+  g.total = g.msg.len * N_STREAM_MSGS;
+  nghttp2_nv nva[] = {{(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+                      {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+                      {(uint8_t *)":path", (uint8_t *)"/etcdserverpb.Watch/Watch", 5, 25, 0},
+                      {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
+                      {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0}};
+  nghttp2_data_provider prd = {.source.ptr = &g, .read_callback = gen_read};
+  assert_true(nghttp2_submit_request(h2, NULL, nva, 5, &prd, NULL) > 0);
+  for (int i = 0; i < 100000 && !rec.closed; i++) exchange(h2, c, &sink);
+  assert_true(rec.closed);
+  assert_int_equal(stream_msgs, N_STREAM_MSGS);
+  assert_int_equal(rec.grpc_status, 0);
+  assert_int_equal(rec.data_len, 10 * (5 + 3)); /* ten WatchResponse{watch_id} */
+  assert_int_equal(s->live_calls, 0);
+  buf_free(&g.msg);
+  grpc_conn_close(c);
+  nghttp2_session_del(h2);
+  buf_free(&sink);
+  grpc_server_free(s);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unary_and_cancel),
       cmocka_unit_test(test_garbage),
+      cmocka_unit_test(test_http2_async),
+      cmocka_unit_test(test_stream_arena_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

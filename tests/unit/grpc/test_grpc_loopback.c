@@ -136,14 +136,15 @@ static const grpc_method_t methods[] = {
 };
 
 /* HTTP handler: /health only. */
-static bool http1(void *ctx, const char *method, const char *path, const uint8_t *b, size_t n, int *status,
-                  const char **ct, buf_t *body) {
+static void http1(void *ctx, grpc_http_req_t *req, const char *method, const char *path, const uint8_t *b,
+                  size_t n) {
   (void)ctx, (void)b, (void)n;
-  if (strcmp(path, "/health") || strcmp(method, "GET")) return false;
-  *status = 200;
-  *ct = "application/json";
-  buf_printf(body, "{\"health\":\"true\"}");
-  return true;
+  if (strcmp(path, "/health") || strcmp(method, "GET")) {
+    grpc_http_respond(req, 404, NULL, (const uint8_t *)"404 page not found\n", 19);
+    return;
+  }
+  static const char health[] = "{\"health\":\"true\"}";
+  grpc_http_respond(req, 200, "application/json", (const uint8_t *)health, sizeof(health) - 1);
 }
 
 static void shutdown_done(void *arg) {

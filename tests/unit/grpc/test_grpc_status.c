@@ -93,6 +93,21 @@ static void test_http1_parse(void **state) {
   assert_string_equal(r.method, "GET");
   assert_string_equal(r.path, "/health");
   assert_int_equal(r.body_len, 0);
+  assert_true(r.keep_alive);
+  assert_int_equal(r.n_hdr, 2);
+  assert_int_equal(r.hdr[1].nlen, 6);
+  assert_memory_equal(r.hdr[1].name, "Accept", 6);
+  assert_int_equal(r.hdr[1].vlen, 3);
+  assert_memory_equal(r.hdr[1].value, "*/*", 3);
+  /* keep-alive defaults and the Connection header */
+  const char *ka[] = {"GET / HTTP/1.0\r\n\r\n", "GET / HTTP/1.1\r\nConnection: Keep-Alive, Upgrade\r\n\r\n",
+                      "GET / HTTP/1.1\r\nconnection:  upgrade , close\r\n\r\n",
+                      "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"};
+  const bool want[] = {false, true, false, true};
+  for (size_t i = 0; i < 4; i++) {
+    assert_true(grpc_http1_parse((const uint8_t *)ka[i], strlen(ka[i]), 100, &r) > 0);
+    assert_int_equal(r.keep_alive, want[i]);
+  }
   /* incomplete head, then incomplete body */
   assert_int_equal(grpc_http1_parse((const uint8_t *)get, 20, 100, &r), 0);
   const char *post = "POST /v3/kv/range HTTP/1.1\r\ncontent-length: 11\r\n\r\n{\"key\":\"x\"}";
@@ -109,15 +124,41 @@ static void test_http1_parse(void **state) {
                        "\x16\x03\x01\x02\x01\r\n\r\n"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
     assert_int_equal(grpc_http1_parse((const uint8_t *)bad[i], strlen(bad[i]), 100, &r), -400);
+  /* an incomplete head that cannot become a request is refused at once */
+  const char *early[] = {"\x00\x01\x02", "get ", "GET /x\x01", "ABCDEFGHIJKLMNOPQ"};
+  const size_t early_len[] = {3, 4, 7, 17};
+  for (size_t i = 0; i < sizeof(early) / sizeof(*early); i++)
+    assert_int_equal(grpc_http1_parse((const uint8_t *)early[i], early_len[i], 100, &r), -400);
+  assert_int_equal(grpc_http1_parse((const uint8_t *)"GE", 2, 100, &r), 0);
+  assert_int_equal(grpc_http1_parse((const uint8_t *)"GET /x HTTP/1.1\r\nA: \xff\t", 22, 100, &r), 0);
   const char *te = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
   assert_int_equal(grpc_http1_parse((const uint8_t *)te, strlen(te), 100, &r), -501);
   static uint8_t big[GRPC_HTTP1_MAX_HEAD + 10];
   memset(big, 'a', sizeof(big));
+  memcpy(big, "GET /", 5);
   assert_int_equal(grpc_http1_parse(big, sizeof(big), 100, &r), -431);
+  /* too many header lines */
+  buf_t many = {0};
+  buf_printf(&many, "GET / HTTP/1.1\r\n");
+  for (int i = 0; i <= GRPC_HTTP1_MAX_HEADERS; i++) buf_printf(&many, "h%d: v\r\n", i);
+  buf_printf(&many, "\r\n");
+  assert_int_equal(grpc_http1_parse(many.data, many.len, 100, &r), -431);
+  buf_free(&many);
   buf_t out = {0};
-  grpc_http1_response(&out, 404, NULL, (const uint8_t *)"nope", 4);
+  grpc_http1_response(&out, 404, NULL, (const uint8_t *)"nope", 4, false);
   assert_true(out.len > 4 && !memcmp(out.data, "HTTP/1.1 404 Not Found\r\n", 24));
+  assert_non_null(memmem(out.data, out.len, "Connection: close\r\n", 19));
   assert_memory_equal(out.data + out.len - 8, "\r\n\r\nnope", 8);
+  out.len = 0;
+  grpc_http1_response(&out, 200, NULL, NULL, 0, true);
+  assert_null(memmem(out.data, out.len, "Connection", 10));
+  out.len = 0;
+  grpc_http1_chunked_head(&out, "application/json", true);
+  grpc_http1_chunk(&out, (const uint8_t *)"0123456789abcdefX", 17);
+  grpc_http1_chunked_end(&out);
+  const char *tail = "Transfer-Encoding: chunked\r\n\r\n11\r\n0123456789abcdefX\r\n0\r\n\r\n";
+  assert_true(out.len > strlen(tail));
+  assert_memory_equal(out.data + out.len - strlen(tail), tail, strlen(tail));
   buf_free(&out);
 }
 
