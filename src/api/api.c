@@ -62,10 +62,29 @@ static bool table_has(const grpc_method_t *t, size_t n, const char *path) {
   return false;
 }
 
+typedef struct table {
+  const grpc_method_t *methods;
+  const size_t *len;
+} table_t;
+
+/* Every implemented method, by service. */
+static const table_t tables[] = {
+    {api_kv_methods, &api_kv_methods_len},       {api_maintenance_methods, &api_maintenance_methods_len},
+    {api_cluster_methods, &api_cluster_methods_len}, {api_watch_methods, &api_watch_methods_len},
+    {api_lease_methods, &api_lease_methods_len}, {api_lock_methods, &api_lock_methods_len},
+    {api_election_methods, &api_election_methods_len}, {api_auth_methods, &api_auth_methods_len},
+};
+
+/* True if some service table implements `path`. */
+static bool implemented(const char *path) {
+  for (size_t i = 0; i < sizeof(tables) / sizeof(*tables); i++)
+    if (table_has(tables[i].methods, *tables[i].len, path)) return true;
+  return false;
+}
+
 void api_register_all(grpc_server_t *g) {
-  grpc_server_add_methods(g, api_kv_methods, api_kv_methods_len);
-  grpc_server_add_methods(g, api_maintenance_methods, api_maintenance_methods_len);
-  grpc_server_add_methods(g, api_cluster_methods, api_cluster_methods_len);
+  for (size_t i = 0; i < sizeof(tables) / sizeof(*tables); i++)
+    if (*tables[i].len) grpc_server_add_methods(g, tables[i].methods, *tables[i].len);
   static const ProtobufCServiceDescriptor *services[] = {
       &etcdserverpb__kv__descriptor,    &etcdserverpb__watch__descriptor,
       &etcdserverpb__lease__descriptor, &etcdserverpb__cluster__descriptor,
@@ -82,10 +101,7 @@ void api_register_all(grpc_server_t *g) {
     for (unsigned m = 0; m < sd->n_methods; m++) {
       char path[160];
       snprintf(path, sizeof(path), "/%s/%s", sd->name, sd->methods[m].name);
-      if (table_has(api_kv_methods, api_kv_methods_len, path) ||
-          table_has(api_maintenance_methods, api_maintenance_methods_len, path) ||
-          table_has(api_cluster_methods, api_cluster_methods_len, path))
-        continue;
+      if (implemented(path)) continue;
       rest[n].path = xstrdup(path);
       rest[n].kind = method_kind(path);
       rest[n].request = sd->methods[m].input;

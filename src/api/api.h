@@ -22,12 +22,22 @@ void api_reply(grpc_call_t *call, const ProtobufCMessage *msg);
  * Lock, Election); methods without an implementation answer UNIMPLEMENTED. */
 void api_register_all(grpc_server_t *g);
 
-/* Method tables of the implemented services (defined in kv.c, maintenance.c, cluster.c). */
+/* Method tables of the services, one per api/<service>.c. */
 extern const grpc_method_t api_kv_methods[];
 extern const size_t api_kv_methods_len;
 extern const grpc_method_t api_maintenance_methods[];
 extern const size_t api_maintenance_methods_len;
 extern const grpc_method_t api_cluster_methods[];
 extern const size_t api_cluster_methods_len;
+extern const grpc_method_t api_watch_methods[];
+extern const size_t api_watch_methods_len;
+extern const grpc_method_t api_lease_methods[];
+extern const size_t api_lease_methods_len;
+extern const grpc_method_t api_lock_methods[];
+extern const size_t api_lock_methods_len;
+extern const grpc_method_t api_election_methods[];
+extern const size_t api_election_methods_len;
+extern const grpc_method_t api_auth_methods[];
+extern const size_t api_auth_methods_len;
 
 #endif

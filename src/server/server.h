@@ -16,6 +16,8 @@
 typedef struct grpc_server grpc_server_t;
 typedef struct mvcc_store mvcc_store_t;
 typedef struct wal wal_t;
+typedef struct watch_hub watch_hub_t;
+typedef struct lessor lessor_t;
 
 /* The result of applying one log entry, handed to the proposer's callback. Exactly one of
  * the response pointers is set (matching the request) when err == 0. Responses live in the
@@ -26,6 +28,9 @@ typedef struct apply_result {
   Etcdserverpb__DeleteRangeResponse *delete_range;
   Etcdserverpb__TxnResponse *txn;
   Etcdserverpb__CompactionResponse *compaction;
+  Etcdserverpb__LeaseGrantResponse *lease_grant;
+  Etcdserverpb__LeaseRevokeResponse *lease_revoke;
+  Etcdserverpb__AlarmResponse *alarm;
 } apply_result_t;
 
 /* Called on the loop thread once the proposal has been made durable and applied (or has
@@ -40,6 +45,8 @@ typedef struct server {
   mvcc_store_t *mvcc;
   wal_t *wal;
   grpc_server_t *grpc;
+  watch_hub_t *watch; /* watchers over mvcc's events (watch/) */
+  lessor_t *lessor;   /* leases (lease/) */
   uint64_t cluster_id;
   uint64_t member_id;
   uint64_t term;
