@@ -22,6 +22,10 @@ void api_reply(grpc_call_t *call, const ProtobufCMessage *msg);
  * Lock, Election); methods without an implementation answer UNIMPLEMENTED. */
 void api_register_all(grpc_server_t *g);
 
+/* Ends every open Watch stream (UNAVAILABLE "etcdserver: server stopped") and refuses new
+ * ones: called when the server begins shutting down, so streams do not hold it up. */
+void api_watch_stop_all(void);
+
 /* Method tables of the services, one per api/<service>.c. */
 extern const grpc_method_t api_kv_methods[];
 extern const size_t api_kv_methods_len;

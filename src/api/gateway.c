@@ -116,6 +116,7 @@ static void respond_error(grpc_http_req_t *req, int code, const char *message) {
 
 typedef struct gw_call {
   grpc_http_req_t *req;
+  grpc_call_t *call; /* streaming calls: cancelled if the HTTP client goes away */
   buf_t body;
   bool streaming;
   int sent;
@@ -153,6 +154,13 @@ static void gw_on_finish(void *ctx, int status, const char *message) {
 
 static const grpc_local_ops_t gw_ops = {gw_on_send, gw_on_finish};
 
+/* The HTTP client of a streaming call went away: cancel the call (its handler then
+ * finishes it, which answers and frees the request). */
+static void gw_on_close(void *arg) {
+  gw_call_t *gc = arg;
+  grpc_local_call_cancel(gc->call);
+}
+
 void gateway_handle(grpc_server_t *g, grpc_http_req_t *req, const char *grpc_path, const uint8_t *body,
                     size_t len) {
   gw_call_t *gc = xcalloc(1, sizeof(*gc));
@@ -172,6 +180,10 @@ void gateway_handle(grpc_server_t *g, grpc_http_req_t *req, const char *grpc_pat
     grpc_local_call_abort(call);
     respond_error(req, GRPC_INVALID_ARGUMENT, err);
     return;
+  }
+  if (gc->streaming) {
+    gc->call = call;
+    grpc_http_req_on_close(req, gw_on_close, gc);
   }
   grpc_local_call_start(call, msg);
 }

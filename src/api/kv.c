@@ -6,6 +6,8 @@
 #include "api/api.h"
 #include "cetcd/errors.h"
 #include "mvcc/mvcc.h"
+#include "server/metrics.h"
+#include "server/quota.h"
 
 /* Replies to a proposed write once it has been applied. */
 static void write_done(void *ctx, const apply_result_t *res) {
@@ -48,6 +50,7 @@ static void kv_range(grpc_call_t *call, ProtobufCMessage *m) {
     return;
   }
   Etcdserverpb__RangeResponse *resp = NULL;
+  metrics_on_range();
   int rc = mvcc_apply_range(server_get()->mvcc, req, grpc_call_arena(call), &resp);
   if (rc) {
     api_finish_error(call, rc);
@@ -67,6 +70,8 @@ static void kv_put(grpc_call_t *call, ProtobufCMessage *m) {
     rc = CETCD_EVALUEPROVIDED;
   else if (req->ignore_lease && req->lease)
     rc = CETCD_ELEASEPROVIDED;
+  else
+    rc = quota_check(server_get(), quota_cost_put(req)); /* CETCD_ENOSPACE, raising NOSPACE */
   if (rc) {
     api_finish_error(call, rc);
     return;
@@ -100,12 +105,17 @@ static void kv_txn(grpc_call_t *call, ProtobufCMessage *m) {
   if (mvcc_txn_is_readonly(req)) {
     Etcdserverpb__TxnResponse *resp = NULL;
     rc = mvcc_apply_txn(srv->mvcc, req, grpc_call_arena(call), &resp);
+    metrics_on_read_txn(req, rc ? NULL : resp);
     if (rc) {
       api_finish_error(call, rc);
       return;
     }
     resp->header = api_header(call, resp->header);
     api_reply(call, &resp->base);
+    return;
+  }
+  if ((rc = quota_check(srv, quota_cost_txn(req)))) { /* CETCD_ENOSPACE, raising NOSPACE */
+    api_finish_error(call, rc);
     return;
   }
   Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;

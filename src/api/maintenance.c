@@ -1,9 +1,12 @@
-/* etcdserverpb.Maintenance: Status, Hash, HashKV, Alarm (so far). */
+/* etcdserverpb.Maintenance: Status, Hash, HashKV, Alarm, Defragment (and Snapshot). */
 #include <string.h>
 
 #include "api/api.h"
+#include "base/log.h"
 #include "cetcd/errors.h"
 #include "mvcc/mvcc.h"
+#include "server/alarm.h"
+#include "snapshot/snapshot.h"
 
 /* Maintenance.Status: version, backend sizes, raft position of this member. */
 static void mt_status(grpc_call_t *call, ProtobufCMessage *m) {
@@ -18,6 +21,19 @@ static void mt_status(grpc_call_t *call, ProtobufCMessage *m) {
   resp.raftindex = srv->last_index;
   resp.raftterm = srv->term;
   resp.raftappliedindex = srv->applied_index;
+  size_t na = alarm_count(srv->alarms, ETCDSERVERPB__ALARM_TYPE__NONE);
+  if (na) { /* etcd: one "memberID:<id> alarm:<type> " string per raised alarm */
+    arena_t *a = grpc_call_arena(call);
+    resp.errors = arena_alloc(a, na * sizeof(*resp.errors));
+    for (size_t i = 0; i < na; i++) {
+      uint64_t member;
+      int type;
+      alarm_get(srv->alarms, i, &member, &type);
+      char *text = arena_alloc(a, 64);
+      alarm_member_string(member, type, text, 64);
+      resp.errors[resp.n_errors++] = text;
+    }
+  }
   api_reply(call, &resp.base);
 }
 
@@ -48,15 +64,50 @@ static void mt_hash_kv(grpc_call_t *call, ProtobufCMessage *m) {
   api_reply(call, &resp.base);
 }
 
-/* Maintenance.Alarm: no alarm is raised yet (quota arrives with step 2), so GET lists none. */
-static void mt_alarm(grpc_call_t *call, ProtobufCMessage *m) {
-  Etcdserverpb__AlarmRequest *req = (Etcdserverpb__AlarmRequest *)m;
-  if (req->action != ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET) {
-    grpc_call_finish(call, GRPC_UNIMPLEMENTED, "cetcd: alarm activate/deactivate is not implemented yet");
+/* Replies to a proposed alarm change once applied. */
+static void alarm_done(void *ctx, const apply_result_t *res) {
+  grpc_call_t *call = ctx;
+  if (res->err) {
+    api_finish_error(call, res->err);
     return;
   }
-  Etcdserverpb__AlarmResponse resp = ETCDSERVERPB__ALARM_RESPONSE__INIT;
-  resp.header = api_header(call, NULL);
+  Etcdserverpb__AlarmResponse empty = ETCDSERVERPB__ALARM_RESPONSE__INIT;
+  Etcdserverpb__AlarmResponse *resp = res->alarm ? res->alarm : &empty;
+  resp->header = api_header(call, resp->header);
+  api_reply(call, &resp->base);
+}
+
+/* Maintenance.Alarm: GET lists the raised alarms from local state; ACTIVATE and
+ * DEACTIVATE go through the log like etcd's, and list the alarm they changed. */
+static void mt_alarm(grpc_call_t *call, ProtobufCMessage *m) {
+  Etcdserverpb__AlarmRequest *req = (Etcdserverpb__AlarmRequest *)m;
+  server_t *srv = server_get();
+  if (req->action != ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET) {
+    Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
+    ir.alarm = req;
+    server_propose(srv, &ir, grpc_call_arena(call), alarm_done, call);
+    return;
+  }
+  Etcdserverpb__AlarmResponse *resp = NULL;
+  alarm_apply(srv->alarms, req, grpc_call_arena(call), &resp); /* GET changes nothing */
+  resp->header = api_header(call, NULL);
+  api_reply(call, &resp->base);
+}
+
+/* Maintenance.Defragment: rewrites the backend compactly, blocking the loop meanwhile
+ * (etcd blocks writes during defrag too). Answers like etcd: an empty response. */
+static void mt_defragment(grpc_call_t *call, ProtobufCMessage *m) {
+  (void)m;
+  server_t *srv = server_get();
+  LOGI("msg=\"starting defragment\"");
+  int rc = mvcc_defrag(srv->mvcc, NULL, NULL);
+  if (rc) {
+    LOGW("msg=\"failed to defragment\" error=\"%s\"", cetcd_strerror(rc));
+    api_finish_error(call, rc);
+    return;
+  }
+  LOGI("msg=\"finished defragment\"");
+  Etcdserverpb__DefragmentResponse resp = ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;
   api_reply(call, &resp.base);
 }
 
@@ -69,5 +120,9 @@ const grpc_method_t api_maintenance_methods[] = {
      NULL, NULL},
     {"/etcdserverpb.Maintenance/Alarm", GRPC_UNARY, &etcdserverpb__alarm_request__descriptor, mt_alarm, NULL,
      NULL},
+    {"/etcdserverpb.Maintenance/Snapshot", GRPC_SERVER_STREAM, &etcdserverpb__snapshot_request__descriptor,
+     snapshot_rpc_on_message, NULL, snapshot_rpc_on_cancel},
+    {"/etcdserverpb.Maintenance/Defragment", GRPC_UNARY, &etcdserverpb__defragment_request__descriptor,
+     mt_defragment, NULL, NULL},
 };
 const size_t api_maintenance_methods_len = sizeof(api_maintenance_methods) / sizeof(*api_maintenance_methods);

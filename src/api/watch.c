@@ -1,6 +1,425 @@
-/* watch service handlers: not implemented yet (the table is empty, so every method answers
- * UNIMPLEMENTED through api_register_all). */
-#include "api/api.h"
+/* etcdserverpb.Watch: the bidirectional Watch stream (etcd's v3rpc/watch.go).
+ *
+ * One stream holds many watches, each a watcher in the hub (watch/). Responses follow
+ * etcd 3.4: a create is answered with created=true (before any event of that watch); a
+ * failed create with created=canceled=true, watch_id -1 and the reason; a cancel with
+ * canceled=true; a progress request with watch_id -1 and the current revision; a watch
+ * whose start revision was compacted with compact_revision and canceled=true.
+ * Half-closing the stream does not end it (etcd keeps sending until the client goes).
+ *
+ * Slow consumers: when the bytes queued on the call exceed STREAM_PAUSE_BYTES, every
+ * watcher of the stream is paused (nothing more is buffered for it) and resumed once the
+ * queue drains below STREAM_RESUME_BYTES; the hub then replays what they missed from
+ * history, so nothing is lost. */
+#include <stdlib.h>
+#include <string.h>
 
-const grpc_method_t api_watch_methods[] = {{0}};
-const size_t api_watch_methods_len = 0;
+#include "api/api.h"
+#include "base/alloc.h"
+#include "base/log.h"
+#include "mvcc/mvcc.h"
+#include "watch/watch.h"
+
+enum {
+  STREAM_PAUSE_BYTES = 4 << 20,
+  STREAM_RESUME_BYTES = 1 << 20,
+  DRAIN_POLL_MS = 5,
+  MIN_PROGRESS_MS = 100, /* etcd's minWatchProgressInterval */
+  GRPC_OVERHEAD_BYTES = 512 * 1024,
+};
+
+typedef struct wstream wstream_t;
+
+/* One watch of a stream. */
+typedef struct wentry {
+  int64_t id;
+  watcher_t *w; /* NULL once compacted: the id stays taken until cancelled, as in etcd */
+  wstream_t *ws;
+  bool prev_kv, fragment, progress_notify;
+  bool progress_due; /* no events sent since the last progress tick */
+} wentry_t;
+
+struct wstream {
+  grpc_call_t *call;
+  wstream_t *prev, *next; /* every open stream (for api_watch_stop_all) */
+  wentry_t **slots; /* open addressing by id; NULL = empty */
+  size_t cap, n;
+  int64_t next_id;
+  bool paused;   /* watchers paused for a slow consumer */
+  bool finished; /* grpc_call_finish done */
+  int nprogress; /* watches with progress_notify */
+  bool progress_on, drain_on;
+  uv_timer_t progress_timer, drain_timer;
+  int open_handles;
+};
+
+static wstream_t *g_streams; /* open streams */
+static bool g_stopping;       /* the server is shutting down */
+
+/* ---- the id table ---- */
+
+/* Slot index for id. */
+static size_t slot_of(const wstream_t *s, int64_t id) {
+  uint64_t h = (uint64_t)id * 0x9e3779b97f4a7c15ULL;
+  return (size_t)(h >> 20) & (s->cap - 1);
+}
+
+/* The entry for id, or NULL. */
+static wentry_t *ws_find(const wstream_t *s, int64_t id) {
+  if (!s->cap) return NULL;
+  for (size_t i = slot_of(s, id);; i = (i + 1) & (s->cap - 1)) {
+    if (!s->slots[i]) return NULL;
+    if (s->slots[i]->id == id) return s->slots[i];
+  }
+}
+
+/* Inserts e (its id not present). */
+static void ws_insert(wstream_t *s, wentry_t *e) {
+  if ((s->n + 1) * 2 > s->cap) {
+    size_t oc = s->cap;
+    wentry_t **old = s->slots;
+    s->cap = oc ? oc * 2 : 16;
+    s->slots = xcalloc(s->cap, sizeof(*s->slots));
+    for (size_t i = 0; i < oc; i++)
+      if (old[i]) {
+        size_t j = slot_of(s, old[i]->id);
+        while (s->slots[j]) j = (j + 1) & (s->cap - 1);
+        s->slots[j] = old[i];
+      }
+    free(old);
+  }
+  size_t j = slot_of(s, e->id);
+  while (s->slots[j]) j = (j + 1) & (s->cap - 1);
+  s->slots[j] = e;
+  s->n++;
+}
+
+/* Removes e (backward-shift deletion keeps probe chains intact). */
+static void ws_remove(wstream_t *s, wentry_t *e) {
+  size_t i = slot_of(s, e->id);
+  while (s->slots[i] != e) i = (i + 1) & (s->cap - 1);
+  s->slots[i] = NULL;
+  s->n--;
+  for (size_t j = (i + 1) & (s->cap - 1); s->slots[j]; j = (j + 1) & (s->cap - 1)) {
+    size_t home = slot_of(s, s->slots[j]->id);
+    /* move slots[j] into the hole if its home is not in (i, j] cyclically */
+    bool in = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (!in) {
+      s->slots[i] = s->slots[j];
+      s->slots[j] = NULL;
+      i = j;
+    }
+  }
+}
+
+/* ---- responses ---- */
+
+/* Fills a response header (revision rev; 0 = current) without touching the call arena. */
+static void header_at(grpc_call_t *call, Etcdserverpb__ResponseHeader *h, int64_t rev) {
+  etcdserverpb__response_header__init(h);
+  h->revision = rev;
+  api_header(call, h);
+}
+
+/* Sends a control response (no events). */
+static void send_ctl(wstream_t *s, int64_t rev, int64_t id, bool created, bool canceled, const char *reason) {
+  Etcdserverpb__ResponseHeader h;
+  header_at(s->call, &h, rev);
+  Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+  r.header = &h;
+  r.watch_id = id;
+  r.created = created;
+  r.canceled = canceled;
+  if (reason) r.cancel_reason = (char *)reason;
+  grpc_call_send(s->call, &r.base);
+}
+
+/* Bytes a length-delimited field of n bytes adds (tag + length varint + n). */
+static size_t field_size(size_t n) {
+  size_t v = 1;
+  for (size_t x = n; x >= 0x80; x >>= 7) v++;
+  return 1 + v + n;
+}
+
+/* Sends r, split into fragments of at most max bytes when the watch asked for it (etcd's
+ * sendFragments: every part but the last has fragment=true). */
+static void send_fragments(grpc_call_t *call, Etcdserverpb__WatchResponse *r, size_t max) {
+  if (r->n_events < 2 || protobuf_c_message_get_packed_size(&r->base) < max) {
+    grpc_call_send(call, &r->base);
+    return;
+  }
+  Mvccpb__Event **all = r->events;
+  size_t n = r->n_events, idx = 0;
+  r->events = NULL;
+  r->n_events = 0;
+  r->fragment = true;
+  size_t base = protobuf_c_message_get_packed_size(&r->base);
+  while (idx < n) {
+    size_t start = idx, size = base;
+    while (idx < n) {
+      size_t es = field_size(protobuf_c_message_get_packed_size(&all[idx]->base));
+      if (idx > start && size + es >= max) break;
+      size += es;
+      idx++;
+    }
+    r->events = all + start;
+    r->n_events = idx - start;
+    r->fragment = idx < n;
+    if (grpc_call_send(call, &r->base)) break;
+  }
+  r->events = all;
+  r->n_events = n;
+}
+
+static void pause_all(wstream_t *s, bool paused);
+
+/* Drain poll while paused: resumes the watchers once the queue is short again. */
+static void on_drain(uv_timer_t *t) {
+  wstream_t *s = t->data;
+  if (grpc_call_pending_bytes(s->call) > STREAM_RESUME_BYTES) return;
+  uv_timer_stop(t);
+  pause_all(s, false);
+}
+
+/* Pauses or resumes every watcher of the stream. */
+static void pause_all(wstream_t *s, bool paused) {
+  s->paused = paused;
+  LOGD("msg=\"watch stream %s (slow consumer)\" peer=%s pending-bytes=%zu", paused ? "paused" : "resumed",
+       grpc_call_peer(s->call), grpc_call_pending_bytes(s->call));
+  for (size_t i = 0; i < s->cap; i++)
+    if (s->slots[i] && s->slots[i]->w) watch_set_paused(s->slots[i]->w, paused);
+  if (paused) {
+    if (!s->drain_on) {
+      uv_timer_init(server_get()->loop, &s->drain_timer);
+      s->drain_timer.data = s;
+      s->drain_on = true;
+      s->open_handles++;
+    }
+    uv_timer_start(&s->drain_timer, on_drain, DRAIN_POLL_MS, DRAIN_POLL_MS);
+  }
+}
+
+/* Pauses the stream's watchers if the client is not reading fast enough. */
+static void check_backpressure(wstream_t *s) {
+  if (!s->paused && grpc_call_pending_bytes(s->call) > STREAM_PAUSE_BYTES) pause_all(s, true);
+}
+
+/* Hub callback: events of whole revisions for one watch. */
+static void on_events(void *ctx, watcher_t *w, const Mvccpb__Event *const *events, size_t n, int64_t rev) {
+  (void)w;
+  wentry_t *e = ctx;
+  wstream_t *s = e->ws;
+  Etcdserverpb__ResponseHeader h;
+  header_at(s->call, &h, rev);
+  Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+  r.header = &h;
+  r.watch_id = e->id;
+  r.events = (Mvccpb__Event **)events;
+  r.n_events = n;
+  if (e->fragment)
+    send_fragments(s->call, &r, server_get()->cfg->max_request_bytes + GRPC_OVERHEAD_BYTES);
+  else
+    grpc_call_send(s->call, &r.base);
+  if (n) e->progress_due = false;
+  check_backpressure(s);
+}
+
+/* Hub callback: the watch's next revision was compacted (the watcher is gone). */
+static void on_compacted(void *ctx, watcher_t *w, int64_t compact_rev) {
+  (void)w;
+  wentry_t *e = ctx;
+  e->w = NULL;
+  Etcdserverpb__ResponseHeader h;
+  header_at(e->ws->call, &h, 0);
+  h.revision = 0; /* etcd's compaction response carries no revision */
+  Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+  r.header = &h;
+  r.watch_id = e->id;
+  r.compact_revision = compact_rev;
+  r.canceled = true;
+  grpc_call_send(e->ws->call, &r.base);
+}
+
+/* Progress tick: a progress notification for each progress_notify watch that got no
+ * events since the last tick and is caught up (etcd's sendLoop + RequestProgress). */
+static void on_progress(uv_timer_t *t) {
+  wstream_t *s = t->data;
+  int64_t rev = mvcc_rev(server_get()->mvcc);
+  for (size_t i = 0; i < s->cap; i++) {
+    wentry_t *e = s->slots[i];
+    if (!e || !e->progress_notify) continue;
+    if (e->progress_due && e->w && watch_is_synced(e->w)) send_ctl(s, rev, e->id, false, false, NULL);
+    e->progress_due = true;
+  }
+}
+
+/* Starts the stream's progress ticker (interval plus up to 10% jitter, like etcd's). */
+static void start_progress(wstream_t *s) {
+  if (s->progress_on) return;
+  int64_t ms = server_get()->cfg->experimental_watch_progress_notify_interval_ms;
+  if (ms <= 0) ms = 10 * 60 * 1000;
+  if (ms < MIN_PROGRESS_MS) ms = MIN_PROGRESS_MS;
+  ms += rand() % (ms / 10 + 1);
+  uv_timer_init(server_get()->loop, &s->progress_timer);
+  s->progress_timer.data = s;
+  uv_timer_start(&s->progress_timer, on_progress, (uint64_t)ms, (uint64_t)ms);
+  s->progress_on = true;
+  s->open_handles++;
+}
+
+/* ---- requests ---- */
+
+/* A create request: registers the watch and answers created (or why not). */
+static void do_create(wstream_t *s, const Etcdserverpb__WatchCreateRequest *c) {
+  server_t *srv = server_get();
+  int64_t wsrev = mvcc_rev(srv->mvcc);
+  static const uint8_t zero = 0;
+  const uint8_t *key = c->key.len ? c->key.data : &zero;
+  size_t klen = c->key.len ? c->key.len : 1;
+  bool from_key = c->range_end.len == 1 && c->range_end.data[0] == 0;
+  if (c->range_end.len && !from_key) {
+    size_t m = klen < c->range_end.len ? klen : c->range_end.len;
+    int cmp = memcmp(key, c->range_end.data, m);
+    if (cmp > 0 || (cmp == 0 && klen >= c->range_end.len)) {
+      send_ctl(s, wsrev, -1, true, true, "mvcc: watcher range is empty");
+      return;
+    }
+  }
+  int64_t id = c->watch_id;
+  if (id == 0) { /* clientv3.AutoWatchID */
+    while (ws_find(s, s->next_id)) s->next_id++;
+    id = s->next_id++;
+  } else if (ws_find(s, id)) {
+    send_ctl(s, wsrev, -1, true, true, "mvcc: duplicate watch ID provided on the WatchStream");
+    return;
+  }
+  wentry_t *e = xcalloc(1, sizeof(*e));
+  e->id = id;
+  e->ws = s;
+  e->prev_kv = c->prev_kv;
+  e->fragment = c->fragment;
+  e->progress_notify = c->progress_notify;
+  e->progress_due = true;
+  int filters = 0;
+  for (size_t i = 0; i < c->n_filters; i++) {
+    if (c->filters[i] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT) filters |= WATCH_FILTER_NOPUT;
+    if (c->filters[i] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE)
+      filters |= WATCH_FILTER_NODELETE;
+  }
+  watch_opts_t o = {.key = key,
+                    .key_len = klen,
+                    .range_end = c->range_end.data,
+                    .range_end_len = c->range_end.len,
+                    .start_rev = c->start_revision > 0 ? c->start_revision : wsrev + 1,
+                    .filters = filters,
+                    .prev_kv = c->prev_kv,
+                    .on_events = on_events,
+                    .on_compacted = on_compacted,
+                    .ctx = e};
+  e->w = watch_add(srv->watch, &o);
+  if (!e->w) {
+    free(e);
+    send_ctl(s, wsrev, -1, true, true, "mvcc: watcher range is empty");
+    return;
+  }
+  ws_insert(s, e);
+  if (s->paused) watch_set_paused(e->w, true);
+  if (e->progress_notify && !s->nprogress++) start_progress(s);
+  send_ctl(s, wsrev, id, true, false, NULL);
+}
+
+/* A cancel request: answered only if the watch exists. */
+static void do_cancel(wstream_t *s, int64_t id) {
+  wentry_t *e = ws_find(s, id);
+  if (!e) return;
+  if (e->w) watch_cancel(e->w);
+  ws_remove(s, e);
+  if (e->progress_notify) s->nprogress--;
+  free(e);
+  send_ctl(s, 0, id, false, true, NULL);
+}
+
+/* Watch: one request message of the stream. */
+static void watch_on_message(grpc_call_t *call, ProtobufCMessage *m) {
+  Etcdserverpb__WatchRequest *req = (Etcdserverpb__WatchRequest *)m;
+  wstream_t *s = grpc_call_user(call);
+  if (!s) {
+    if (g_stopping) {
+      grpc_call_finish(call, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+      return;
+    }
+    s = xcalloc(1, sizeof(*s));
+    s->call = call;
+    s->next = g_streams;
+    if (g_streams) g_streams->prev = s;
+    g_streams = s;
+    grpc_call_set_user(call, s);
+  }
+  if (s->finished || !server_get()->watch) return;
+  switch (req->request_union_case) {
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST:
+      if (req->create_request) do_create(s, req->create_request);
+      break;
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST:
+      if (req->cancel_request) do_cancel(s, req->cancel_request->watch_id);
+      break;
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
+      send_ctl(s, 0, -1, false, false, NULL);
+      break;
+    default:
+      break;
+  }
+}
+
+/* Close callback of a stream timer: the last one frees the stream. */
+static void on_timer_closed(uv_handle_t *h) {
+  wstream_t *s = h->data;
+  if (--s->open_handles == 0) free(s);
+}
+
+/* Ends a stream: cancels every watch, finishes the call, frees the stream (once its
+ * timers have closed). */
+static void stream_end(wstream_t *s, int status, const char *message) {
+  grpc_call_t *call = s->call;
+  if (s->finished) return;
+  s->finished = true;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    g_streams = s->next;
+  if (s->next) s->next->prev = s->prev;
+  for (size_t i = 0; i < s->cap; i++) {
+    wentry_t *e = s->slots[i];
+    if (!e) continue;
+    if (e->w) watch_cancel(e->w);
+    free(e);
+  }
+  free(s->slots);
+  s->slots = NULL;
+  s->cap = s->n = 0;
+  grpc_call_set_user(call, NULL);
+  grpc_call_finish(call, status, message);
+  if (s->progress_on) uv_close((uv_handle_t *)&s->progress_timer, on_timer_closed);
+  if (s->drain_on) uv_close((uv_handle_t *)&s->drain_timer, on_timer_closed);
+  if (!s->open_handles) free(s);
+}
+
+/* Watch: the client went away. */
+static void watch_on_cancel(grpc_call_t *call) {
+  wstream_t *s = grpc_call_user(call);
+  if (!s)
+    grpc_call_finish(call, GRPC_CANCELLED, "context canceled");
+  else
+    stream_end(s, GRPC_CANCELLED, "etcdserver: watch canceled");
+}
+
+void api_watch_stop_all(void) {
+  g_stopping = true;
+  while (g_streams) stream_end(g_streams, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+}
+
+const grpc_method_t api_watch_methods[] = {
+    {"/etcdserverpb.Watch/Watch", GRPC_BIDI_STREAM, &etcdserverpb__watch_request__descriptor, watch_on_message,
+     NULL, watch_on_cancel},
+};
+const size_t api_watch_methods_len = sizeof(api_watch_methods) / sizeof(*api_watch_methods);

@@ -255,11 +255,25 @@ void grpc_call_wire_finish(grpc_call_t *c, int status, const char *msg) {
   resume(c);
 }
 
+static grpc_call_observer_fn call_observer;
+
+void grpc_set_call_observer(grpc_call_observer_fn fn) { call_observer = fn; }
+
+/* Reports a finished call to the observer with the status the client sees. */
+static void observe_finish(grpc_call_t *c, int status) {
+  if (!call_observer || !c->method) return;
+  if (!c->dispatched) call_observer(c->method, -1);
+  int code = status;
+  if (c->cancelled) code = c->wire_finished && c->status != GRPC_OK ? c->status : GRPC_CANCELLED;
+  call_observer(c->method, code);
+}
+
 void grpc_call_finish(grpc_call_t *c, int status, const char *message) {
   if (c->handler_done) {
     LOGE("grpc: grpc_call_finish called twice on stream %d", c->stream_id);
     return;
   }
+  observe_finish(c, status);
   c->handler_done = true;
   c->dispatched = true;
   if (c->local) {
@@ -288,6 +302,7 @@ void grpc_call_abort(grpc_call_t *c, int status, const char *msg) {
 
 void grpc_call_dispatch(grpc_call_t *c, ProtobufCMessage *msg) {
   if (c->cancelled || c->wire_finished || c->handler_done) return;
+  if (!c->dispatched && call_observer && c->method) call_observer(c->method, -1);
   c->dispatched = true;
   if (msg)
     c->method->on_message(c, msg);
@@ -396,6 +411,7 @@ void grpc_local_call_start(grpc_call_t *c, ProtobufCMessage *msg) {
     LOGE("grpc: local call %s started twice", c->path);
     return;
   }
+  if (call_observer) call_observer(c->method, -1);
   c->dispatched = true;
   if (c->cancelled) { /* cancelled before it started: no handler runs */
     grpc_call_finish(c, GRPC_CANCELLED, "context canceled");

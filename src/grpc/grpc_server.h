@@ -226,4 +226,12 @@ void grpc_call_finish(grpc_call_t *call, int status, const char *message);
 /* Peer address "ip:port" of the call's connection ("local" for local calls), borrowed. */
 const char *grpc_call_peer(grpc_call_t *call);
 
+/* Process-wide observer of calls, for metrics: run on the loop thread with code -1 when a
+ * method's handler first sees a call, and with the final gRPC status code when the call
+ * finishes (GRPC_CANCELLED if the client went away first; the server's own status if it
+ * ended the call, e.g. DEADLINE_EXCEEDED). Only calls to registered methods are
+ * observed. NULL (the default) turns it off. */
+typedef void (*grpc_call_observer_fn)(const grpc_method_t *m, int code);
+void grpc_set_call_observer(grpc_call_observer_fn fn);
+
 #endif

@@ -96,6 +96,36 @@ int mvcc_validate_txn(const Etcdserverpb__TxnRequest *req, int max_ops);
  * *rev (optional) gets the store revision after. Returns 0 or a backend code. */
 int mvcc_delete_keys(mvcc_store_t *s, const ProtobufCBinaryData *keys, size_t n, int64_t *rev);
 
+/* ---- history (for watchers catching up) ---- */
+
+/* A read of the events of a span of revisions. Zero-initialize. */
+typedef struct mvcc_events_query {
+  int64_t from_rev, to_rev; /* inclusive; to_rev is capped at the current revision */
+  size_t max_revs;          /* stop after this many revisions (0 = 1000) ... */
+  size_t max_bytes;         /* ... or once this many record bytes were read (0 = 8 MiB);
+                             * whole revisions only, so at least one is always read */
+  bool prev_kv;             /* fill prev_kv (the key at rev-1) on non-create events */
+  /* Optional key filter: only events whose key it accepts are returned (key borrowed). */
+  bool (*match)(void *ctx, const uint8_t *key, size_t klen);
+  void *match_ctx;
+} mvcc_events_query_t;
+
+/* The result of mvcc_events_range. evs is heap-owned (mvcc_events_free); the events and
+ * their KeyValues live in the caller's arena. */
+typedef struct mvcc_events {
+  Mvccpb__Event **evs; /* in revision order (main, then sub); a DELETE's kv holds the key
+                        * and mod_revision = the deleting revision */
+  size_t n;
+  int64_t next_rev; /* first revision not read: to_rev + 1 when the span was read fully */
+} mvcc_events_t;
+
+/* Reads the events of revisions [q->from_rev, q->to_rev] from the backend (a short LMDB
+ * read; inside an open batch it sees the batch). Returns 0, CETCD_ECOMPACTED (from_rev <
+ * the compacted revision), CETCD_EINVAL (bad span), CETCD_ECORRUPT or a backend code. */
+int mvcc_events_range(mvcc_store_t *s, const mvcc_events_query_t *q, arena_t *arena, mvcc_events_t *out);
+/* Frees the array of a mvcc_events_range result (not the arena-owned events). */
+void mvcc_events_free(mvcc_events_t *out);
+
 /* ---- hashes ---- */
 
 /* crc32c over every bucket's name and records except meta/consistent_index (etcd's
@@ -141,5 +171,53 @@ int mvcc_bucket_del(mvcc_store_t *s, const char *bucket, const void *key, size_t
 int mvcc_bucket_foreach(mvcc_store_t *s, const char *bucket,
                         int (*fn)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen),
                         void *ctx);
+
+/* ---- defragmentation (defrag.c) ---- */
+
+/* Rewrites the backend compactly (LMDB compacting copy into data.mdb.defrag in the same
+ * directory, fsync, rename over data.mdb, reopen), so the file shrinks to the pages in use.
+ * Blocks the calling (loop) thread for the copy; the sync thread waits. No batch or read
+ * may be open. The old file stays intact until the rename. *size_before / *size_after
+ * (optional) get the file sizes. Returns 0, CETCD_EINVAL (a batch or read is open), or a
+ * negative code (the backend is then unchanged). Aborts the process only if the
+ * environment cannot be reopened after the swap (the data on disk is intact). */
+int mvcc_defrag(mvcc_store_t *s, int64_t *size_before, int64_t *size_after);
+
+/* ---- snapshots and restore (snapshot_read.c) ---- */
+
+typedef struct mvcc_snap mvcc_snap_t;
+typedef struct mvcc_import mvcc_import_t;
+
+/* Sets *names to the backend's bucket names (borrowed, in byte order); returns how many. */
+int mvcc_bucket_names(mvcc_store_t *s, const char *const **names);
+/* Opens a consistent read view of every bucket (an LMDB read transaction of its own).
+ * Any one thread may use it, and must be the one that opens and closes it; map growth
+ * (and mvcc_sync) wait until it is closed, so keep it short-lived and never open it on
+ * the loop thread. *out is owned by the caller (mvcc_snap_close). Returns 0 or a backend
+ * code. */
+int mvcc_snap_open(mvcc_store_t *s, mvcc_snap_t **out);
+/* Calls fn for every record of bucket in the view, in key order (borrowed bytes, valid
+ * until the view closes) until it returns non-zero, which is returned. CETCD_EINVAL for
+ * an unknown bucket. */
+int mvcc_snap_foreach(mvcc_snap_t *sn, const char *bucket,
+                      int (*fn)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen),
+                      void *ctx);
+/* Closes the view (NULL is fine). */
+void mvcc_snap_close(mvcc_snap_t *sn);
+
+/* Starts importing records into a new store in dir (which must hold no data.mdb yet; the
+ * records go to dir/import.tmp and move into place on commit, so an interrupted import
+ * leaves nothing behind). Call before mvcc_open. *out is owned by the caller (commit or
+ * abort). Returns 0, CETCD_EINVAL (dir already has data) or a backend code. */
+int mvcc_import_open(const char *dir, mvcc_import_t **out);
+/* Adds one record (fastest in key order; bytes copied). Commits every 64 MiB. Returns 0,
+ * CETCD_EINVAL (unknown bucket, or a key LMDB cannot hold) or a backend code. */
+int mvcc_import_put(mvcc_import_t *im, const char *bucket, const void *key, size_t klen, const void *val,
+                    size_t vlen);
+/* Commits, syncs and moves the store into place; frees im (always). Returns 0 or a
+ * negative code. */
+int mvcc_import_commit(mvcc_import_t *im);
+/* Drops the import and its files (NULL is fine). */
+void mvcc_import_abort(mvcc_import_t *im);
 
 #endif

@@ -6,46 +6,43 @@
 #include "api/gateway.h"
 #include "base/buf.h"
 #include "mvcc/mvcc.h"
+#include "server/alarm.h"
+#include "server/metrics.h"
 #include "server/server.h"
 
-/* GET /health: etcd's JSON health answer. */
-static void serve_health(server_t *srv, int *status, buf_t *body) {
-  bool ok = !srv->stopping && !srv->wal_failed;
-  *status = ok ? 200 : 503;
-  buf_printf(body, "{\"health\":\"%s\"}", ok ? "true" : "false");
+/* True if the query string of path has exclude=<name> (etcd's /health?exclude=NOSPACE). */
+static bool health_excluded(const char *path, const char *name) {
+  const char *q = strchr(path, '?');
+  size_t n = strlen(name);
+  while (q) {
+    q++;
+    if (!strncmp(q, "exclude=", 8) && !strncmp(q + 8, name, n) && (q[8 + n] == '&' || q[8 + n] == 0))
+      return true;
+    q = strchr(q, '&');
+  }
+  return false;
 }
 
-/* GET /metrics: Prometheus text format. */
-static void serve_metrics(server_t *srv, buf_t *body) {
-  buf_printf(body,
-             "# HELP etcd_server_version Which version is running. 1 for 'server_version' label with current "
-             "version.\n");
-  buf_printf(body, "# TYPE etcd_server_version gauge\netcd_server_version{server_version=\"%s\"} 1\n",
-             CETCD_ETCD_VERSION);
-  buf_printf(body,
-             "# HELP etcd_cluster_version Which version is running. 1 for 'cluster_version' label with "
-             "current cluster version\n");
-  buf_printf(body, "# TYPE etcd_cluster_version gauge\netcd_cluster_version{cluster_version=\"%s\"} 1\n",
-             CETCD_CLUSTER_VERSION);
-  buf_printf(body, "# TYPE etcd_server_has_leader gauge\netcd_server_has_leader 1\n");
-  buf_printf(body, "# TYPE etcd_debugging_mvcc_keys_total gauge\netcd_debugging_mvcc_keys_total %zu\n",
-             mvcc_key_count(srv->mvcc));
-  buf_printf(body, "# TYPE etcd_mvcc_db_total_size_in_bytes gauge\netcd_mvcc_db_total_size_in_bytes %lld\n",
-             (long long)mvcc_db_size(srv->mvcc));
-  buf_printf(
-      body,
-      "# TYPE etcd_mvcc_db_total_size_in_use_in_bytes gauge\netcd_mvcc_db_total_size_in_use_in_bytes %lld\n",
-      (long long)mvcc_db_size_in_use(srv->mvcc));
-  buf_printf(body,
-             "# TYPE etcd_debugging_mvcc_current_revision gauge\netcd_debugging_mvcc_current_revision %lld\n",
-             (long long)mvcc_rev(srv->mvcc));
-  buf_printf(body,
-             "# TYPE etcd_debugging_mvcc_compact_revision gauge\netcd_debugging_mvcc_compact_revision %lld\n",
-             (long long)mvcc_compact_rev(srv->mvcc));
-  buf_printf(body,
-             "# TYPE etcd_server_proposals_applied_total gauge\netcd_server_proposals_applied_total %llu\n",
-             (unsigned long long)srv->applied_index);
+/* GET /health: etcd's JSON health answer; false while an alarm (not excluded) is raised.
+ * A false answer is sent as Go's http.Error does: 503, text/plain, a trailing newline. */
+static void serve_health(server_t *srv, const char *path, int *status, buf_t *body, const char **ctype) {
+  bool ok = !srv->stopping && !srv->wal_failed;
+  size_t na = alarm_count(srv->alarms, ETCDSERVERPB__ALARM_TYPE__NONE);
+  for (size_t i = 0; ok && i < na; i++) {
+    uint64_t member;
+    int type;
+    char name[12];
+    alarm_get(srv->alarms, i, &member, &type);
+    if (!health_excluded(path, alarm_type_name(type, name))) ok = false;
+  }
+  metrics_on_health(ok);
+  *status = ok ? 200 : 503;
+  *ctype = ok ? "application/json" : "text/plain; charset=utf-8";
+  buf_printf(body, "{\"health\":\"%s\"}%s", ok ? "true" : "false", ok ? "" : "\n");
 }
+
+/* GET /metrics: Prometheus text format (server/metrics.c). */
+static void serve_metrics(server_t *srv, buf_t *body) { metrics_render(srv, body); }
 
 /* Answers req with a complete response built in body, then frees body. */
 static void respond(grpc_http_req_t *req, int status, const char *content_type, buf_t *body) {
@@ -65,8 +62,9 @@ void http_handle(void *ctx, grpc_http_req_t *req, const char *method, const char
       respond(req, 405, "application/json", &body);
       return;
     }
-    serve_health(srv, &status, &body);
-    respond(req, status, "application/json", &body);
+    const char *ctype = "application/json";
+    serve_health(srv, path, &status, &body, &ctype);
+    respond(req, status, ctype, &body);
     return;
   }
   if (plen == 8 && !strncmp(path, "/version", 8)) {

@@ -16,10 +16,17 @@
 #include "cetcd/errors.h"
 #include "grpc/grpc_server.h"
 #include "mvcc/mvcc.h"
+#include "server/alarm.h"
+#include "server/compactor.h"
 #include "server/http.h"
+#include "server/metrics.h"
+#include "server/quota.h"
 #include "server/ids.h"
+#include "lease/lease.h"
 #include "server/urls.h"
+#include "snapshot/snapshot.h"
 #include "wal/wal.h"
+#include "watch/watch.h"
 
 void server_on_durable(server_t *srv, uint64_t durable);
 void server_fail_pending(server_t *srv, int err);
@@ -149,6 +156,29 @@ static void on_signal(uv_signal_t *s, int signum) {
   server_stop(srv);
 }
 
+/* mvcc's on_events hook: hands each revision's events to the watch hub (WAL replay at
+ * start produces events too, before any watcher exists). */
+static void on_mvcc_events(void *ctx, int64_t rev, const Mvccpb__Event *const *events, size_t n) {
+  (void)ctx;
+  server_t *srv = server_get();
+  if (srv && srv->watch) watch_hub_notify(srv->watch, rev, events, n);
+}
+
+/* mvcc's lease hooks, forwarded to the lessor (which exists before mvcc_open replays the
+ * attachments of live keys). */
+static bool hook_lease_exists(void *ctx, int64_t id) {
+  (void)ctx;
+  return lease_exists(server_get()->lessor, id);
+}
+static void hook_lease_attach(void *ctx, int64_t id, const uint8_t *key, size_t klen) {
+  (void)ctx;
+  lease_attach(server_get()->lessor, id, key, klen);
+}
+static void hook_lease_detach(void *ctx, int64_t id, const uint8_t *key, size_t klen) {
+  (void)ctx;
+  lease_detach(server_get()->lessor, id, key, klen);
+}
+
 /* Opens LMDB and the WAL and replays what the backend has not applied. */
 static int open_storage(server_t *srv) {
   cetcd_config_t *cfg = srv->cfg;
@@ -159,11 +189,34 @@ static int open_storage(server_t *srv) {
     LOGE("msg=\"cannot create data dir\" path=%s error=\"%s\"", path, cetcd_strerror(rc));
     return rc;
   }
+  { /* a db left by `etcdctl snapshot restore` becomes the backend (etcd's WAL moves aside) */
+    char etcd_wal[PATH_MAX];
+    if (cfg->wal_dir && *cfg->wal_dir)
+      snprintf(etcd_wal, sizeof(etcd_wal), "%s", cfg->wal_dir);
+    else
+      snprintf(etcd_wal, sizeof(etcd_wal), "%s/member/wal", cfg->data_dir);
+    if ((rc = snapshot_restore_at_start(path, etcd_wal))) return rc;
+  }
   mvcc_opts_t mo;
   memset(&mo, 0, sizeof(mo));
+  mo.on_events = on_mvcc_events;
+  lease_opts_t lo = {.min_ttl = lease_min_ttl(cfg->election_timeout_ms, cfg->heartbeat_interval_ms)};
+  srv->lessor = lease_new(&lo);
+  mo.lease_exists = hook_lease_exists;
+  mo.lease_attach = hook_lease_attach;
+  mo.lease_detach = hook_lease_detach;
   rc = mvcc_open(path, &mo, &srv->mvcc);
   if (rc) {
     LOGE("msg=\"cannot open backend\" path=%s error=\"%s\"", path, cetcd_strerror(rc));
+    return rc;
+  }
+  if ((rc = lease_restore(srv->lessor, srv->mvcc))) {
+    LOGE("msg=\"cannot restore leases\" error=\"%s\"", cetcd_strerror(rc));
+    return rc;
+  }
+  srv->watch = watch_hub_new(srv->loop, srv->mvcc);
+  if ((rc = alarm_store_open(srv->mvcc, &srv->alarms))) { /* before replay: entries may raise alarms */
+    LOGE("msg=\"cannot restore alarms\" error=\"%s\"", cetcd_strerror(rc));
     return rc;
   }
   char walpath[PATH_MAX];
@@ -178,7 +231,11 @@ static int open_storage(server_t *srv) {
   replay_ctx_t rctx = {.srv = srv, .consistent_index = mvcc_consistent_index(srv->mvcc)};
   srv->last_index = srv->applied_index = rctx.consistent_index;
   wal_replay_t cbs = {.entry = replay_entry, .hardstate = replay_hardstate, .ctx = &rctx};
-  wal_options_t wo = {.loop = srv->loop, .on_durable = on_wal_durable, .on_error = on_wal_error, .ctx = srv};
+  wal_options_t wo = {.loop = srv->loop,
+                      .on_durable = on_wal_durable,
+                      .on_error = on_wal_error,
+                      .ctx = srv,
+                      .on_fsync = metrics_observe_wal_fsync};
   mvcc_batch_begin(srv->mvcc);
   rc = wal_open(walpath, &wo, &cbs, &srv->wal);
   if (rc) {
@@ -246,7 +303,13 @@ int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
   LOGI("msg=\"starting member\" member-id=%016" PRIx64 " cluster-id=%016" PRIx64 " term=%" PRIu64
        " applied-index=%" PRIu64 " revision=%" PRId64,
        srv->member_id, srv->cluster_id, srv->term, srv->applied_index, mvcc_rev(srv->mvcc));
+  /* Leader from the start: every lease gets its TTL again (etcd's Promote). */
+  lease_promote(srv->lessor, cfg->election_timeout_ms);
+  lease_expiry_start(srv);
+  quota_log_config(cfg);
+  grpc_set_call_observer(metrics_grpc_observe);
   if ((rc = listen_clients(srv))) return rc;
+  srv->compactor = compactor_start(srv);
   uv_signal_init(loop, &srv->sigterm);
   uv_signal_init(loop, &srv->sigint);
   srv->sigterm.data = srv->sigint.data = srv;
@@ -268,11 +331,18 @@ int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
 /* Closes the WAL and the backend (no backend sync may be running). */
 static void close_storage(server_t *srv) {
   srv->close_pending = false;
+  snapshot_rpc_shutdown(); /* snapshot builds let go of the backend */
   wal_close(srv->wal);
   srv->wal = NULL;
   mvcc_sync(srv->mvcc);
+  watch_hub_free(srv->watch);
+  srv->watch = NULL;
+  alarm_store_free(srv->alarms);
+  srv->alarms = NULL;
   mvcc_close(srv->mvcc);
   srv->mvcc = NULL;
+  lease_free(srv->lessor);
+  srv->lessor = NULL;
   LOGI("msg=\"stopped cetcd\"");
 }
 
@@ -293,5 +363,9 @@ void server_stop(server_t *srv) {
   if (srv->stopping) return;
   srv->stopping = true;
   uv_timer_stop(&srv->sync_timer);
+  compactor_stop(srv->compactor); /* freed once its timer closed and its proposal answered */
+  srv->compactor = NULL;
+  lease_expiry_stop(srv);
+  api_watch_stop_all(); /* watch streams never end by themselves */
   grpc_server_shutdown(srv->grpc, 5000, after_grpc_shutdown, srv);
 }

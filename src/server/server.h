@@ -18,6 +18,8 @@ typedef struct mvcc_store mvcc_store_t;
 typedef struct wal wal_t;
 typedef struct watch_hub watch_hub_t;
 typedef struct lessor lessor_t;
+typedef struct alarm_store alarm_store_t;
+typedef struct compactor compactor_t;
 
 /* The result of applying one log entry, handed to the proposer's callback. Exactly one of
  * the response pointers is set (matching the request) when err == 0. Responses live in the
@@ -45,8 +47,10 @@ typedef struct server {
   mvcc_store_t *mvcc;
   wal_t *wal;
   grpc_server_t *grpc;
-  watch_hub_t *watch; /* watchers over mvcc's events (watch/) */
-  lessor_t *lessor;   /* leases (lease/) */
+  watch_hub_t *watch;     /* watchers over mvcc's events (watch/) */
+  lessor_t *lessor;       /* leases (lease/) */
+  alarm_store_t *alarms;  /* raised alarms (server/alarm.c); created before WAL replay */
+  compactor_t *compactor; /* auto-compaction (server/compactor.c) */
   uint64_t cluster_id;
   uint64_t member_id;
   uint64_t term;

@@ -155,6 +155,7 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
   w->loop = opts->loop;
   w->on_durable = opts->on_durable;
   w->on_error = opts->on_error;
+  w->on_fsync = opts->on_fsync;
   w->ctx = opts->ctx;
   w->pending = &w->batches[0];
   pthread_mutex_init(&w->mu, NULL);

@@ -50,6 +50,9 @@ typedef struct wal_options {
    * ever will be acknowledged, further appends return the error; close and reopen. */
   void (*on_error)(void *ctx, int err);
   void *ctx; /* passed to the callbacks, borrowed */
+  /* Optional: runs ON THE WRITER THREAD after each batch's fdatasync with its duration in
+   * seconds (for the fsync latency histogram); must be thread-safe and quick. */
+  void (*on_fsync)(double seconds);
 } wal_options_t;
 
 /* Replay callbacks used by wal_open. Each returns 0 to continue, or a negative code

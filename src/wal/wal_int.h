@@ -183,6 +183,7 @@ struct wal {
   void (*on_durable)(void *ctx, uint64_t durable_index);
   void (*on_error)(void *ctx, int err);
   void *ctx;
+  void (*on_fsync)(double seconds);
   pthread_t thread;
 
   /* Guarded by mu. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -67,7 +68,11 @@ static int write_records(wal_t *w, const uint8_t *recs, size_t len, int inj) {
          cur_name(w, name, sizeof(name)), w->off, sizeof(hdr) + len, strerror(-rc));
     return rc;
   }
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   rc = wal_fsync_fd(w->fd, true);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  if (w->on_fsync) w->on_fsync((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
   pthread_mutex_lock(&w->mu);
   w->fsyncs++;
   pthread_mutex_unlock(&w->mu);

@@ -264,7 +264,6 @@ class BadInput(unittest.TestCase):
         self.assertTrue(kinds and kinds[-1] in ("HEADERS+ES", "RST_STREAM"), kinds)
         self.assertNotIn("DATA", kinds)
 
-    @unittest.skipUnless(os.environ.get('CETCD_STEP2'), 'needs the Watch service (step 2)')
     def test_raw_h2_disconnect_mid_watch(self):
         c = H2Conn(self.srv.client_port)
         c.handshake()
@@ -322,7 +321,6 @@ class BadInput(unittest.TestCase):
         self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
         self.assertEqual(details, "etcdserver: key is not provided")
 
-    @unittest.skipUnless(os.environ.get('CETCD_STEP2'), 'needs the Watch service (step 2)')
     def test_grpc_watch_disconnect_mid_stream(self):
         ch = grpc.insecure_channel(self.srv.endpoint)
         q = queue.Queue()

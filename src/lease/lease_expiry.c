@@ -1,0 +1,61 @@
+/* The expiry driver: a timer on the server's loop that asks the lessor for expired leases
+ * and proposes a LeaseRevoke for each (only the leader does; a single member always is).
+ * The decision uses the lessor's clock; applying the revoke does not. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "base/alloc.h"
+#include "cetcd/errors.h"
+#include "internal.pb-c.h"
+#include "lease/lease_int.h"
+#include "server/server.h"
+
+/* Timer period; at most LEASE_REVOKE_RATE / (1000 / TICK_MS) revokes per tick. */
+#define TICK_MS 100
+#define PER_TICK (LEASE_REVOKE_RATE * TICK_MS / 1000)
+
+/* A proposed revoke finished: on failure the lease may be proposed again later. */
+static void revoke_done(void *ctx, const apply_result_t *res) {
+  int64_t id = (int64_t)(intptr_t)ctx;
+  server_t *srv = server_get();
+  if (res->err && res->err != CETCD_ELEASENOTFOUND && srv && srv->lessor)
+    lease_revoke_failed(srv->lessor, id);
+}
+
+/* Timer: proposes revokes for the leases that expired. */
+static void on_tick(uv_timer_t *t) {
+  lessor_t *le = t->data;
+  server_t *srv = le->srv;
+  if (srv->stopping || srv->wal_failed) return;
+  int64_t ids[PER_TICK];
+  size_t n = lease_find_expired(le, ids, PER_TICK);
+  for (size_t i = 0; i < n; i++) {
+    Etcdserverpb__LeaseRevokeRequest rr = ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+    rr.id = ids[i];
+    Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
+    ir.lease_revoke = &rr;
+    server_propose(srv, &ir, NULL, revoke_done, (void *)(intptr_t)ids[i]);
+  }
+}
+
+int lease_expiry_start(server_t *srv) {
+  lessor_t *le = srv->lessor;
+  if (le->timer) return 0;
+  le->srv = srv;
+  le->timer = xmalloc(sizeof(*le->timer));
+  uv_timer_init(srv->loop, le->timer);
+  le->timer->data = le;
+  uv_timer_start(le->timer, on_tick, TICK_MS, TICK_MS);
+  return 0;
+}
+
+/* Close callback: frees the timer. */
+static void timer_closed(uv_handle_t *h) { free(h); }
+
+void lease_expiry_stop(server_t *srv) {
+  lessor_t *le = srv->lessor;
+  if (!le || !le->timer) return;
+  uv_timer_stop(le->timer);
+  uv_close((uv_handle_t *)le->timer, timer_closed);
+  le->timer = NULL;
+}
