@@ -94,19 +94,24 @@ class Server:
         return f"127.0.0.1:{self.cport}"
 
 
-def run_bench(bench_bin, server, args, label):
-    cmd = ["taskset", "-c", "0", bench_bin, "--endpoints", server.endpoint] + args
+def run_bench(bench_bin, server, args, label, section=None, n=None):
+    """Runs one workload; `section` picks the summary after that heading, `n` overrides the
+    request count used for CPU per request (default: --total)."""
+    cmd = ["taskset", "-c", "0", bench_bin, "--precise", "--endpoints", server.endpoint] + args
     before = cpu_ticks(server.proc.pid)
     t0 = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     wall = time.time() - t0
     after = cpu_ticks(server.proc.pid)
     text = out.stdout + out.stderr
+    if section and section in text:
+        text = text.split(section, 1)[1]
     m = re.search(r"Requests/sec:\s+([\d.]+)", text)
     total = re.search(r"--total[= ](\d+)", " ".join(args))
-    n = int(total.group(1)) if total else 0
-    p50 = re.search(r"50% in ([\d.]+) secs", text)
-    p99 = re.search(r"99% in ([\d.]+) secs", text)
+    if n is None:
+        n = int(total.group(1)) if total else 0
+    p50 = re.search(r"50% in ([\d.e-]+) secs", text)
+    p99 = re.search(r"99% in ([\d.e-]+) secs", text)
     res = {
         "label": label,
         "rps": float(m.group(1)) if m else 0.0,
@@ -120,6 +125,48 @@ def run_bench(bench_bin, server, args, label):
     if not m:
         print(text[-2000:], file=sys.stderr)
     return res
+
+
+def lock_handoff(server, rounds):
+    """Lock-service handoff latency: A holds, B waits in Lock, A unlocks; the time from
+    A's Unlock call to B's Lock returning. Returns (p50 ms, p99 ms, server CPU us/handoff)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+    import threading
+    import grpc
+    from harness import pb_field, pb_decode
+    ch = grpc.insecure_channel(server.endpoint)
+    grant = ch.unary_unary("/etcdserverpb.Lease/LeaseGrant")
+    lock = ch.unary_unary("/v3lockpb.Lock/Lock")
+    unlock = ch.unary_unary("/v3lockpb.Lock/Unlock")
+    def lease_id():
+        return [v for f, _, v in pb_decode(grant(pb_field(1, 60))) if f == 2][0]
+    def key_of(resp):
+        return [v for f, _, v in pb_decode(resp) if f == 2][0]
+    la, lb = lease_id(), lease_id()
+    samples = []
+    before = cpu_ticks(server.proc.pid)
+    held = key_of(lock(pb_field(1, b"bench") + pb_field(2, la)))
+    holder_is_a = True
+    for _ in range(rounds):
+        got = {}
+        waiter_lease = lb if holder_is_a else la
+        def waiter():
+            got["key"] = key_of(lock(pb_field(1, b"bench") + pb_field(2, waiter_lease), timeout=10))
+            got["t"] = time.perf_counter()
+        th = threading.Thread(target=waiter)
+        th.start()
+        time.sleep(0.005)  # let the waiter reach the server and start waiting
+        t0 = time.perf_counter()
+        unlock(pb_field(1, held))
+        th.join(10)
+        samples.append(got["t"] - t0)
+        held, holder_is_a = got["key"], not holder_is_a
+    unlock(pb_field(1, held))
+    after = cpu_ticks(server.proc.pid)
+    ch.close()
+    samples.sort()
+    return (samples[len(samples) // 2] * 1000, samples[int(len(samples) * 0.99)] * 1000,
+            (after - before) / CLK * 1e6 / rounds)
 
 
 def fdatasync_cost(directory, n=200):
@@ -156,7 +203,14 @@ def main():
                                 "--consistency", "l"]),
         ("range serializable", ["--conns", "4", "--clients", "32", "range", "key", "--total", s(40000),
                                 "--consistency", "s"]),
+        ("watch-latency (put 500/s)", ["watch-latency", "--total", s(2000), "--put-rate", "500"]),
+        ("lease keep-alive 4 conns/32 clients", ["--conns", "4", "--clients", "32", "lease-keepalive",
+                                                 "--total", s(20000)]),
     ]
+    puts = int(s(500))
+    fanout = ("watch fan-out 10 streams x 100 watchers (events)",
+              ["watch", "--streams", "10", "--watch-per-stream", "100", "--put-total", str(puts),
+               "--put-rate", "250"], "Watch events received summary", puts * 1000)
     work = tempfile.mkdtemp(prefix="cetcd-bench-")
     results = {}
     extra = {}
@@ -172,6 +226,11 @@ def main():
                 subprocess.run(["etcdctl", f"--endpoints={srv.endpoint}", "put", "key", "v" * 256],
                                env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, check=True)
                 results[name] = [run_bench(a.bench_bin, srv, args, label) for label, args in workloads]
+                results[name].append(run_bench(a.bench_bin, srv, fanout[1], fanout[0], fanout[2], fanout[3]))
+                p50, p99, cpu = lock_handoff(srv, int(s(200)))
+                results[name].append({"label": "lock handoff (Lock service)", "rps": float("nan"),
+                                      "p50_ms": p50, "p99_ms": p99, "cpu_us": cpu, "wall": 0})
+                print(f"  {name:6s} lock handoff p50 {p50:.3f} ms p99 {p99:.3f} ms cpu {cpu:.1f} us", flush=True)
                 # fill to a.keys distinct keys for the memory and restart figures
                 run_bench(a.bench_bin, srv, ["--conns", "4", "--clients", "32", "put", "--total", str(a.keys),
                                              "--key-size", "8", "--val-size", "256", "--key-space-size",
@@ -203,7 +262,8 @@ def write_report(path, results, extra, sync_ms, cmd):
     for i in range(len(results.get("etcd", []))):
         for name in ("etcd", "cetcd"):
             r = results[name][i]
-            lines.append(f"| {r['label']} | {name} | {r['rps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
+            rps = "-" if r["rps"] != r["rps"] else f"{r['rps']:.0f}"
+            lines.append(f"| {r['label']} | {name} | {rps} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
                          f"{r['cpu_us']:.1f} |")
     lines.append("")
     lines.append("| figure | etcd | cetcd | cetcd/etcd |")
