@@ -2,7 +2,7 @@
 #include "server/ids.h"
 
 #include <netdb.h>
-#include <openssl/sha.h>
+#include <nettle/sha1.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +15,15 @@
 #include "server/urls.h"
 
 /* Big-endian uint64 from the first 8 bytes of a digest. */
+
+/* SHA-1 of a buffer (nettle). */
+static void sha1_bytes(const void *data, size_t len, unsigned char md[SHA1_DIGEST_SIZE]) {
+  struct sha1_ctx ctx;
+  sha1_init(&ctx);
+  sha1_update(&ctx, len, data);
+  sha1_digest(&ctx, SHA1_DIGEST_SIZE, md);
+}
+
 static uint64_t be64(const unsigned char *p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; i++) v = v << 8 | p[i];
@@ -48,8 +57,8 @@ uint64_t ids_member_id(char *const *peer_urls, size_t n, const char *token, cons
   if (token) memcpy(b + off, token, strlen(token)), off += strlen(token);
   memcpy(b + off, t, strlen(t));
   off += strlen(t);
-  unsigned char md[SHA_DIGEST_LENGTH];
-  SHA1((const unsigned char *)b, off, md);
+  unsigned char md[SHA1_DIGEST_SIZE];
+  sha1_bytes(b, off, md);
   free(b);
   free(sorted);
   return be64(md);
@@ -62,8 +71,8 @@ uint64_t ids_cluster_id(const uint64_t *member_ids, size_t n) {
   unsigned char *b = xcalloc(n ? n * 8 : 1, 1);
   for (size_t i = 0; i < n; i++)
     for (int j = 0; j < 8; j++) b[i * 8 + (size_t)j] = (unsigned char)(ids[i] >> (56 - 8 * j));
-  unsigned char md[SHA_DIGEST_LENGTH];
-  SHA1(b, n * 8, md);
+  unsigned char md[SHA1_DIGEST_SIZE];
+  sha1_bytes(b, n * 8, md);
   free(b);
   free(ids);
   return be64(md);

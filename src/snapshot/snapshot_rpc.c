@@ -6,7 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +40,7 @@ typedef struct snap_job {
   int rc;
   uint64_t size, sent;
   int last_decile;
-  EVP_MD_CTX *sha;
+  struct sha256_ctx sha;
   uint64_t start_ms;
   struct snap_job *next; /* jobs list, loop thread */
 } snap_job_t;
@@ -65,7 +65,6 @@ static int open_temp(const char *dir) {
 static void job_free_cb(uv_handle_t *h) {
   snap_job_t *j = h->data;
   if (j->fd >= 0) close(j->fd);
-  if (j->sha) EVP_MD_CTX_free(j->sha);
   free(j);
 }
 
@@ -136,7 +135,7 @@ static void pump(snap_job_t *j) {
         job_end(j, GRPC_INTERNAL, "cetcd: cannot read snapshot image");
         return;
       }
-      EVP_DigestUpdate(j->sha, buf, n);
+      sha256_update(&j->sha, n, buf);
       j->sent += n;
       resp.remaining_bytes = j->size - j->sent;
       resp.blob.data = buf;
@@ -156,9 +155,9 @@ static void pump(snap_job_t *j) {
       continue;
     }
     /* the sha256 of everything sent, as the last blob */
-    uint8_t sum[EVP_MAX_MD_SIZE];
-    unsigned sl = 0;
-    EVP_DigestFinal_ex(j->sha, sum, &sl);
+    uint8_t sum[SHA256_DIGEST_SIZE];
+    unsigned sl = SHA256_DIGEST_SIZE;
+    sha256_digest(&j->sha, SHA256_DIGEST_SIZE, sum);
     resp.remaining_bytes = 0;
     resp.blob.data = sum;
     resp.blob.len = sl;
@@ -198,8 +197,7 @@ static void build_done(uv_work_t *w, int status) {
   }
   LOGI("msg=\"sending database snapshot to client\" total-bytes=%" PRIu64 " size=\"%.1f MiB\"", j->size,
        (double)j->size / (1024.0 * 1024.0));
-  j->sha = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(j->sha, EVP_sha256(), NULL);
+  sha256_init(&j->sha);
   pump(j);
 }
 
