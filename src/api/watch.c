@@ -11,6 +11,8 @@
  * watcher of the stream is paused (nothing more is buffered for it) and resumed once the
  * queue drains below STREAM_RESUME_BYTES; the hub then replays what they missed from
  * history, so nothing is lost. */
+#include "watch/watch.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +20,6 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "mvcc/mvcc.h"
-#include "watch/watch.h"
 
 enum {
   STREAM_PAUSE_BYTES = 4 << 20,
@@ -42,7 +43,7 @@ typedef struct wentry {
 struct wstream {
   grpc_call_t *call;
   wstream_t *prev, *next; /* every open stream (for api_watch_stop_all) */
-  wentry_t **slots; /* open addressing by id; NULL = empty */
+  wentry_t **slots;       /* open addressing by id; NULL = empty */
   size_t cap, n;
   int64_t next_id;
   bool paused;   /* watchers paused for a slow consumer */
@@ -54,7 +55,7 @@ struct wstream {
 };
 
 static wstream_t *g_streams; /* open streams */
-static bool g_stopping;       /* the server is shutting down */
+static bool g_stopping;      /* the server is shutting down */
 
 /* ---- the id table ---- */
 
@@ -302,7 +303,8 @@ static void do_create(wstream_t *s, const Etcdserverpb__WatchCreateRequest *c) {
   e->progress_due = true;
   int filters = 0;
   for (size_t i = 0; i < c->n_filters; i++) {
-    if (c->filters[i] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT) filters |= WATCH_FILTER_NOPUT;
+    if (c->filters[i] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT)
+      filters |= WATCH_FILTER_NOPUT;
     if (c->filters[i] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE)
       filters |= WATCH_FILTER_NODELETE;
   }
@@ -419,7 +421,7 @@ void api_watch_stop_all(void) {
 }
 
 const grpc_method_t api_watch_methods[] = {
-    {"/etcdserverpb.Watch/Watch", GRPC_BIDI_STREAM, &etcdserverpb__watch_request__descriptor, watch_on_message,
-     NULL, watch_on_cancel},
+    {"/etcdserverpb.Watch/Watch", GRPC_BIDI_STREAM, &etcdserverpb__watch_request__descriptor,
+     watch_on_message, NULL, watch_on_cancel},
 };
 const size_t api_watch_methods_len = sizeof(api_watch_methods) / sizeof(*api_watch_methods);

@@ -89,7 +89,8 @@ int mvcc_events_range(mvcc_store_t *s, const mvcc_events_query_t *q, arena_t *ar
       ev->type = MVCCPB__EVENT__EVENT_TYPE__PUT;
     }
     ev->kv = kv;
-    if (q->prev_kv && !(ev->type == MVCCPB__EVENT__EVENT_TYPE__PUT && kv->create_revision == kv->mod_revision) &&
+    if (q->prev_kv &&
+        !(ev->type == MVCCPB__EVENT__EVENT_TYPE__PUT && kv->create_revision == kv->mod_revision) &&
         (rc = fill_prev(s, ev, rev.main, arena)))
       break;
     evs_push(&out->evs, &out->n, &cap, ev);

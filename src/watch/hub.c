@@ -21,10 +21,10 @@
 #include "watch/watch_int.h"
 
 enum {
-  SYNC_MAX_REVS = 1000,           /* revisions read per catch-up step */
-  SYNC_MAX_BYTES = 1 << 20,       /* record bytes read per catch-up step (keeps responses
-                                   * well under clients' 4 MiB receive limit) */
-  SYNC_RETRY_MS = 100,            /* after a failed history read */
+  SYNC_MAX_REVS = 1000,     /* revisions read per catch-up step */
+  SYNC_MAX_BYTES = 1 << 20, /* record bytes read per catch-up step (keeps responses
+                             * well under clients' 4 MiB receive limit) */
+  SYNC_RETRY_MS = 100,      /* after a failed history read */
 };
 
 struct watch_hub {
@@ -33,10 +33,10 @@ struct watch_hub {
   wset_t synced, unsynced;
   watcher_t *all; /* every live watcher */
   size_t count;
-  int depth;        /* dispatches running (callbacks may nest watch calls) */
+  int depth; /* dispatches running (callbacks may nest watch calls) */
   watcher_t *zombies;
-  uint64_t seq;     /* dispatch sequence, for watcher->seq */
-  bool notifying;   /* inside watch_hub_notify's delivery */
+  uint64_t seq;   /* dispatch sequence, for watcher->seq */
+  bool notifying; /* inside watch_hub_notify's delivery */
   int64_t notify_rev;
   watcher_t **touched; /* watchers with events in the current dispatch */
   size_t ntouched, touched_cap;

@@ -18,6 +18,10 @@
 
 #include "kv.pb-c.h"
 
+/* Implementation: hub.c (synced/unsynced sets, live fan-out, catch-up steps on a uv_idle),
+ * group.c (watchers grouped by identical range: an exact-key hash plus a list of range
+ * groups), history from mvcc_events_range (mvcc/history.c). */
+
 typedef struct mvcc_store mvcc_store_t;
 typedef struct watch_hub watch_hub_t;
 typedef struct watcher watcher_t;
@@ -25,8 +29,12 @@ typedef struct watcher watcher_t;
 enum watch_filter { WATCH_FILTER_NOPUT = 1, WATCH_FILTER_NODELETE = 2 };
 
 /* Delivers events of one or more whole revisions to a watcher, in order. `events` and
- * their KeyValues are borrowed for the call. `rev` is the revision of the last event.
- * A watcher's callback may cancel watchers (itself included). */
+ * their KeyValues are borrowed for the call. `rev` is the revision to report in the
+ * response header, as etcd does: the events' revision for live events, the store's
+ * revision for a catch-up batch from history (up to 1000 revisions / ~1 MiB of records).
+ * Revisions whose events are all filtered out are not delivered. A watcher's callback may
+ * cancel, pause or add watchers (itself included), but must not write to the store
+ * synchronously (the server's writes go through the WAL, so they never do). */
 typedef void (*watch_events_fn)(void *ctx, watcher_t *w, const Mvccpb__Event *const *events, size_t n,
                                 int64_t rev);
 /* The watcher's next revision was compacted: it is cancelled (do not call watch_cancel;
@@ -61,7 +69,9 @@ watcher_t *watch_add(watch_hub_t *hub, const watch_opts_t *opts);
 /* Unregisters and frees a watcher; no callback runs for it afterwards. */
 void watch_cancel(watcher_t *w);
 /* Pauses (true) or resumes delivery to a watcher whose consumer is slow; while paused its
- * events are not queued in memory: on resume it catches up from history. */
+ * events are not queued in memory: on resume it catches up from history. Pausing from a
+ * callback also holds back a batch not yet delivered in the same dispatch (it is replayed
+ * after the resume, so nothing is lost or repeated). */
 void watch_set_paused(watcher_t *w, bool paused);
 /* The revision the watcher has seen everything up to (for progress notifications). */
 int64_t watch_progress_rev(const watcher_t *w);

@@ -17,7 +17,7 @@ typedef struct wgroup wgroup_t;
 
 struct watcher {
   watch_hub_t *hub;
-  wgroup_t *g;             /* group in the synced or unsynced set; NULL when paused */
+  wgroup_t *g;              /* group in the synced or unsynced set; NULL when paused */
   watcher_t *gprev, *gnext; /* within the group */
   watcher_t *aprev, *anext; /* every live watcher of the hub */
   watcher_t *znext;         /* cancelled during a dispatch, freed after it */
@@ -39,9 +39,9 @@ struct watcher {
 };
 
 struct wgroup {
-  wgroup_t *hnext;          /* hash chain */
-  wgroup_t *rprev, *rnext;  /* range groups only */
-  wgroup_t *lprev, *lnext;  /* every group of the set */
+  wgroup_t *hnext;         /* hash chain */
+  wgroup_t *rprev, *rnext; /* range groups only */
+  wgroup_t *lprev, *lnext; /* every group of the set */
   watcher_t *head;
   size_t n;
   uint64_t hash;
