@@ -35,6 +35,9 @@ typedef struct mvcc_opts {
   /* Called after each revision's writes with its events in order (prev_kv always set
    * when the key existed). Everything is borrowed for the duration of the call. */
   void (*on_events)(void *ctx, int64_t rev, const Mvccpb__Event *const *events, size_t n);
+  /* Optional: false when nobody listens to events right now, so writes skip building
+   * them (and reading each overwritten value back for prev_kv). */
+  bool (*events_wanted)(void *ctx);
 } mvcc_opts_t;
 
 /* ---- lifecycle ---- */

@@ -22,6 +22,11 @@ int mvcc_w_begin(mvcc_store_t *s) {
   return 0;
 }
 
+/* True if this write should produce events (someone listens). */
+static bool mvcc_want_events(mvcc_store_t *s) {
+  return s->opts.on_events && (!s->opts.events_wanted || s->opts.events_wanted(s->opts.hook_ctx));
+}
+
 /* Appends an event (arena-owned) for on_events. */
 static Mvccpb__Event *add_event(mvcc_store_t *s) {
   if (s->nevs == s->evcap) {
@@ -48,7 +53,7 @@ int mvcc_w_put(mvcc_store_t *s, const uint8_t *key, size_t klen, const uint8_t *
     old_lease = ki->lease;
   }
   Mvccpb__KeyValue *prev = NULL;
-  if (s->opts.on_events && found) {
+  if (mvcc_want_events(s) && found) {
     int rc = mvcc_read_kv(s, mod, false, &s->ev_arena, &prev);
     if (rc) return rc;
   }
@@ -70,7 +75,7 @@ int mvcc_w_put(mvcc_store_t *s, const uint8_t *key, size_t klen, const uint8_t *
   s->w_changes++;
   if (old_lease && s->opts.lease_detach) s->opts.lease_detach(s->opts.hook_ctx, old_lease, key, klen);
   if (lease && s->opts.lease_attach) s->opts.lease_attach(s->opts.hook_ctx, lease, key, klen);
-  if (s->opts.on_events) {
+  if (mvcc_want_events(s)) {
     Mvccpb__Event *ev = add_event(s);
     ev->type = MVCCPB__EVENT__EVENT_TYPE__PUT;
     Mvccpb__KeyValue *k = ARENA_NEW(&s->ev_arena, Mvccpb__KeyValue);
@@ -91,7 +96,7 @@ int mvcc_w_put(mvcc_store_t *s, const uint8_t *key, size_t klen, const uint8_t *
 
 int mvcc_w_delete(mvcc_store_t *s, mvcc_ki_t *ki, Mvccpb__KeyValue *prev) {
   mvcc_rev_t rev = {s->w_begin + 1, s->w_changes};
-  if (s->opts.on_events && !prev) {
+  if (mvcc_want_events(s) && !prev) {
     mvcc_rev_t mod;
     if (mvcc_ki_get(ki, rev.main, &mod, NULL, NULL)) {
       int rc = mvcc_read_kv(s, mod, false, &s->ev_arena, &prev);
@@ -114,7 +119,7 @@ int mvcc_w_delete(mvcc_store_t *s, mvcc_ki_t *ki, Mvccpb__KeyValue *prev) {
   s->live--;
   s->w_changes++;
   if (lease && s->opts.lease_detach) s->opts.lease_detach(s->opts.hook_ctx, lease, ki->key, ki->klen);
-  if (s->opts.on_events) {
+  if (mvcc_want_events(s)) {
     Mvccpb__Event *ev = add_event(s);
     ev->type = MVCCPB__EVENT__EVENT_TYPE__DELETE;
     Mvccpb__KeyValue *k = ARENA_NEW(&s->ev_arena, Mvccpb__KeyValue);

@@ -164,6 +164,13 @@ static void on_mvcc_events(void *ctx, int64_t rev, const Mvccpb__Event *const *e
   if (srv && srv->watch) watch_hub_notify(srv->watch, rev, events, n);
 }
 
+/* mvcc's events_wanted hook: only build events while some watcher exists. */
+static bool hook_events_wanted(void *ctx) {
+  (void)ctx;
+  server_t *srv = server_get();
+  return srv && srv->watch && watch_count(srv->watch) > 0;
+}
+
 /* mvcc's lease hooks, forwarded to the lessor (which exists before mvcc_open replays the
  * attachments of live keys). */
 static bool hook_lease_exists(void *ctx, int64_t id) {
@@ -200,6 +207,7 @@ static int open_storage(server_t *srv) {
   mvcc_opts_t mo;
   memset(&mo, 0, sizeof(mo));
   mo.on_events = on_mvcc_events;
+  mo.events_wanted = hook_events_wanted;
   lease_opts_t lo = {.min_ttl = lease_min_ttl(cfg->election_timeout_ms, cfg->heartbeat_interval_ms)};
   srv->lessor = lease_new(&lo);
   mo.lease_exists = hook_lease_exists;
