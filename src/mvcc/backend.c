@@ -68,7 +68,7 @@ int mvcc_be_open(mvcc_backend_t *be, const char *dir, size_t map_size) {
   if ((rc = mdb_env_create(&be->env))) return mvcc_be_err(rc);
   mdb_env_set_maxdbs(be->env, 16);
   mdb_env_set_mapsize(be->env, be->map_size);
-  if ((rc = mdb_env_open(be->env, dir, MDB_NOSYNC | MDB_NOTLS, 0600))) {
+  if ((rc = mdb_env_open(be->env, dir, MVCC_ENV_FLAGS, 0600))) {
     LOGE("msg=\"cannot open lmdb\" path=%s error=\"%s\"", dir, mdb_strerror(rc));
     mdb_env_close(be->env);
     be->env = NULL;
@@ -296,11 +296,11 @@ int mvcc_be_sync(mvcc_backend_t *be) {
 }
 
 int64_t mvcc_be_size(mvcc_backend_t *be) {
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/data.mdb", be->dir);
-  struct stat st;
-  if (stat(path, &st) != 0) return 0;
-  return (int64_t)st.st_size;
+  /* With MDB_WRITEMAP the file is a sparse map of map_size bytes; the physical size is
+   * the high-water mark of pages LMDB has ever used (it only shrinks with defrag). */
+  MDB_envinfo info;
+  mdb_env_info(be->env, &info);
+  return (int64_t)(((size_t)info.me_last_pgno + 1) * be->psize);
 }
 
 int64_t mvcc_be_size_in_use(mvcc_backend_t *be) {

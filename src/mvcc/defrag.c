@@ -45,7 +45,7 @@ static int reopen_env(mvcc_backend_t *be) {
   }
   mdb_env_set_maxdbs(be->env, 16);
   mdb_env_set_mapsize(be->env, be->map_size);
-  if ((rc = mdb_env_open(be->env, be->dir, MDB_NOSYNC | MDB_NOTLS, 0600))) goto fail;
+  if ((rc = mdb_env_open(be->env, be->dir, MVCC_ENV_FLAGS, 0600))) goto fail;
   MDB_envinfo info;
   mdb_env_info(be->env, &info);
   be->map_size = info.me_mapsize;
