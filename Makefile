@@ -48,6 +48,12 @@ fuzz: deps
 soak: deps build
 	scripts/soak.sh
 
+# Install libcetcd (libs, headers, cetcd.pc) under $(PREFIX); DESTDIR is honoured by
+# cmake --install for staged installs (make install PREFIX=/usr DESTDIR=/tmp/stage).
+PREFIX ?= /usr/local
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 

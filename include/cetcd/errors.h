@@ -31,6 +31,16 @@ enum cetcd_error {
   CETCD_ECANCELED = -40020,       /* the call was canceled */
   CETCD_EUNAVAILABLE = -40021,    /* endpoint unreachable */
   CETCD_EGRPC = -40022,           /* the server answered a non-OK gRPC status */
+  CETCD_ENOTLEADER = -40023,      /* this raft member is not the leader */
+  CETCD_EPROPDROPPED = -40024,    /* raft dropped the proposal (leader transfer, removed member) */
+  CETCD_ECONFPENDING = -40025,    /* a raft membership change is still pending */
+  CETCD_ERAFTCOMPACTED = -40026,  /* raft log index already compacted */
+  CETCD_ERAFTUNAVAIL = -40027,    /* raft log index not available yet */
+  /* client concurrency recipes (cetcd/concurrency.h) */
+  CETCD_ELOCKED = -40050,           /* mutex held by another session (trylock) */
+  CETCD_ESESSIONEXPIRED = -40051,   /* the session's lease was lost */
+  CETCD_EELECTIONNOLEADER = -40052, /* the election has no leader */
+  CETCD_EELECTIONNOTLEADER = -40053, /* not the election's leader */
   CETCD_ECOMPACTEDREV = CETCD_ECOMPACTED,
   CETCD_ELAST = -40100
 };

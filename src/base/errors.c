@@ -29,6 +29,10 @@ const char *cetcd_strerror(int code) {
     case CETCD_ECANCELED: return "canceled";
     case CETCD_EUNAVAILABLE: return "unavailable";
     case CETCD_EGRPC: return "server returned an error status";
+    case CETCD_ELOCKED: return "mutex: Locked by another session";
+    case CETCD_ESESSIONEXPIRED: return "session: lease expired";
+    case CETCD_EELECTIONNOLEADER: return "election: no leader";
+    case CETCD_EELECTIONNOTLEADER: return "election: not leader";
     default:
       if (code < 0 && code > -4096) return strerror(-code);
       return "unknown error";
