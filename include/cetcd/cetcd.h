@@ -31,5 +31,6 @@
 #include "cetcd/lease.h"
 #include "cetcd/maintenance.h"
 #include "cetcd/watch.h"
+#include "cetcd/concurrency.h"
 
 #endif
