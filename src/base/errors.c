@@ -29,6 +29,11 @@ const char *cetcd_strerror(int code) {
     case CETCD_ECANCELED: return "canceled";
     case CETCD_EUNAVAILABLE: return "unavailable";
     case CETCD_EGRPC: return "server returned an error status";
+    case CETCD_ENOTLEADER: return "not the raft leader";
+    case CETCD_EPROPDROPPED: return "raft proposal dropped";
+    case CETCD_ECONFPENDING: return "a membership change is still pending";
+    case CETCD_ERAFTCOMPACTED: return "raft log index already compacted";
+    case CETCD_ERAFTUNAVAIL: return "raft log index not available yet";
     case CETCD_ELOCKED: return "mutex: Locked by another session";
     case CETCD_ESESSIONEXPIRED: return "session: lease expired";
     case CETCD_EELECTIONNOLEADER: return "election: no leader";
