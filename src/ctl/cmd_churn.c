@@ -27,12 +27,15 @@ static void churn_reset(void) {
 }
 
 static const ctl_flag_t churn_flags[] = {
-    {"depth", 0, FLAG_INT64, &g_depth, "number of '/'-separated key segments that form a prefix (default 2)", NULL},
-    {"prefix", 0, FLAG_STRING, &g_prefix, "only watch keys under this prefix (default: the whole keyspace)", NULL},
-    {"rev", 0, FLAG_INT64, &g_rev, "analyse the history from this revision to now instead of waiting for the window", NULL},
-    {"top", 0, FLAG_INT64, &g_top, "number of prefixes and keys to show (default 10)", NULL},
-    {"window", 0, FLAG_DURATION, &g_window_ms, "how long to observe (default 60s)", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"depth", 0, FLAG_INT64, &g_depth, "number of '/'-separated key segments that form a prefix (default 2)",
+     NULL, "=2"},
+    {"prefix", 0, FLAG_STRING, &g_prefix, "only watch keys under this prefix (default: the whole keyspace)",
+     NULL, NULL},
+    {"rev", 0, FLAG_INT64, &g_rev,
+     "analyse the history from this revision to now instead of waiting for the window", NULL, NULL},
+    {"top", 0, FLAG_INT64, &g_top, "number of prefixes and keys to show (default 10)", NULL, "=10"},
+    {"window", 0, FLAG_DURATION, &g_window_ms, "how long to observe (default 60s)", NULL, "=1m0s"},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 
 /* ---- a small string-keyed hash map ---------------------------------------------------- */
@@ -199,27 +202,30 @@ static void report(churn_t *c, int64_t r0, int64_t r1, double secs) {
   for (size_t i = 0; i < c->keys.n; i++) total_cycles += ks[i]->cycles;
   int64_t revs = r1 - r0;
   if (g_ctl.fmt == FMT_JSON) {
-    printf("{\"window_seconds\":%.3f,\"start_revision\":%" PRId64 ",\"end_revision\":%" PRId64 ",\"revisions\":%" PRId64
-           ",\"revisions_per_second\":%.3f,\"events\":%" PRId64 ",\"created_deleted\":%" PRId64 ",\"prefixes\":[",
-           secs > 0 ? secs : 0, r0 + 1, r1, revs, secs > 0 ? (double)revs / secs : 0, c->events, total_cycles);
+    printf("{\"window_seconds\":%.3f,\"start_revision\":%" PRId64 ",\"end_revision\":%" PRId64
+           ",\"revisions\":%" PRId64 ",\"revisions_per_second\":%.3f,\"events\":%" PRId64
+           ",\"created_deleted\":%" PRId64 ",\"prefixes\":[",
+           secs > 0 ? secs : 0, r0 + 1, r1, revs, secs > 0 ? (double)revs / secs : 0, c->events,
+           total_cycles);
     for (size_t i = 0; i < np; i++) {
       entry_t *p = ps[i];
       qsort(p->leases, p->n_leases, sizeof(*p->leases), by_count);
       printf("%s{\"prefix\":", i ? "," : "");
       ctl_json_str(stdout, p->key);
-      printf(",\"revisions\":%" PRId64 ",\"revisions_per_second\":%.3f,\"puts\":%" PRId64 ",\"deletes\":%" PRId64
-             ",\"created_deleted\":%" PRId64 ",\"leases\":[",
+      printf(",\"revisions\":%" PRId64 ",\"revisions_per_second\":%.3f,\"puts\":%" PRId64
+             ",\"deletes\":%" PRId64 ",\"created_deleted\":%" PRId64 ",\"leases\":[",
              p->revisions, secs > 0 ? (double)p->revisions / secs : 0, p->puts, p->deletes, p->cycles);
       for (size_t j = 0; j < p->n_leases && j < 5; j++)
-        printf("%s{\"id\":%" PRId64 ",\"events\":%" PRId64 "}", j ? "," : "", p->leases[j].id, p->leases[j].n);
+        printf("%s{\"id\":%" PRId64 ",\"events\":%" PRId64 "}", j ? "," : "", p->leases[j].id,
+               p->leases[j].n);
       printf("]}");
     }
     printf("],\"created_deleted_keys\":[");
     for (size_t i = 0; i < nk; i++) {
       printf("%s{\"key\":", i ? "," : "");
       ctl_json_str(stdout, ks[i]->key);
-      printf(",\"cycles\":%" PRId64 ",\"lease\":%" PRId64 ",\"mean_life_revisions\":%.2f}", ks[i]->cycles, ks[i]->lease,
-             (double)ks[i]->life_sum / (double)ks[i]->cycles);
+      printf(",\"cycles\":%" PRId64 ",\"lease\":%" PRId64 ",\"mean_life_revisions\":%.2f}", ks[i]->cycles,
+             ks[i]->lease, (double)ks[i]->life_sum / (double)ks[i]->cycles);
     }
     printf("]}\n");
   } else {
@@ -228,8 +234,8 @@ static void report(churn_t *c, int64_t r0, int64_t r1, double secs) {
              " events, %" PRId64 " keys created and deleted again\n",
              secs, r0 + 1, r1, revs, (double)revs / secs, c->events, total_cycles);
     else
-      printf("history: revisions %" PRId64 "..%" PRId64 " (%" PRId64 " revisions), %" PRId64 " events, %" PRId64
-             " keys created and deleted again\n",
+      printf("history: revisions %" PRId64 "..%" PRId64 " (%" PRId64 " revisions), %" PRId64
+             " events, %" PRId64 " keys created and deleted again\n",
              r0 + 1, r1, revs, c->events, total_cycles);
     size_t w = 6;
     for (size_t i = 0; i < np; i++)
@@ -240,8 +246,8 @@ static void report(churn_t *c, int64_t r0, int64_t r1, double secs) {
       entry_t *p = ps[i];
       char rate[32] = "-";
       if (secs > 0) snprintf(rate, sizeof(rate), "%.1f", (double)p->revisions / secs);
-      printf("%-*s %10" PRId64 " %9s %8" PRId64 " %8" PRId64 " %16" PRId64 "  ", (int)w, p->key, p->revisions, rate,
-             p->puts, p->deletes, p->cycles);
+      printf("%-*s %10" PRId64 " %9s %8" PRId64 " %8" PRId64 " %16" PRId64 "  ", (int)w, p->key, p->revisions,
+             rate, p->puts, p->deletes, p->cycles);
       qsort(p->leases, p->n_leases, sizeof(*p->leases), by_count);
       if (!p->n_leases) printf("-");
       for (size_t j = 0; j < p->n_leases && j < 3; j++)
@@ -252,8 +258,8 @@ static void report(churn_t *c, int64_t r0, int64_t r1, double secs) {
       size_t kw = 3;
       for (size_t i = 0; i < nk; i++)
         if (strlen(ks[i]->key) > kw) kw = strlen(ks[i]->key);
-      printf("\nkeys created and deleted again (TryLock polling signature):\n%-*s %8s %16s  %s\n", (int)kw, "KEY",
-             "CYCLES", "LEASE", "MEAN LIFETIME");
+      printf("\nkeys created and deleted again (TryLock polling signature):\n%-*s %8s %16s  %s\n", (int)kw,
+             "KEY", "CYCLES", "LEASE", "MEAN LIFETIME");
       for (size_t i = 0; i < nk; i++) {
         char lease[24] = "-";
         if (ks[i]->lease) snprintf(lease, sizeof(lease), "%016" PRIx64, (uint64_t)ks[i]->lease);
@@ -345,6 +351,10 @@ static int run_churn(ctl_args_t *a) {
   return 0;
 }
 
-const ctl_cmd_t ctl_cmd_churn = {"churn", "churn [--prefix P] [--window 60s] [--top N] [--depth D] [--rev R]",
-                                 "Shows which key prefixes consume revisions, how fast, by which leases", run_churn,
-                                 churn_flags, NULL, churn_reset};
+const ctl_cmd_t ctl_cmd_churn = {"churn",
+                                 "churn [--prefix P] [--window 60s] [--top N] [--depth D] [--rev R]",
+                                 "Shows which key prefixes consume revisions, how fast, by which leases",
+                                 run_churn,
+                                 churn_flags,
+                                 NULL,
+                                 churn_reset};

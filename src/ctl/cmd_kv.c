@@ -9,7 +9,8 @@
 
 static char *g_consistency, *g_order, *g_sort_by, *g_lease;
 static int64_t g_limit, g_rev;
-static bool g_prefix, g_from_key, g_keys_only, g_count_only, g_value_only, g_prev_kv, g_ignore_value, g_ignore_lease;
+static bool g_prefix, g_from_key, g_keys_only, g_count_only, g_value_only, g_prev_kv, g_ignore_value,
+    g_ignore_lease;
 
 /* Resets every kv flag to its default. */
 static void kv_reset(void) {
@@ -22,32 +23,38 @@ static void kv_reset(void) {
 }
 
 static const ctl_flag_t get_flags[] = {
-    {"consistency", 0, FLAG_STRING, &g_consistency, "Linearizable(l) or Serializable(s)", NULL},
-    {"count-only", 0, FLAG_BOOL, &g_count_only, "Get only the count", NULL},
-    {"from-key", 0, FLAG_BOOL, &g_from_key, "Get keys that are greater than or equal to the given key using byte compare", NULL},
-    {"keys-only", 0, FLAG_BOOL, &g_keys_only, "Get only the keys", NULL},
-    {"limit", 0, FLAG_INT64, &g_limit, "Maximum number of results", NULL},
-    {"order", 0, FLAG_STRING, &g_order, "Order of results; ASCEND or DESCEND (ASCEND by default)", NULL},
-    {"prefix", 0, FLAG_BOOL, &g_prefix, "Get keys with matching prefix", NULL},
-    {"print-value-only", 0, FLAG_BOOL, &g_value_only, "Only write values when using the \"simple\" output format", NULL},
-    {"rev", 0, FLAG_INT64, &g_rev, "Specify the kv revision", NULL},
-    {"sort-by", 0, FLAG_STRING, &g_sort_by, "Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"consistency", 0, FLAG_STRING, &g_consistency, "Linearizable(l) or Serializable(s)", NULL, "=\"l\""},
+    {"count-only", 0, FLAG_BOOL, &g_count_only, "Get only the count", NULL, NULL},
+    {"from-key", 0, FLAG_BOOL, &g_from_key,
+     "Get keys that are greater than or equal to the given key using byte compare", NULL, NULL},
+    {"keys-only", 0, FLAG_BOOL, &g_keys_only, "Get only the keys", NULL, NULL},
+    {"limit", 0, FLAG_INT64, &g_limit, "Maximum number of results", NULL, NULL},
+    {"order", 0, FLAG_STRING, &g_order, "Order of results; ASCEND or DESCEND (ASCEND by default)", NULL,
+     NULL},
+    {"prefix", 0, FLAG_BOOL, &g_prefix, "Get keys with matching prefix", NULL, NULL},
+    {"print-value-only", 0, FLAG_BOOL, &g_value_only,
+     "Only write values when using the \"simple\" output format", NULL, NULL},
+    {"rev", 0, FLAG_INT64, &g_rev, "Specify the kv revision", NULL, NULL},
+    {"sort-by", 0, FLAG_STRING, &g_sort_by, "Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION", NULL,
+     NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 
 static const ctl_flag_t put_flags[] = {
-    {"ignore-lease", 0, FLAG_BOOL, &g_ignore_lease, "updates the key using its current lease", NULL},
-    {"ignore-value", 0, FLAG_BOOL, &g_ignore_value, "updates the key using its current value", NULL},
-    {"lease", 0, FLAG_STRING, &g_lease, "lease ID (in hexadecimal) to attach to the key", NULL},
-    {"prev-kv", 0, FLAG_BOOL, &g_prev_kv, "return the previous key-value pair before modification", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"ignore-lease", 0, FLAG_BOOL, &g_ignore_lease, "updates the key using its current lease", NULL, NULL},
+    {"ignore-value", 0, FLAG_BOOL, &g_ignore_value, "updates the key using its current value", NULL, NULL},
+    {"lease", 0, FLAG_STRING, &g_lease, "lease ID (in hexadecimal) to attach to the key", NULL, "=\"0\""},
+    {"prev-kv", 0, FLAG_BOOL, &g_prev_kv, "return the previous key-value pair before modification", NULL,
+     NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 
 static const ctl_flag_t del_flags[] = {
-    {"from-key", 0, FLAG_BOOL, &g_from_key, "delete keys that are greater than or equal to the given key using byte compare", NULL},
-    {"prefix", 0, FLAG_BOOL, &g_prefix, "delete keys with matching prefix", NULL},
-    {"prev-kv", 0, FLAG_BOOL, &g_prev_kv, "return deleted key-value pairs", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"from-key", 0, FLAG_BOOL, &g_from_key,
+     "delete keys that are greater than or equal to the given key using byte compare", NULL, NULL},
+    {"prefix", 0, FLAG_BOOL, &g_prefix, "delete keys with matching prefix", NULL, NULL},
+    {"prev-kv", 0, FLAG_BOOL, &g_prev_kv, "return deleted key-value pairs", NULL, NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 
 const ctl_flag_t *ctl_kvop_flags(int type) {
@@ -96,7 +103,8 @@ void ctl_kvop_get(ctl_args_t *a, ctl_kvop_t *op) {
     ctl_die(EXIT_BADFEATURE, "unknown consistency flag \"%s\"", g_consistency);
   if (a->npos > 1) {
     if (g_prefix || g_from_key)
-      ctl_die(EXIT_BADARGS, "too many arguments, only accept one argument when `--prefix` or `--from-key` is set");
+      ctl_die(EXIT_BADARGS,
+              "too many arguments, only accept one argument when `--prefix` or `--from-key` is set");
     o->range_end = a->pos[1];
     o->range_end_len = strlen(a->pos[1]);
   }
@@ -181,7 +189,8 @@ void ctl_kvop_del(ctl_args_t *a, ctl_kvop_t *op) {
     ctl_die(EXIT_BADARGS, "`--prefix` and `--from-key` cannot be set at the same time, choose one");
   if (a->npos > 1) {
     if (g_prefix || g_from_key)
-      ctl_die(EXIT_BADARGS, "too many arguments, only accept one argument when `--prefix` or `--from-key` is set");
+      ctl_die(EXIT_BADARGS,
+              "too many arguments, only accept one argument when `--prefix` or `--from-key` is set");
     op->del.range_end = a->pos[1];
     op->del.range_end_len = strlen(a->pos[1]);
   }
@@ -248,10 +257,20 @@ static int run_del(ctl_args_t *a) {
   return 0;
 }
 
-const ctl_cmd_t ctl_cmd_get = {"get", "get [options] <key> [range_end]", "Gets the key or a range of keys", run_get,
-                               get_flags, NULL, kv_reset};
-const ctl_cmd_t ctl_cmd_put = {"put", "put [options] <key> <value> (<value> can also be given from stdin)",
-                               "Puts the given key into the store", run_put, put_flags, NULL, kv_reset};
-const ctl_cmd_t ctl_cmd_del = {"del", "del [options] <key> [range_end]",
-                               "Removes the specified key or range of keys [key, range_end)", run_del, del_flags, NULL,
+const ctl_cmd_t ctl_cmd_get = {
+    "get",   "get [options] <key> [range_end]", "Gets the key or a range of keys", run_get, get_flags, NULL,
+    kv_reset};
+const ctl_cmd_t ctl_cmd_put = {"put",
+                               "put [options] <key> <value> (<value> can also be given from stdin)",
+                               "Puts the given key into the store",
+                               run_put,
+                               put_flags,
+                               NULL,
+                               kv_reset};
+const ctl_cmd_t ctl_cmd_del = {"del",
+                               "del [options] <key> [range_end]",
+                               "Removes the specified key or range of keys [key, range_end)",
+                               run_del,
+                               del_flags,
+                               NULL,
                                kv_reset};

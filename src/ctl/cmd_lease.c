@@ -15,12 +15,13 @@ static bool g_keys, g_once;
 static void lease_reset(void) { g_keys = g_once = false; }
 
 static const ctl_flag_t ttl_flags[] = {
-    {"keys", 0, FLAG_BOOL, &g_keys, "Get keys attached to this lease", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"keys", 0, FLAG_BOOL, &g_keys, "Get keys attached to this lease", NULL, NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 static const ctl_flag_t ka_flags[] = {
-    {"once", 0, FLAG_BOOL, &g_once, "Resets the keep-alive time to its original value and exits immediately", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"once", 0, FLAG_BOOL, &g_once, "Resets the keep-alive time to its original value and exits immediately",
+     NULL, NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 
 /* A header for printers that show one (not needed by the simple format). */
@@ -149,13 +150,14 @@ static int run_keepalive(ctl_args_t *a) {
 
 static const ctl_cmd_t lease_subs[] = {
     {"grant", "grant <ttl>", "Creates leases", run_grant, NULL, NULL, lease_reset},
+    {"keep-alive", "keep-alive [options] <leaseID>", "Keeps leases alive (renew)", run_keepalive, ka_flags,
+     NULL, lease_reset},
+    {"list", "list", "List all active leases", run_list, NULL, NULL, lease_reset},
     {"revoke", "revoke <leaseID>", "Revokes leases", run_revoke, NULL, NULL, lease_reset},
     {"timetolive", "timetolive <leaseID> [options]", "Get lease information", run_timetolive, ttl_flags, NULL,
-     lease_reset},
-    {"list", "list", "List all active leases", run_list, NULL, NULL, lease_reset},
-    {"keep-alive", "keep-alive [options] <leaseID>", "Keeps leases alive (renew)", run_keepalive, ka_flags, NULL,
      lease_reset},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
-const ctl_cmd_t ctl_cmd_lease = {"lease", "lease <subcommand>", "Lease related commands", NULL, NULL, lease_subs, NULL};
+const ctl_cmd_t ctl_cmd_lease = {
+    "lease", "lease <subcommand>", "Lease related commands", NULL, NULL, lease_subs, NULL};

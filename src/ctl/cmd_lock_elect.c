@@ -21,12 +21,12 @@ static void le_reset(void) {
 }
 
 static const ctl_flag_t lock_flags[] = {
-    {"ttl", 0, FLAG_INT, &g_lock_ttl, "timeout for session", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"ttl", 0, FLAG_INT, &g_lock_ttl, "timeout for session", NULL, "=10"},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 static const ctl_flag_t elect_flags[] = {
-    {"listen", 'l', FLAG_BOOL, &g_listen, "observation mode", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"listen", 'l', FLAG_BOOL, &g_listen, "observation mode", NULL, NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 
 static const int k_sigs[] = {SIGINT, SIGTERM};
@@ -91,7 +91,8 @@ static int wait_signal_or_loss(int sigfd, cetcd_session_t *s) {
 
 /* lock <lockname> [exec-command arg1 arg2 ...] */
 static int run_lock(ctl_args_t *a) {
-  if (a->npos == 0) ctl_die(EXIT_BADARGS, "lock takes a lock name argument and an optional command to execute");
+  if (a->npos == 0)
+    ctl_die(EXIT_BADARGS, "lock takes a lock name argument and an optional command to execute");
   for (int i = 0; i < a->nexec; i++) a->pos[a->npos++] = a->exec[i];
   static waker_t wk;
   int sigfd = ctl_signals(k_sigs, 2, on_signal, &wk);
@@ -215,8 +216,17 @@ static int run_elect(ctl_args_t *a) {
   return rc;
 }
 
-const ctl_cmd_t ctl_cmd_lock = {"lock", "lock <lockname> [exec-command arg1 arg2 ...]", "Acquires a named lock",
-                                run_lock, lock_flags, NULL, le_reset};
-const ctl_cmd_t ctl_cmd_elect = {"elect", "elect <election-name> [proposal]",
-                                 "Observes and participates in leader election", run_elect, elect_flags, NULL,
+const ctl_cmd_t ctl_cmd_lock = {"lock",
+                                "lock <lockname> [exec-command arg1 arg2 ...]",
+                                "Acquires a named lock",
+                                run_lock,
+                                lock_flags,
+                                NULL,
+                                le_reset};
+const ctl_cmd_t ctl_cmd_elect = {"elect",
+                                 "elect <election-name> [proposal]",
+                                 "Observes and participates in leader election",
+                                 run_elect,
+                                 elect_flags,
+                                 NULL,
                                  le_reset};

@@ -20,22 +20,24 @@ static void maint_reset(void) {
 }
 
 static const ctl_flag_t cluster_flags[] = {
-    {"cluster", 0, FLAG_BOOL, &g_cluster, "use all endpoints from the cluster member list", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"cluster", 0, FLAG_BOOL, &g_cluster, "use all endpoints from the cluster member list", NULL, NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 static const ctl_flag_t hashkv_flags[] = {
-    {"cluster", 0, FLAG_BOOL, &g_cluster, "use all endpoints from the cluster member list", NULL},
-    {"rev", 0, FLAG_INT64, &g_hash_rev, "maximum revision to hash (default: all revisions)", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"cluster", 0, FLAG_BOOL, &g_cluster, "use all endpoints from the cluster member list", NULL, NULL},
+    {"rev", 0, FLAG_INT64, &g_hash_rev, "maximum revision to hash (default: all revisions)", NULL, NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 static const ctl_flag_t defrag_flags[] = {
-    {"cluster", 0, FLAG_BOOL, &g_cluster, "use all endpoints from the cluster member list", NULL},
-    {"data-dir", 0, FLAG_STRING, &g_data_dir, "Optional. If present, defragments a data directory not in use by etcd.", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"cluster", 0, FLAG_BOOL, &g_cluster, "use all endpoints from the cluster member list", NULL, NULL},
+    {"data-dir", 0, FLAG_STRING, &g_data_dir,
+     "Optional. If present, defragments a data directory not in use by etcd.", NULL, NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 static const ctl_flag_t compaction_flags[] = {
-    {"physical", 0, FLAG_BOOL, &g_physical, "'true' to wait for compaction to physically remove all old revisions", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"physical", 0, FLAG_BOOL, &g_physical,
+     "'true' to wait for compaction to physically remove all old revisions", NULL, NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 
 /* The endpoints to act on: --endpoints, or with --cluster every member's client URLs. */
@@ -47,14 +49,16 @@ static char **endpoints(size_t *n) {
   cetcd_client_t *c = ctl_client();
   cetcd_member_list_t *l = NULL;
   int rc = cetcd_member_list(c, &l);
-  if (rc != 0) ctl_die(EXIT_ERR, "failed to fetch endpoints from etcd cluster member list: %s", ctl_errmsg(rc));
+  if (rc != 0)
+    ctl_die(EXIT_ERR, "failed to fetch endpoints from etcd cluster member list: %s", ctl_errmsg(rc));
   size_t cnt = 0;
   for (size_t i = 0; i < l->n_members; i++) cnt += l->members[i].n_client_urls;
   char **eps = calloc(cnt + 1, sizeof(char *));
   if (!eps) abort();
   cnt = 0;
   for (size_t i = 0; i < l->n_members; i++)
-    for (size_t j = 0; j < l->members[i].n_client_urls; j++) eps[cnt++] = strdup(l->members[i].client_urls[j]);
+    for (size_t j = 0; j < l->members[i].n_client_urls; j++)
+      eps[cnt++] = strdup(l->members[i].client_urls[j]);
   cetcd_member_list_free(l);
   cetcd_client_free(c);
   *n = cnt;
@@ -98,7 +102,8 @@ static void *defrag_ticker(void *arg) {
 static int run_defrag(ctl_args_t *a) {
   (void)a;
   if (g_data_dir[0]) {
-    fprintf(stderr, "Failed to defragment etcd data[%s] (not supported by cetcdctl: defragment a running member)\n",
+    fprintf(stderr,
+            "Failed to defragment etcd data[%s] (not supported by cetcdctl: defragment a running member)\n",
             g_data_dir);
     return EXIT_ERR;
   }
@@ -281,36 +286,44 @@ static int run_version(ctl_args_t *a) {
   return 0;
 }
 
-const ctl_cmd_t ctl_cmd_compaction = {"compaction", "compaction [options] <revision>",
-                                      "Compacts the event history in etcd", run_compaction, compaction_flags, NULL,
+const ctl_cmd_t ctl_cmd_compaction = {"compaction",
+                                      "compaction [options] <revision>",
+                                      "Compacts the event history in etcd",
+                                      run_compaction,
+                                      compaction_flags,
+                                      NULL,
                                       maint_reset};
-const ctl_cmd_t ctl_cmd_defrag = {"defrag", "defrag", "Defragments the storage of the etcd members with given endpoints",
-                                  run_defrag, defrag_flags, NULL, maint_reset};
+const ctl_cmd_t ctl_cmd_defrag = {
+    "defrag",   "defrag",     "Defragments the storage of the etcd members with given endpoints",
+    run_defrag, defrag_flags, NULL,
+    maint_reset};
 
 static const ctl_cmd_t ep_subs[] = {
     {"health", "health", "Checks the healthiness of endpoints specified in `--endpoints` flag", run_health,
      cluster_flags, NULL, maint_reset},
     {"status", "status", "Prints out the status of endpoints specified in `--endpoints` flag", run_status,
      cluster_flags, NULL, maint_reset},
-    {"hashkv", "hashkv", "Prints the KV history hash for each endpoint in --endpoints", run_hashkv, hashkv_flags, NULL,
-     maint_reset},
+    {"hashkv", "hashkv", "Prints the KV history hash for each endpoint in --endpoints", run_hashkv,
+     hashkv_flags, NULL, maint_reset},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
-const ctl_cmd_t ctl_cmd_endpoint = {"endpoint", "endpoint <subcommand>", "Endpoint related commands", NULL, NULL,
-                                    ep_subs, NULL};
+const ctl_cmd_t ctl_cmd_endpoint = {
+    "endpoint", "endpoint <subcommand>", "Endpoint related commands", NULL, NULL, ep_subs, NULL};
 
 static const ctl_cmd_t alarm_subs[] = {
     {"disarm", "disarm", "Disarms all alarms", run_alarm_disarm, NULL, NULL, maint_reset},
     {"list", "list", "Lists all alarms", run_alarm_list, NULL, NULL, maint_reset},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
-const ctl_cmd_t ctl_cmd_alarm = {"alarm", "alarm <subcommand>", "Alarm related commands", NULL, NULL, alarm_subs, NULL};
+const ctl_cmd_t ctl_cmd_alarm = {
+    "alarm", "alarm <subcommand>", "Alarm related commands", NULL, NULL, alarm_subs, NULL};
 
 static const ctl_cmd_t member_subs[] = {
     {"list", "list", "Lists all members in the cluster", run_member_list, NULL, NULL, maint_reset},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
-const ctl_cmd_t ctl_cmd_member = {"member", "member <subcommand>", "Membership related commands", NULL, NULL,
-                                  member_subs, NULL};
+const ctl_cmd_t ctl_cmd_member = {
+    "member", "member <subcommand>", "Membership related commands", NULL, NULL, member_subs, NULL};
 
-const ctl_cmd_t ctl_cmd_version = {"version", "version", "Prints the version of cetcdctl", run_version, NULL, NULL, NULL};
+const ctl_cmd_t ctl_cmd_version = {"version", "version", "Prints the version of cetcdctl", run_version, NULL,
+                                   NULL,      NULL};

@@ -24,7 +24,8 @@ static const char *go_strerror(int e) {
 static void log_info(const char *msg, const char *extra) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  fprintf(stderr, "{\"level\":\"info\",\"ts\":%lld.%06ld,\"caller\":\"cetcdctl/snapshot\",\"msg\":\"%s\"%s}\n",
+  fprintf(stderr,
+          "{\"level\":\"info\",\"ts\":%lld.%06ld,\"caller\":\"cetcdctl/snapshot\",\"msg\":\"%s\"%s}\n",
           (long long)ts.tv_sec, ts.tv_nsec / 1000, msg, extra);
 }
 
@@ -65,7 +66,8 @@ static int save_chunk(void *arg, const void *data, size_t len) {
 static int run_save(ctl_args_t *a) {
   if (a->npos != 1) ctl_die(EXIT_BADARGS, "snapshot save expects one argument");
   if (g_ctl.n_endpoints != 1)
-    ctl_die(EXIT_INTERRUPTED, "snapshot must be requested to one selected node, not multiple [%s ...]", g_ctl.endpoints[0]);
+    ctl_die(EXIT_INTERRUPTED, "snapshot must be requested to one selected node, not multiple [%s ...]",
+            g_ctl.endpoints[0]);
   const char *path = a->pos[0];
   char *part = NULL, extra[1024];
   if (asprintf(&part, "%s.part", path) < 0) abort();
@@ -95,7 +97,8 @@ static int run_save(ctl_args_t *a) {
   snprintf(extra, sizeof(extra), ",\"endpoint\":\"%s\",\"size\":\"%s\",\"took\":%.6f", g_ctl.endpoints[0], sz,
            (double)(ctl_now_ns() - s.start) / 1e9);
   log_info("fetched snapshot", extra);
-  if (rename(part, path) != 0) ctl_die(EXIT_INTERRUPTED, "could not rename %s to %s (%s)", part, path, go_strerror(errno));
+  if (rename(part, path) != 0)
+    ctl_die(EXIT_INTERRUPTED, "could not rename %s to %s (%s)", part, path, go_strerror(errno));
   snprintf(extra, sizeof(extra), ",\"path\":\"%s\"", path);
   log_info("saved", extra);
   printf("Snapshot saved at %s\n", path);
@@ -131,8 +134,8 @@ static int st_bucket(void *arg, const uint8_t *name, size_t n) {
 }
 
 /* Hashes a record; keys of the "key" bucket carry the revision (8 bytes big-endian). */
-static int st_record(void *arg, const uint8_t *b, size_t blen, const uint8_t *k, size_t klen, const uint8_t *v,
-                     size_t vlen) {
+static int st_record(void *arg, const uint8_t *b, size_t blen, const uint8_t *k, size_t klen,
+                     const uint8_t *v, size_t vlen) {
   status_ctx_t *s = arg;
   s->crc = crc32c(s->crc, k, klen);
   s->crc = crc32c(s->crc, v, vlen);
@@ -161,7 +164,8 @@ static int run_status(ctl_args_t *a) {
   uint32_t psize = 4096;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   uint8_t b[4];
-  if (fd >= 0 && pread(fd, b, 4, 24) == 4) psize = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+  if (fd >= 0 && pread(fd, b, 4, 24) == 4)
+    psize = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
   if (fd >= 0) close(fd);
   s.st.total_size = (int64_t)(bbolt_reader_pgid(r) * psize);
   s.st.hash = s.crc;
@@ -173,9 +177,11 @@ static int run_status(ctl_args_t *a) {
 }
 
 static const ctl_cmd_t snap_subs[] = {
-    {"save", "save <filename>", "Stores an etcd node backend snapshot to a given file", run_save, NULL, NULL, NULL},
-    {"status", "status <filename>", "Gets backend snapshot status of a given file", run_status, NULL, NULL, NULL},
+    {"save", "save <filename>", "Stores an etcd node backend snapshot to a given file", run_save, NULL, NULL,
+     NULL},
+    {"status", "status <filename>", "Gets backend snapshot status of a given file", run_status, NULL, NULL,
+     NULL},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
-const ctl_cmd_t ctl_cmd_snapshot = {"snapshot", "snapshot <subcommand>", "Manages etcd node snapshots", NULL, NULL,
-                                    snap_subs, NULL};
+const ctl_cmd_t ctl_cmd_snapshot = {
+    "snapshot", "snapshot <subcommand>", "Manages etcd node snapshots", NULL, NULL, snap_subs, NULL};

@@ -10,8 +10,8 @@
 static bool g_interactive;
 
 static const ctl_flag_t txn_flags[] = {
-    {"interactive", 'i', FLAG_BOOL, &g_interactive, "Input transaction in interactive mode", NULL},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"interactive", 'i', FLAG_BOOL, &g_interactive, "Input transaction in interactive mode", NULL, NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 
 /* Resets txn's flags. */
@@ -58,16 +58,36 @@ static int scan_quoted(const char **p, char **out) {
     }
     s++;
     switch (*s) {
-      case 'n': *w++ = '\n'; break;
-      case 't': *w++ = '\t'; break;
-      case 'r': *w++ = '\r'; break;
-      case 'a': *w++ = '\a'; break;
-      case 'b': *w++ = '\b'; break;
-      case 'f': *w++ = '\f'; break;
-      case 'v': *w++ = '\v'; break;
-      case '\\': *w++ = '\\'; break;
-      case '"': *w++ = '"'; break;
-      case '\'': *w++ = '\''; break;
+      case 'n':
+        *w++ = '\n';
+        break;
+      case 't':
+        *w++ = '\t';
+        break;
+      case 'r':
+        *w++ = '\r';
+        break;
+      case 'a':
+        *w++ = '\a';
+        break;
+      case 'b':
+        *w++ = '\b';
+        break;
+      case 'f':
+        *w++ = '\f';
+        break;
+      case 'v':
+        *w++ = '\v';
+        break;
+      case '\\':
+        *w++ = '\\';
+        break;
+      case '"':
+        *w++ = '"';
+        break;
+      case '\'':
+        *w++ = '\'';
+        break;
       case 'x': {
         char h[3] = {s[1], s[1] ? s[2] : 0, 0};
         if (!isxdigit((unsigned char)h[0]) || !isxdigit((unsigned char)h[1])) goto fail;
@@ -262,5 +282,6 @@ static int run_txn(ctl_args_t *a) {
   return 0;
 }
 
-const ctl_cmd_t ctl_cmd_txn = {"txn", "txn [options]", "Txn processes all the requests in one transaction", run_txn,
-                               txn_flags, NULL, txn_reset};
+const ctl_cmd_t ctl_cmd_txn = {"txn",    "txn [options]", "Txn processes all the requests in one transaction",
+                               run_txn,  txn_flags,       NULL,
+                               txn_reset};

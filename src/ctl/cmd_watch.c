@@ -18,11 +18,19 @@ static watch_flags_t g_wf;
 /* Flag table over a watch_flags_t (the global one, or a per-line copy in -i mode). */
 #define WATCH_FLAGS(f)                                                                                        \
   {                                                                                                           \
-    {"interactive", 'i', FLAG_BOOL, &(f).interactive, "Interactive mode", NULL},                              \
-        {"prefix", 0, FLAG_BOOL, &(f).prefix, "Watch on a prefix if prefix is set", NULL},                    \
-        {"prev-kv", 0, FLAG_BOOL, &(f).prev_kv, "get the previous key-value pair before the event happens", NULL}, \
-        {"progress-notify", 0, FLAG_BOOL, &(f).progress_notify, "get periodic watch progress notification from server", NULL}, \
-        {"rev", 0, FLAG_INT64, &(f).rev, "Revision to start watching", NULL}, {NULL, 0, 0, NULL, NULL, NULL},  \
+    {"interactive", 'i', FLAG_BOOL, &(f).interactive, "Interactive mode", NULL, NULL},                        \
+        {"prefix", 0, FLAG_BOOL, &(f).prefix, "Watch on a prefix if prefix is set", NULL, NULL},              \
+        {"prev-kv", 0,   FLAG_BOOL, &(f).prev_kv, "get the previous key-value pair before the event happens", \
+         NULL,      NULL},                                                                                    \
+        {"progress-notify",                                                                                   \
+         0,                                                                                                   \
+         FLAG_BOOL,                                                                                           \
+         &(f).progress_notify,                                                                                \
+         "get periodic watch progress notification from server",                                              \
+         NULL,                                                                                                \
+         NULL},                                                                                               \
+        {"rev", 0, FLAG_INT64, &(f).rev, "Revision to start watching", NULL, NULL},                           \
+        {NULL, 0, 0, NULL, NULL, NULL, NULL},                                                                 \
   }
 
 static const ctl_flag_t watch_flags[] = WATCH_FLAGS(g_wf);
@@ -92,8 +100,9 @@ static void *watch_loop(void *arg) {
     pthread_mutex_lock(&g_out_lock);
     if (b->canceled) {
       const char *why = b->err == CETCD_ECOMPACTED ? ctl_errmsg(CETCD_ECOMPACTED)
-                        : b->cancel_reason && b->cancel_reason[0] ? b->cancel_reason
-                                                                  : ctl_errmsg(b->err ? b->err : CETCD_ECANCELED);
+                        : b->cancel_reason && b->cancel_reason[0]
+                            ? b->cancel_reason
+                            : ctl_errmsg(b->err ? b->err : CETCD_ECANCELED);
       fprintf(stderr, "watch was canceled (%s)\n", why);
     } else if (b->n_events == 0 && b->header.revision != 0) {
       printf("progress notify: %lld\n", (long long)b->header.revision);
@@ -183,8 +192,10 @@ static int interactive(cetcd_client_t *c, const char *env_key, const char *env_r
     const ctl_flag_t fl[] = WATCH_FLAGS(f);
     ctl_args_t a;
     char err[512];
-    if (ctl_parse_flags(fl, false, na - 1, args + 1, &a, err, sizeof(err)) != 0) ctl_die(EXIT_BADARGS, "%s", err);
-    if (a.dashdash && a.nexec == 0) ctl_die(EXIT_BADARGS, "bad number of arguments (found separator --, but no commands)");
+    if (ctl_parse_flags(fl, false, na - 1, args + 1, &a, err, sizeof(err)) != 0)
+      ctl_die(EXIT_BADARGS, "%s", err);
+    if (a.dashdash && a.nexec == 0)
+      ctl_die(EXIT_BADARGS, "bad number of arguments (found separator --, but no commands)");
     if (!a.dashdash && !env_key[0] && a.npos < 1) ctl_die(EXIT_BADARGS, "bad number of arguments");
     if (!a.dashdash && a.npos > 0 && env_key[0])
       ctl_die(EXIT_BADARGS, "bad number of arguments (found conflicting environment key)");
@@ -219,9 +230,11 @@ static int run_watch(ctl_args_t *a) {
     cetcd_client_t *c = ctl_client();
     return interactive(c, env_key, env_range);
   }
-  if (a->dashdash && a->nexec == 0) ctl_die(EXIT_BADARGS, "bad number of arguments (found separator --, but no commands)");
+  if (a->dashdash && a->nexec == 0)
+    ctl_die(EXIT_BADARGS, "bad number of arguments (found separator --, but no commands)");
   if (!a->dashdash && a->npos < 1 && !env_key[0]) ctl_die(EXIT_BADARGS, "bad number of arguments");
-  if (env_key[0] && a->npos > 0) ctl_die(EXIT_BADARGS, "bad number of arguments (found conflicting environment key)");
+  if (env_key[0] && a->npos > 0)
+    ctl_die(EXIT_BADARGS, "bad number of arguments (found conflicting environment key)");
   char *eargs[2] = {(char *)env_key, (char *)env_range};
   char **wargs = env_key[0] ? eargs : a->pos;
   int nw = env_key[0] ? (env_range[0] ? 2 : 1) : a->npos;
@@ -238,6 +251,11 @@ static int run_watch(ctl_args_t *a) {
   ctl_die(EXIT_INTERRUPTED, "watch is canceled by the server");
 }
 
-const ctl_cmd_t ctl_cmd_watch = {"watch", "watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]",
-                                 "Watches events stream on keys or prefixes", run_watch, watch_flags, NULL,
-                                 watch_reset};
+const ctl_cmd_t ctl_cmd_watch = {
+    "watch",
+    "watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]",
+    "Watches events stream on keys or prefixes",
+    run_watch,
+    watch_flags,
+    NULL,
+    watch_reset};

@@ -47,7 +47,14 @@ extern ctl_global_t g_ctl;
 
 /* ---- flags -------------------------------------------------------------------------- */
 
-typedef enum flag_type { FLAG_BOOL, FLAG_STRING, FLAG_INT64, FLAG_INT, FLAG_DURATION, FLAG_STRINGS } flag_type_t;
+typedef enum flag_type {
+  FLAG_BOOL,
+  FLAG_STRING,
+  FLAG_INT64,
+  FLAG_INT,
+  FLAG_DURATION,
+  FLAG_STRINGS
+} flag_type_t;
 
 /* One flag: --name / -c. ptr points at bool, char *, int64_t, int, int64_t (ms) or a
  * string list (ctl_strings_t). changed (optional) is set when given on the command line. */
@@ -58,6 +65,7 @@ typedef struct ctl_flag {
   void *ptr;
   const char *usage;
   bool *changed;
+  const char *def; /* default as shown in usage ("=5s", "[=true]"); NULL: the type's zero */
 } ctl_flag_t;
 
 typedef struct ctl_strings {
@@ -78,8 +86,8 @@ typedef struct ctl_args {
 
 /* Parses argv[0..argc) against flags (NULL-name terminated, may be NULL) plus, when
  * with_global, the global flags. Returns 0, or -1 with a message in err. */
-int ctl_parse_flags(const ctl_flag_t *flags, bool with_global, int argc, char **argv, ctl_args_t *out, char *err,
-                    size_t errlen);
+int ctl_parse_flags(const ctl_flag_t *flags, bool with_global, int argc, char **argv, ctl_args_t *out,
+                    char *err, size_t errlen);
 /* Frees the arrays of a ctl_args_t (not the strings, which belong to argv). */
 void ctl_args_free(ctl_args_t *a);
 

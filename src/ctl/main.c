@@ -17,25 +17,43 @@ static bool g_changed[32];
 
 /* Global flags, in etcdctl's order. */
 static const ctl_flag_t g_flags[] = {
-    {"cacert", 0, FLAG_STRING, &g_ctl.cacert, "verify certificates of TLS-enabled secure servers using this CA bundle", &g_changed[0]},
-    {"cert", 0, FLAG_STRING, &g_ctl.cert, "identify secure client using this TLS certificate file", &g_changed[1]},
-    {"command-timeout", 0, FLAG_DURATION, &g_ctl.command_timeout_ms, "timeout for short running command (excluding dial timeout)", &g_changed[2]},
-    {"debug", 0, FLAG_BOOL, &g_ctl.debug, "enable client-side debug logging", &g_changed[3]},
-    {"dial-timeout", 0, FLAG_DURATION, &g_ctl.dial_timeout_ms, "dial timeout for client connections", &g_changed[4]},
-    {"discovery-srv", 'd', FLAG_STRING, &g_ctl.discovery_srv, "domain name to query for SRV records describing cluster endpoints", &g_changed[5]},
-    {"discovery-srv-name", 0, FLAG_STRING, &g_ctl.discovery_srv_name, "service name to query when using DNS discovery", &g_changed[6]},
-    {"endpoints", 0, FLAG_STRINGS, &g_endpoints, "gRPC endpoints", &g_changed[7]},
-    {"hex", 0, FLAG_BOOL, &g_ctl.hex, "print byte strings as hex encoded strings", &g_changed[8]},
-    {"insecure-discovery", 0, FLAG_BOOL, &g_ctl.insecure_discovery, "accept insecure SRV records describing cluster endpoints", &g_changed[9]},
-    {"insecure-skip-tls-verify", 0, FLAG_BOOL, &g_ctl.insecure_skip_verify, "skip server certificate verification", &g_changed[10]},
-    {"insecure-transport", 0, FLAG_BOOL, &g_ctl.insecure_transport, "disable transport security for client connections", &g_changed[11]},
-    {"keepalive-time", 0, FLAG_DURATION, &g_ctl.keepalive_time_ms, "keepalive time for client connections", &g_changed[12]},
-    {"keepalive-timeout", 0, FLAG_DURATION, &g_ctl.keepalive_timeout_ms, "keepalive timeout for client connections", &g_changed[13]},
-    {"key", 0, FLAG_STRING, &g_ctl.key, "identify secure client using this TLS key file", &g_changed[14]},
-    {"password", 0, FLAG_STRING, &g_ctl.password, "password for authentication", &g_changed[15]},
-    {"user", 0, FLAG_STRING, &g_ctl.user, "username[:password] for authentication", &g_changed[16]},
-    {"write-out", 'w', FLAG_STRING, &g_ctl.write_out, "set the output format (fields, json, simple, table)", &g_changed[17]},
-    {NULL, 0, 0, NULL, NULL, NULL},
+    {"cacert", 0, FLAG_STRING, &g_ctl.cacert,
+     "verify certificates of TLS-enabled secure servers using this CA bundle", &g_changed[0], NULL},
+    {"cert", 0, FLAG_STRING, &g_ctl.cert, "identify secure client using this TLS certificate file",
+     &g_changed[1], NULL},
+    {"command-timeout", 0, FLAG_DURATION, &g_ctl.command_timeout_ms,
+     "timeout for short running command (excluding dial timeout)", &g_changed[2], "=5s"},
+    {"debug", 0, FLAG_BOOL, &g_ctl.debug, "enable client-side debug logging", &g_changed[3], NULL},
+    {"dial-timeout", 0, FLAG_DURATION, &g_ctl.dial_timeout_ms, "dial timeout for client connections",
+     &g_changed[4], "=2s"},
+    {"discovery-srv", 'd', FLAG_STRING, &g_ctl.discovery_srv,
+     "domain name to query for SRV records describing cluster endpoints", &g_changed[5], NULL},
+    {"discovery-srv-name", 0, FLAG_STRING, &g_ctl.discovery_srv_name,
+     "service name to query when using DNS discovery", &g_changed[6], NULL},
+    {"endpoints", 0, FLAG_STRINGS, &g_endpoints, "gRPC endpoints", &g_changed[7], "=[127.0.0.1:2379]"},
+    {"hex", 0, FLAG_BOOL, &g_ctl.hex, "print byte strings as hex encoded strings", &g_changed[8], NULL},
+    {"insecure-discovery", 0, FLAG_BOOL, &g_ctl.insecure_discovery,
+     "accept insecure SRV records describing cluster endpoints", &g_changed[9], "[=true]"},
+    {"insecure-skip-tls-verify", 0, FLAG_BOOL, &g_ctl.insecure_skip_verify,
+     "skip server certificate verification (CAUTION: this option should be enabled only for testing "
+     "purposes)",
+     &g_changed[10], NULL},
+    {"insecure-transport", 0, FLAG_BOOL, &g_ctl.insecure_transport,
+     "disable transport security for client connections", &g_changed[11], "[=true]"},
+    {"keepalive-time", 0, FLAG_DURATION, &g_ctl.keepalive_time_ms, "keepalive time for client connections",
+     &g_changed[12], "=2s"},
+    {"keepalive-timeout", 0, FLAG_DURATION, &g_ctl.keepalive_timeout_ms,
+     "keepalive timeout for client connections", &g_changed[13], "=6s"},
+    {"key", 0, FLAG_STRING, &g_ctl.key, "identify secure client using this TLS key file", &g_changed[14],
+     NULL},
+    {"password", 0, FLAG_STRING, &g_ctl.password,
+     "password for authentication (if this option is used, --user option shouldn't include password)",
+     &g_changed[15], NULL},
+    {"user", 0, FLAG_STRING, &g_ctl.user,
+     "username[:password] for authentication (prompt if password is not supplied)", &g_changed[16], NULL},
+    {"write-out", 'w', FLAG_STRING, &g_ctl.write_out, "set the output format (fields, json, simple, table)",
+     &g_changed[17], "=\"simple\""},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 
 /* Sets the global defaults (etcdctl's). */
@@ -81,8 +99,9 @@ static int set_flag(const ctl_flag_t *f, const char *shown, const char *v, char 
   switch (f->type) {
     case FLAG_BOOL:
       if (parse_bool(v, (bool *)f->ptr) != 0) {
-        snprintf(err, errlen, "invalid argument \"%s\" for \"%s\" flag: strconv.ParseBool: parsing \"%s\": invalid syntax", v,
-                 shown, v);
+        snprintf(err, errlen,
+                 "invalid argument \"%s\" for \"%s\" flag: strconv.ParseBool: parsing \"%s\": invalid syntax",
+                 v, shown, v);
         return -1;
       }
       break;
@@ -104,7 +123,8 @@ static int set_flag(const ctl_flag_t *f, const char *shown, const char *v, char 
     }
     case FLAG_DURATION:
       if (ctl_parse_duration(v, (int64_t *)f->ptr) != 0) {
-        snprintf(err, errlen, "invalid argument \"%s\" for \"%s\" flag: time: invalid duration \"%s\"", v, shown, v);
+        snprintf(err, errlen, "invalid argument \"%s\" for \"%s\" flag: time: invalid duration \"%s\"", v,
+                 shown, v);
         return -1;
       }
       break;
@@ -132,8 +152,8 @@ static int set_flag(const ctl_flag_t *f, const char *shown, const char *v, char 
   return 0;
 }
 
-int ctl_parse_flags(const ctl_flag_t *flags, bool with_global, int argc, char **argv, ctl_args_t *out, char *err,
-                    size_t errlen) {
+int ctl_parse_flags(const ctl_flag_t *flags, bool with_global, int argc, char **argv, ctl_args_t *out,
+                    char *err, size_t errlen) {
   memset(out, 0, sizeof(*out));
   out->pos = calloc((size_t)argc + 1, sizeof(char *));
   out->exec = calloc((size_t)argc + 1, sizeof(char *));
@@ -207,7 +227,8 @@ static int apply_env(char *err, size_t errlen) {
     if (*f->changed) continue;
     char name[64] = "ETCDCTL_";
     size_t j = strlen(name);
-    for (const char *p = f->name; *p && j + 1 < sizeof(name); p++) name[j++] = *p == '-' ? '_' : (char)toupper(*p);
+    for (const char *p = f->name; *p && j + 1 < sizeof(name); p++)
+      name[j++] = *p == '-' ? '_' : (char)toupper(*p);
     name[j] = 0;
     const char *v = getenv(name);
     if (!v) continue;
@@ -223,48 +244,107 @@ static int apply_env(char *err, size_t errlen) {
 
 /* The top-level commands. */
 static const ctl_cmd_t *const g_cmds[] = {
-    &ctl_cmd_alarm, &ctl_cmd_churn,  &ctl_cmd_compaction, &ctl_cmd_defrag, &ctl_cmd_del,      &ctl_cmd_elect,
-    &ctl_cmd_endpoint, &ctl_cmd_get, &ctl_cmd_lease,      &ctl_cmd_lock,   &ctl_cmd_member,   &ctl_cmd_primary,
-    &ctl_cmd_put,   &ctl_cmd_snapshot, &ctl_cmd_txn,      &ctl_cmd_version, &ctl_cmd_watch,   NULL,
+    &ctl_cmd_alarm,    &ctl_cmd_churn,    &ctl_cmd_compaction,
+    &ctl_cmd_defrag,   &ctl_cmd_del,      &ctl_cmd_elect,
+    &ctl_cmd_endpoint, &ctl_cmd_get,      &ctl_cmd_lease,
+    &ctl_cmd_lock,     &ctl_cmd_member,   &ctl_cmd_primary,
+    &ctl_cmd_put,      &ctl_cmd_snapshot, &ctl_cmd_txn,
+    &ctl_cmd_version,  &ctl_cmd_watch,    NULL,
 };
 
-/* Prints a flag table in etcdctl's usage layout. */
-static void print_flags(FILE *f, const ctl_flag_t *t) {
-  for (; t && t->name; t++) {
-    if (t->shorthand)
-      fprintf(f, "  -%c, --%s", t->shorthand, t->name);
-    else
-      fprintf(f, "      --%s", t->name);
-    fprintf(f, "\t\t%s\n", t->usage ? t->usage : "");
+/* The "--name=default" part of a flag's usage line. */
+static void flag_head(const ctl_flag_t *t, char *buf, size_t len) {
+  const char *def = t->def;
+  if (!def)
+    def = t->type == FLAG_BOOL       ? "[=false]"
+          : t->type == FLAG_STRING   ? "=\"\""
+          : t->type == FLAG_DURATION ? "=0s"
+                                     : "=0";
+  if (t->shorthand)
+    snprintf(buf, len, "  -%c, --%s%s", t->shorthand, t->name, def);
+  else
+    snprintf(buf, len, "      --%s%s", t->name, def);
+}
+
+/* Orders flags by name. */
+static int flag_cmp(const void *a, const void *b) {
+  return strcmp((*(const ctl_flag_t *const *)a)->name, (*(const ctl_flag_t *const *)b)->name);
+}
+
+/* Prints flags like etcdctl's usage template: sorted, usage text aligned with tabs (Go's
+ * tabwriter with tab padding). help, when set, adds "-h, --help" for that command. */
+static void print_flags(FILE *f, const ctl_flag_t *t, const char *help) {
+  const ctl_flag_t *v[64];
+  size_t n = 0;
+  static ctl_flag_t h = {"help", 'h', FLAG_BOOL, NULL, NULL, NULL, NULL};
+  char hu[64];
+  if (help) {
+    snprintf(hu, sizeof(hu), "help for %s", help);
+    h.usage = hu;
+    v[n++] = &h;
+  }
+  for (; t && t->name && n < 64; t++) v[n++] = t;
+  qsort(v, n, sizeof(v[0]), flag_cmp);
+  size_t w = 0;
+  char head[128];
+  for (size_t i = 0; i < n; i++) {
+    flag_head(v[i], head, sizeof(head));
+    if (strlen(head) > w) w = strlen(head);
+  }
+  size_t col = (w + 1 + 7) / 8 * 8;
+  for (size_t i = 0; i < n; i++) {
+    flag_head(v[i], head, sizeof(head));
+    fputs(head, f);
+    for (size_t c = strlen(head) / 8 * 8; c < col; c += 8) fputc('\t', f);
+    fprintf(f, "%s\n", v[i]->usage ? v[i]->usage : "");
   }
 }
 
 /* Prints the usage of a command (or of the whole tool when c is NULL). */
 static void usage(FILE *f, const ctl_cmd_t *c, const char *path) {
+  const ctl_cmd_t *list = NULL;
+  size_t nl = 0;
   if (!c) {
-    fprintf(f, "NAME:\n\tcetcdctl - A simple command line client for etcd3 (and cetcd).\n\nUSAGE:\n\tcetcdctl [flags]\n\n"
-               "COMMANDS:\n");
-    for (size_t i = 0; g_cmds[i]; i++) fprintf(f, "\t%-12s%s\n", g_cmds[i]->name, g_cmds[i]->short_desc);
+    fprintf(f,
+            "NAME:\n\tcetcdctl - A simple command line client for etcd3.\n\nUSAGE:\n\tcetcdctl [flags]\n\n"
+            "VERSION:\n\t0.1.0\n\nAPI VERSION:\n\t3.4\n\n\nCOMMANDS:\n");
+    size_t w = 0;
+    for (size_t i = 0; g_cmds[i]; i++) w = strlen(g_cmds[i]->name) > w ? strlen(g_cmds[i]->name) : w;
+    for (size_t i = 0; g_cmds[i]; i++) {
+      fprintf(f, "\t%s", g_cmds[i]->name);
+      for (size_t col = strlen(g_cmds[i]->name) / 8 * 8; col < (w + 8) / 8 * 8; col += 8) fputc('\t', f);
+      fprintf(f, "%s\n", g_cmds[i]->short_desc);
+    }
+    fprintf(f, "\nOPTIONS:\n");
+    print_flags(f, NULL, "cetcdctl");
   } else {
-    fprintf(f, "NAME:\n\t%s - %s\n\nUSAGE:\n\tcetcdctl %s%s\n", path, c->short_desc, path,
-            c->use ? c->use + strcspn(c->use, " ") : "");
+    const char *args = c->use ? c->use + strcspn(c->use, " ") : "";
+    fprintf(f, "NAME:\n\t%s - %s\n\nUSAGE:\n\tcetcdctl %s%s [flags]\n\n", path, c->short_desc, path, args);
     if (c->subs) {
-      fprintf(f, "\nCOMMANDS:\n");
-      for (const ctl_cmd_t *s = c->subs; s->name; s++) fprintf(f, "\t%-12s%s\n", s->name, s->short_desc);
+      fprintf(f, "API VERSION:\n\t3.4\n\n\nCOMMANDS:\n");
+      list = c->subs;
+      size_t w = 0;
+      for (const ctl_cmd_t *s = list; s->name; s++, nl++) w = strlen(s->name) > w ? strlen(s->name) : w;
+      for (const ctl_cmd_t *s = list; s->name; s++) {
+        fprintf(f, "\t%s", s->name);
+        for (size_t col = strlen(s->name) / 8 * 8; col < (w + 8) / 8 * 8; col += 8) fputc('\t', f);
+        fprintf(f, "%s\n", s->short_desc);
+      }
+      fputc('\n', f);
     }
-    if (c->flags && c->flags->name) {
-      fprintf(f, "\nOPTIONS:\n");
-      print_flags(f, c->flags);
-    }
+    fprintf(f, "OPTIONS:\n");
+    print_flags(f, c->flags, c->name);
   }
   fprintf(f, "\nGLOBAL OPTIONS:\n");
-  print_flags(f, g_flags);
+  print_flags(f, g_flags, NULL);
+  fputc('\n', f);
 }
 
 /* True when arg is a global flag that takes its value in the next argument. */
 static bool global_takes_next(const char *a) {
   if (a[0] != '-' || strchr(a, '=')) return false;
-  const ctl_flag_t *f = a[1] == '-' ? find_long(g_flags, a + 2, strlen(a + 2)) : (a[2] ? NULL : find_short(g_flags, a[1]));
+  const ctl_flag_t *f =
+      a[1] == '-' ? find_long(g_flags, a + 2, strlen(a + 2)) : (a[2] ? NULL : find_short(g_flags, a[1]));
   return f && f->type != FLAG_BOOL;
 }
 
@@ -313,7 +393,9 @@ int main(int argc, char **argv) {
   for (size_t i = 0; g_cmds[i]; i++)
     if (strcmp(g_cmds[i]->name, argv[ci]) == 0) cmd = g_cmds[i];
   if (!cmd) {
-    fprintf(stderr, "Error: unknown command \"%s\" for \"cetcdctl\"\nRun 'cetcdctl --help' for usage.\n", argv[ci]);
+    fprintf(stderr, "Error: unknown command \"%s\" for \"cetcdctl\"\nRun 'cetcdctl --help' for usage.\n",
+            argv[ci]);
+    fprintf(stderr, "Error: unknown command \"%s\" for \"cetcdctl\"\n", argv[ci]);
     return EXIT_ERR;
   }
   char path[128];
@@ -349,7 +431,10 @@ int main(int argc, char **argv) {
   char err[512];
   if (ctl_parse_flags(cmd->flags, true, nrest, rest, &args, err, sizeof(err)) != 0) {
     fprintf(stderr, "Error: %s\n", err);
+    fflush(stderr);
     usage(stdout, cmd, path);
+    fflush(stdout);
+    fprintf(stderr, "\nError: %s\n", err);
     return EXIT_ERR;
   }
   if (apply_env(err, sizeof(err)) != 0) ctl_die(EXIT_ERR, "%s", err);

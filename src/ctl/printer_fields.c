@@ -13,7 +13,8 @@ static void qline(const char *name, const char *p, size_t n) {
 
 /* The response header. */
 static void hdr(const cetcd_header_t *h) {
-  printf("\"ClusterID\" : %" PRIu64 "\n\"MemberID\" : %" PRIu64 "\n\"Revision\" : %" PRId64 "\n\"RaftTerm\" : %" PRIu64 "\n",
+  printf("\"ClusterID\" : %" PRIu64 "\n\"MemberID\" : %" PRIu64 "\n\"Revision\" : %" PRId64
+         "\n\"RaftTerm\" : %" PRIu64 "\n",
          h->cluster_id, h->member_id, h->revision, h->raft_term);
 }
 
@@ -22,8 +23,8 @@ static void kv(const char *pfx, const cetcd_kv_t *k) {
   char n[32];
   snprintf(n, sizeof(n), "%sKey", pfx);
   qline(n, k->key, k->key_len);
-  printf("\"%sCreateRevision\" : %" PRId64 "\n\"%sModRevision\" : %" PRId64 "\n\"%sVersion\" : %" PRId64 "\n", pfx,
-         k->create_revision, pfx, k->mod_revision, pfx, k->version);
+  printf("\"%sCreateRevision\" : %" PRId64 "\n\"%sModRevision\" : %" PRId64 "\n\"%sVersion\" : %" PRId64 "\n",
+         pfx, k->create_revision, pfx, k->mod_revision, pfx, k->version);
   snprintf(n, sizeof(n), "%sValue", pfx);
   qline(n, k->value, k->value_len);
   printf("\"%sLease\" : %" PRId64 "\n", pfx, k->lease);
@@ -85,7 +86,8 @@ static void f_revoke(const cetcd_header_t *h, int64_t id) {
 static void f_timetolive(const cetcd_lease_ttl_t *r, bool keys) {
   (void)keys;
   hdr(&r->header);
-  printf("\"ID\" : %" PRId64 "\n\"TTL\" : %" PRId64 "\n\"GrantedTTL\" : %" PRId64 "\n", r->id, r->ttl, r->granted_ttl);
+  printf("\"ID\" : %" PRId64 "\n\"TTL\" : %" PRId64 "\n\"GrantedTTL\" : %" PRId64 "\n", r->id, r->ttl,
+         r->granted_ttl);
   for (size_t i = 0; i < r->n_keys; i++) qline("Key", r->keys[i], r->key_lens[i]);
 }
 
@@ -101,7 +103,8 @@ static void f_member_list(const cetcd_member_list_t *l) {
     printf("\"ID\" : %" PRIu64 "\n", m->id);
     qline("Name", m->name ? m->name : "", m->name ? strlen(m->name) : 0);
     for (size_t j = 0; j < m->n_peer_urls; j++) qline("PeerURL", m->peer_urls[j], strlen(m->peer_urls[j]));
-    for (size_t j = 0; j < m->n_client_urls; j++) qline("ClientURL", m->client_urls[j], strlen(m->client_urls[j]));
+    for (size_t j = 0; j < m->n_client_urls; j++)
+      qline("ClientURL", m->client_urls[j], strlen(m->client_urls[j]));
     printf("\"IsLearner\" : %s\n\n", m->is_learner ? "true" : "false");
   }
 }
@@ -109,7 +112,8 @@ static void f_member_list(const cetcd_member_list_t *l) {
 static void f_ep_health(const ep_health_t *hs, size_t n) {
   for (size_t i = 0; i < n; i++) {
     qline("Endpoint", hs[i].ep, strlen(hs[i].ep));
-    printf("\"Health\" : %s\n\"Took\" : %s\n\"Error\" : %s\n\n", hs[i].health ? "true" : "false", hs[i].took, hs[i].error);
+    printf("\"Health\" : %s\n\"Took\" : %s\n\"Error\" : %s\n\n", hs[i].health ? "true" : "false", hs[i].took,
+           hs[i].error);
   }
 }
 
@@ -144,8 +148,9 @@ static void f_alarm(const cetcd_alarm_t *a, size_t n) {
 }
 
 static void f_db_status(const db_status_t *s) {
-  printf("\"Hash\" : %" PRIu32 "\n\"Revision\" : %" PRId64 "\n\"Keys\" : %" PRId64 "\n\"Size\" : %" PRId64 "\n", s->hash,
-         s->revision, s->total_key, s->total_size);
+  printf("\"Hash\" : %" PRIu32 "\n\"Revision\" : %" PRId64 "\n\"Keys\" : %" PRId64 "\n\"Size\" : %" PRId64
+         "\n",
+         s->hash, s->revision, s->total_key, s->total_size);
 }
 
 const ctl_printer_t ctl_printer_fields = {

@@ -110,10 +110,18 @@ static void txn_obj(const cetcd_txn_result_t *r) {
       const cetcd_op_result_t *o = &r->results[i];
       printf("%s{\"Response\":{", i ? "," : "");
       switch (o->type) {
-        case CETCD_OP_GET: printf("\"ResponseRange\":"), range_obj(o->get); break;
-        case CETCD_OP_PUT: printf("\"ResponsePut\":"), put_obj(o->put); break;
-        case CETCD_OP_DELETE: printf("\"ResponseDeleteRange\":"), del_obj(o->del); break;
-        case CETCD_OP_TXN: printf("\"ResponseTxn\":"), txn_obj(o->txn); break;
+        case CETCD_OP_GET:
+          printf("\"ResponseRange\":"), range_obj(o->get);
+          break;
+        case CETCD_OP_PUT:
+          printf("\"ResponsePut\":"), put_obj(o->put);
+          break;
+        case CETCD_OP_DELETE:
+          printf("\"ResponseDeleteRange\":"), del_obj(o->del);
+          break;
+        case CETCD_OP_TXN:
+          printf("\"ResponseTxn\":"), txn_obj(o->txn);
+          break;
       }
       printf("}}");
     }
@@ -181,8 +189,8 @@ static void j_timetolive(const cetcd_lease_ttl_t *r, bool keys) {
   (void)keys;
   putchar('{');
   bool first = hdr_fields(&r->header, true);
-  printf("%s\"id\":%" PRId64 ",\"ttl\":%" PRId64 ",\"granted-ttl\":%" PRId64 ",\"keys\":", first ? "" : ",", r->id, r->ttl,
-         r->granted_ttl);
+  printf("%s\"id\":%" PRId64 ",\"ttl\":%" PRId64 ",\"granted-ttl\":%" PRId64 ",\"keys\":", first ? "" : ",",
+         r->id, r->ttl, r->granted_ttl);
   if (!r->n_keys) {
     printf("null");
   } else {
@@ -231,9 +239,6 @@ static void j_member_list(const cetcd_member_list_t *l) {
         printf("%s\"name\":", first ? "" : ",");
         ctl_json_str(stdout, m->name);
         first = false;
-      }
-      if (first && (m->n_peer_urls || m->n_client_urls)) {
-        /* keep the leading-comma logic simple: IDs are never zero in practice */
       }
       strs("peerURLs", m->peer_urls, m->n_peer_urls);
       strs("clientURLs", m->client_urls, m->n_client_urls);
@@ -322,8 +327,9 @@ static void j_alarm(const cetcd_alarm_t *a, size_t n) {
 
 /* snapshot.Status. */
 static void j_db_status(const db_status_t *s) {
-  printf("{\"hash\":%" PRIu32 ",\"revision\":%" PRId64 ",\"totalKey\":%" PRId64 ",\"totalSize\":%" PRId64 "}\n", s->hash,
-         s->revision, s->total_key, s->total_size);
+  printf("{\"hash\":%" PRIu32 ",\"revision\":%" PRId64 ",\"totalKey\":%" PRId64 ",\"totalSize\":%" PRId64
+         "}\n",
+         s->hash, s->revision, s->total_key, s->total_size);
 }
 
 const ctl_printer_t ctl_printer_json = {

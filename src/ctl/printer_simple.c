@@ -24,10 +24,14 @@ void ctl_print_kv_simple(const cetcd_kv_t *kv) {
 
 const char *ctl_alarm_name(int a) {
   switch (a) {
-    case CETCD_ALARM_NONE: return "NONE";
-    case CETCD_ALARM_NOSPACE: return "NOSPACE";
-    case CETCD_ALARM_CORRUPT: return "CORRUPT";
-    default: return "UNKNOWN";
+    case CETCD_ALARM_NONE:
+      return "NONE";
+    case CETCD_ALARM_NOSPACE:
+      return "NOSPACE";
+    case CETCD_ALARM_CORRUPT:
+      return "CORRUPT";
+    default:
+      return "UNKNOWN";
   }
 }
 
@@ -99,8 +103,8 @@ static void s_timetolive(const cetcd_lease_ttl_t *r, bool keys) {
     printf("lease %016" PRIx64 " already expired\n", (uint64_t)r->id);
     return;
   }
-  printf("lease %016" PRIx64 " granted with TTL(%" PRId64 "s), remaining(%" PRId64 "s)", (uint64_t)r->id, r->granted_ttl,
-         r->ttl);
+  printf("lease %016" PRIx64 " granted with TTL(%" PRId64 "s), remaining(%" PRId64 "s)", (uint64_t)r->id,
+         r->granted_ttl, r->ttl);
   if (keys) {
     printf(", attached keys([");
     for (size_t i = 0; i < r->n_keys; i++) {
@@ -196,9 +200,13 @@ const ctl_printer_t ctl_printer_simple = {
 
 const ctl_printer_t *ctl_printer(void) {
   switch (g_ctl.fmt) {
-    case FMT_JSON: return &ctl_printer_json;
-    case FMT_FIELDS: return &ctl_printer_fields;
-    case FMT_TABLE: return &ctl_printer_table;
-    default: return &ctl_printer_simple;
+    case FMT_JSON:
+      return &ctl_printer_json;
+    case FMT_FIELDS:
+      return &ctl_printer_fields;
+    case FMT_TABLE:
+      return &ctl_printer_table;
+    default:
+      return &ctl_printer_simple;
   }
 }

@@ -82,8 +82,9 @@ void ctl_table_ep_health(const ep_health_t *hs, size_t n, ctl_table_t *t) {
 }
 
 void ctl_table_ep_status(const ep_status_t *s, size_t n, ctl_table_t *t) {
-  static const char *const hdr[] = {"endpoint",  "ID",         "version",    "db size",           "is leader",
-                                    "is learner", "raft term", "raft index", "raft applied index", "errors"};
+  static const char *const hdr[] = {"endpoint",           "ID",         "version",   "db size",
+                                    "is leader",          "is learner", "raft term", "raft index",
+                                    "raft applied index", "errors"};
   table_init(t, hdr, 10, n);
   for (size_t i = 0; i < n; i++) {
     const cetcd_status_t *st = s[i].st;

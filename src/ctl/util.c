@@ -75,10 +75,11 @@ const char *ctl_errmsg(int code) {
 
 /* gRPC status code names as grpc-go prints them. */
 static const char *grpc_code_name(int c) {
-  static const char *n[] = {"OK",       "Canceled",     "Unknown",           "InvalidArgument", "DeadlineExceeded",
-                            "NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
-                            "Aborted",  "OutOfRange",   "Unimplemented",     "Internal",        "Unavailable",
-                            "DataLoss", "Unauthenticated"};
+  static const char *n[] = {
+      "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+      "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+      "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+      "DataLoss", "Unauthenticated"};
   return c >= 0 && c <= 16 ? n[c] : "Unknown";
 }
 
@@ -111,12 +112,13 @@ void ctl_warn_unary(int code, const char *endpoint) {
   unsigned char r[16];
   for (size_t i = 0; i < sizeof(r); i++) r[i] = (unsigned char)(random() & 0xff);
   snprintf(target, sizeof(target),
-           "endpoint://client-%02x%02x%02x%02x-%02x%02x-4%x%02x-%x%x%02x-%02x%02x%02x%02x%02x%02x/%s", r[0], r[1], r[2],
-           r[3], r[4], r[5], r[6] & 15, r[7], 8 | (r[8] & 3), r[8] >> 4, r[9], r[10], r[11], r[12], r[13], r[14], r[15],
-           endpoint ? endpoint : g_ctl.endpoints[0]);
+           "endpoint://client-%02x%02x%02x%02x-%02x%02x-4%x%02x-%x%x%02x-%02x%02x%02x%02x%02x%02x/%s", r[0],
+           r[1], r[2], r[3], r[4], r[5], r[6] & 15, r[7], 8 | (r[8] & 3), r[8] >> 4, r[9], r[10], r[11],
+           r[12], r[13], r[14], r[15], endpoint ? endpoint : g_ctl.endpoints[0]);
   snprintf(err, sizeof(err), "rpc error: code = %s desc = %s", grpc_code_name(e->grpc_status), e->message);
-  fprintf(stderr, "{\"level\":\"warn\",\"ts\":\"%s\",\"caller\":\"clientv3/retry_interceptor.go:62\",\"msg\":"
-                  "\"retrying of unary invoker failed\",\"target\":",
+  fprintf(stderr,
+          "{\"level\":\"warn\",\"ts\":\"%s\",\"caller\":\"clientv3/retry_interceptor.go:62\",\"msg\":"
+          "\"retrying of unary invoker failed\",\"target\":",
           ts);
   zap_str(stderr, target);
   fputs(",\"attempt\":0,\"error\":", stderr);
@@ -195,7 +197,8 @@ int ctl_parse_duration(const char *s, int64_t *ms) {
   static const struct {
     const char *u;
     double ns;
-  } units[] = {{"ns", 1}, {"us", 1e3}, {"\xc2\xb5s", 1e3}, {"\xce\xbcs", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
+  } units[] = {{"ns", 1},   {"us", 1e3}, {"\xc2\xb5s", 1e3}, {"\xce\xbcs", 1e3},
+               {"ms", 1e6}, {"s", 1e9},  {"m", 60e9},        {"h", 3600e9}};
   const char *p = s;
   bool neg = false;
   if (*p == '+' || *p == '-') neg = *p++ == '-';
@@ -296,15 +299,33 @@ void ctl_fquote(FILE *f, const void *data, size_t n) {
     if (l == 1) {
       unsigned char c = p[i];
       switch (c) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\a': fputs("\\a", f); break;
-        case '\b': fputs("\\b", f); break;
-        case '\f': fputs("\\f", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        case '\v': fputs("\\v", f); break;
+        case '"':
+          fputs("\\\"", f);
+          break;
+        case '\\':
+          fputs("\\\\", f);
+          break;
+        case '\a':
+          fputs("\\a", f);
+          break;
+        case '\b':
+          fputs("\\b", f);
+          break;
+        case '\f':
+          fputs("\\f", f);
+          break;
+        case '\n':
+          fputs("\\n", f);
+          break;
+        case '\r':
+          fputs("\\r", f);
+          break;
+        case '\t':
+          fputs("\\t", f);
+          break;
+        case '\v':
+          fputs("\\v", f);
+          break;
         default:
           if (c < 0x20 || c == 0x7f)
             fprintf(f, "\\x%02x", c);
