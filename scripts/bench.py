@@ -100,10 +100,11 @@ def run_bench(bench_bin, server, args, label, section=None, n=None):
     cmd = ["taskset", "-c", "0", bench_bin, "--precise", "--endpoints", server.endpoint] + args
     before = cpu_ticks(server.proc.pid)
     t0 = time.time()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    text = proc.stdout.read().decode("utf-8", "replace")
+    _, _, ru = os.wait4(proc.pid, 0)
     wall = time.time() - t0
     after = cpu_ticks(server.proc.pid)
-    text = out.stdout + out.stderr
     if section and section in text:
         text = text.split(section, 1)[1]
     m = re.search(r"Requests/sec:\s+([\d.]+)", text)
@@ -118,6 +119,7 @@ def run_bench(bench_bin, server, args, label, section=None, n=None):
         "p50_ms": float(p50.group(1)) * 1000 if p50 else float("nan"),
         "p99_ms": float(p99.group(1)) * 1000 if p99 else float("nan"),
         "cpu_us": (after - before) / CLK * 1e6 / n if n else float("nan"),
+        "client_cpu_us": (ru.ru_utime + ru.ru_stime) * 1e6 / n if n else float("nan"),
         "wall": wall,
     }
     print(f"  {server.name:6s} {label:28s} {res['rps']:10.0f} req/s  p50 {res['p50_ms']:.3f} ms  "
@@ -125,6 +127,43 @@ def run_bench(bench_bin, server, args, label, section=None, n=None):
     if not m:
         print(text[-2000:], file=sys.stderr)
     return res
+
+
+def client_compare(bench_bin, cetcd_bench, server, scale):
+    """The same put and range workloads driven by etcd's Go benchmark client and by
+    libcetcd (bench/cetcd_bench.c): requests/s and client CPU per request."""
+    rows = []
+    n_put, n_range = str(max(1000, int(20000 * scale))), str(max(1000, int(40000 * scale)))
+    go = [("put", ["--conns", "4", "--clients", "32", "put", "--total", n_put, "--key-size", "8",
+                   "--val-size", "256", "--key-space-size", "100000"]),
+          ("range", ["--conns", "4", "--clients", "32", "range", "key", "--total", n_range])]
+    for op, args in go:
+        r = run_bench(bench_bin, server, args, f"{op}: etcd Go benchmark client")
+        rows.append(r)
+    modes = [("put", ["put", n_put, "32", "4", "256"]), ("range", ["range", n_range, "32", "4", "0"])]
+    async_ok = subprocess.run([cetcd_bench], capture_output=True, text=True).stderr.find("async") >= 0
+    if async_ok:
+        modes += [("put-async", ["put-async", n_put, "32", "4", "256"]),
+                  ("range-async", ["range-async", n_range, "32", "4", "0"])]
+    for op, args in modes:
+        cmd = ["taskset", "-c", "0", cetcd_bench, server.endpoint] + args
+        before = cpu_ticks(server.proc.pid)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        text = proc.stdout.read().decode()
+        _, _, ru = os.wait4(proc.pid, 0)
+        after = cpu_ticks(server.proc.pid)
+        n = int(args[1])
+        m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+        p50 = re.search(r"50% in ([\d.e-]+) secs", text)
+        p99 = re.search(r"99% in ([\d.e-]+) secs", text)
+        r = {"label": f"{op}: libcetcd (cetcd-bench)", "rps": float(m.group(1)) if m else 0.0,
+             "p50_ms": float(p50.group(1)) * 1000 if p50 else float("nan"),
+             "p99_ms": float(p99.group(1)) * 1000 if p99 else float("nan"),
+             "cpu_us": (after - before) / CLK * 1e6 / n, "client_cpu_us": (ru.ru_utime + ru.ru_stime) * 1e6 / n,
+             "wall": 0}
+        print(f"  {r['label']:40s} {r['rps']:10.0f} req/s  client cpu {r['client_cpu_us']:.1f} us/req", flush=True)
+        rows.append(r)
+    return rows
 
 
 def lock_handoff(server, rounds):
@@ -189,6 +228,7 @@ def main():
     ap.add_argument("--bench-bin", required=True)
     ap.add_argument("--cetcd", required=True)
     ap.add_argument("--etcd", default="/usr/bin/etcd")
+    ap.add_argument("--cetcd-bench", default="", help="bench/cetcd-bench binary (libcetcd client)")
     ap.add_argument("--out", default="docs/PERFORMANCE.md")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply request totals")
     ap.add_argument("--keys", type=int, default=100000, help="keys for the RSS/restart test")
@@ -214,6 +254,7 @@ def main():
     work = tempfile.mkdtemp(prefix="cetcd-bench-")
     results = {}
     extra = {}
+    client_rows = []
     try:
         sync_ms = fdatasync_cost(work)
         print(f"fdatasync on this disk: p50 {sync_ms:.3f} ms", flush=True)
@@ -227,6 +268,8 @@ def main():
                                env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, check=True)
                 results[name] = [run_bench(a.bench_bin, srv, args, label) for label, args in workloads]
                 results[name].append(run_bench(a.bench_bin, srv, fanout[1], fanout[0], fanout[2], fanout[3]))
+                if name == "cetcd" and a.cetcd_bench:
+                    client_rows = client_compare(a.bench_bin, a.cetcd_bench, srv, a.scale)
                 p50, p99, cpu = lock_handoff(srv, int(s(200)))
                 results[name].append({"label": "lock handoff (Lock service)", "rps": float("nan"),
                                       "p50_ms": p50, "p99_ms": p99, "cpu_us": cpu, "wall": 0})
@@ -247,10 +290,10 @@ def main():
                 srv.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    write_report(a.out, results, extra, sync_ms, " ".join(sys.argv))
+    write_report(a.out, results, extra, sync_ms, " ".join(sys.argv), client_rows)
 
 
-def write_report(path, results, extra, sync_ms, cmd):
+def write_report(path, results, extra, sync_ms, cmd, client_rows=()):
     lines = []
     lines.append("<!-- generated by scripts/bench.py: numbers below are replaced on every run -->")
     lines.append(f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `make bench` "
@@ -277,6 +320,15 @@ def write_report(path, results, extra, sync_ms, cmd):
     row("RSS after restart with 100k keys (MiB)", "rss_after_restart_kib", "{:.1f}", 1 / 1024)
     row("data dir with 100k keys (MiB)", "data_dir_bytes", "{:.1f}", 1 / 1024**2)
     row("restart time with 100k keys (s, until healthy)", "restart_s", "{:.2f}")
+    if client_rows:
+        lines.append("")
+        lines.append("Client cost, same server (cetcd), same workloads (4 connections, 32 concurrent requests):")
+        lines.append("")
+        lines.append("| workload: client | requests/s | p50 ms | p99 ms | client CPU µs/req |")
+        lines.append("|---|---:|---:|---:|---:|")
+        for r in client_rows:
+            lines.append(f"| {r['label']} | {r['rps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
+                         f"{r['client_cpu_us']:.1f} |")
     generated = "\n".join(lines) + "\n"
     begin, end = "<!-- BEGIN BENCH -->", "<!-- END BENCH -->"
     try:

@@ -9,5 +9,5 @@ if [ ! -x "$BENCH_BIN" ]; then
   echo "bench: building etcd's benchmark tool (once) into $BENCH_BIN" >&2
   OUT_BIN=$BENCH_BIN bash "$TOOLS/build-etcd-benchmark.sh"
 fi
-exec /usr/bin/python3 scripts/bench.py --bench-bin "$BENCH_BIN" --cetcd build/cetcd --etcd /usr/bin/etcd \
+exec /usr/bin/python3 scripts/bench.py --bench-bin "$BENCH_BIN" --cetcd build/cetcd --cetcd-bench build/bench/cetcd-bench --etcd /usr/bin/etcd \
   --out docs/PERFORMANCE.md "$@"
