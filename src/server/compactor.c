@@ -104,6 +104,23 @@ bool compactor_growth_check(compactor_growth_t *g, int64_t now_ms, int64_t rev, 
   return warn;
 }
 
+int64_t compactor_parse_clock_scale(const char *s) {
+  if (!s || !*s) return 1;
+  char *end;
+  long long v = strtoll(s, &end, 10);
+  if (*end || v <= 0 || v > COMPACTOR_MAX_CLOCK_SCALE) return 1;
+  return (int64_t)v;
+}
+
+int64_t compactor_scaled_now(int64_t base_ms, int64_t now_ms, int64_t scale) {
+  return base_ms + (now_ms - base_ms) * scale;
+}
+
+int64_t compactor_real_interval(int64_t interval_ms, int64_t scale) {
+  int64_t r = scale > 1 ? interval_ms / scale : interval_ms;
+  return r < 1 ? 1 : r;
+}
+
 void compactor_format_duration(int64_t ms, char *buf, size_t n) {
   if (ms == 0) {
     snprintf(buf, n, "0s");
@@ -141,7 +158,9 @@ struct compactor {
   compactor_growth_t growth;
   uv_timer_t timer;
   int64_t growth_interval_ms;
-  uint64_t started_ms; /* uv_now when the compaction in flight was proposed */
+  uint64_t started_ms;   /* uv_now when the compaction in flight was proposed */
+  int64_t clock_scale;   /* CETCD_TEST_CLOCK_SCALE (tests only); 1: real time */
+  int64_t clock_base_ms; /* uv_now at start: the scaled clock's origin */
   bool stopped;
   bool timer_closed;
   bool proposal_pending;
@@ -152,6 +171,11 @@ static void maybe_free(compactor_t *c) {
   if (!c->stopped || !c->timer_closed || c->proposal_pending) return;
   compactor_core_free(&c->core);
   free(c);
+}
+
+/* The scheduler's clock: uv_now, sped up by the test-only clock scale. */
+static int64_t clock_now(const compactor_t *c) {
+  return compactor_scaled_now(c->clock_base_ms, (int64_t)uv_now(c->srv->loop), c->clock_scale);
 }
 
 /* The retention as etcd prints it in its compaction log lines. */
@@ -183,7 +207,7 @@ static void on_compacted(void *ctx, const apply_result_t *res) {
     LOGW("msg=\"Failed auto-compaction at revision %" PRId64 " (%s)\" retry-interval=%s", rev,
          cetcd_strerror(res->err), retry);
   }
-  compactor_core_done(&c->core, ok, (int64_t)now, c->srv->mvcc ? mvcc_rev(c->srv->mvcc) : 0);
+  compactor_core_done(&c->core, ok, clock_now(c), c->srv->mvcc ? mvcc_rev(c->srv->mvcc) : 0);
 }
 
 /* Auto-compaction timer: maybe propose a compaction. */
@@ -191,7 +215,7 @@ static void on_tick(uv_timer_t *t) {
   compactor_t *c = t->data;
   server_t *srv = c->srv;
   if (c->stopped || srv->stopping || !srv->mvcc) return;
-  int64_t rev = compactor_core_tick(&c->core, (int64_t)uv_now(srv->loop), mvcc_rev(srv->mvcc));
+  int64_t rev = compactor_core_tick(&c->core, clock_now(c), mvcc_rev(srv->mvcc));
   if (rev <= 0) return;
   char ret[48];
   retention_text(c, ret, sizeof(ret));
@@ -234,11 +258,28 @@ static int64_t test_interval(void) {
   return v;
 }
 
+/* CETCD_TEST_CLOCK_SCALE, or 1 (tests only). */
+static int64_t test_clock_scale(void) {
+  const char *e = getenv("CETCD_TEST_CLOCK_SCALE");
+  if (!e || !*e) return 1;
+  int64_t v = compactor_parse_clock_scale(e);
+  if (v == 1 && strcmp(e, "1") != 0) {
+    LOGW("msg=\"ignoring invalid CETCD_TEST_CLOCK_SCALE\" value=\"%s\"", e);
+    return 1;
+  }
+  LOGW("msg=\"test knob CETCD_TEST_CLOCK_SCALE is set: the auto-compaction clock runs %" PRId64
+       " times faster than real time (tests only)\" clock-scale=%" PRId64,
+       v, v);
+  return v;
+}
+
 compactor_t *compactor_start(server_t *srv) {
   const cetcd_config_t *cfg = srv->cfg;
   compactor_t *c = xcalloc(1, sizeof(*c));
   c->srv = srv;
   int64_t knob = test_interval();
+  c->clock_base_ms = (int64_t)uv_now(srv->loop);
+  c->clock_scale = test_clock_scale();
   uv_timer_init(srv->loop, &c->timer);
   c->timer.data = c;
   int mode = cfg->auto_compaction_mode == CONFIG_COMPACT_REVISION ? COMPACTOR_REVISION : COMPACTOR_PERIODIC;
@@ -255,7 +296,7 @@ compactor_t *compactor_start(server_t *srv) {
     return c;
   }
   compactor_core_init(&c->core, mode, cfg->auto_compaction_period_ms, cfg->auto_compaction_revisions, knob,
-                      (int64_t)uv_now(srv->loop), mvcc_rev(srv->mvcc));
+                      clock_now(c), mvcc_rev(srv->mvcc));
   char ret[48], itv[32];
   retention_text(c, ret, sizeof(ret));
   compactor_format_duration(c->core.interval_ms, itv, sizeof(itv));
@@ -263,7 +304,8 @@ compactor_t *compactor_start(server_t *srv) {
       "msg=\"enabled auto-compaction\" auto-compaction-mode=%s auto-compaction-retention=\"%s\" "
       "check-interval=%s",
       mode == COMPACTOR_REVISION ? "revision" : "periodic", ret, itv);
-  uv_timer_start(&c->timer, on_tick, (uint64_t)c->core.interval_ms, (uint64_t)c->core.interval_ms);
+  uint64_t period = (uint64_t)compactor_real_interval(c->core.interval_ms, c->clock_scale);
+  uv_timer_start(&c->timer, on_tick, period, period);
   return c;
 }
 

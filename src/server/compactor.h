@@ -11,6 +11,14 @@
  * Testing knob: the environment variable CETCD_TEST_COMPACTOR_INTERVAL_MS replaces the
  * 5-minute check interval of revision mode (and the 1-minute growth check); tests only.
  *
+ * Testing knob: CETCD_TEST_CLOCK_SCALE=N (a positive integer) makes the auto-compaction
+ * scheduler's clock run N times faster than real time (N=60: one real second counts as
+ * one compactor minute, so a 1 h retention elapses in 1 real minute). Only the compactor
+ * reads it (not leases, raft or anything else); the timer fires every interval/N real ms
+ * (at least 1 ms). CETCD_TEST_COMPACTOR_INTERVAL_MS, if also set, is in compactor time.
+ * The growth watcher keeps real time. A warning is logged when it is set. Tests only:
+ * never set it in production.
+ *
  * With auto-compaction off, a warning is logged (at most once per 10 minutes) when the
  * history grows by more than 10,000 revisions per minute.
  *
@@ -76,6 +84,16 @@ void compactor_growth_init(compactor_growth_t *g);
  * previous sample exceeds COMPACTOR_GROWTH_WARN_PER_MIN and no warning was given in the
  * last COMPACTOR_GROWTH_WARN_EVERY_MS. *per_min (optional) gets the measured rate. */
 bool compactor_growth_check(compactor_growth_t *g, int64_t now_ms, int64_t rev, int64_t *per_min);
+
+/* CETCD_TEST_CLOCK_SCALE (tests only): parses the knob's value; 1 (real time) for NULL,
+ * empty or invalid values (not a positive integer, or above COMPACTOR_MAX_CLOCK_SCALE). */
+#define COMPACTOR_MAX_CLOCK_SCALE 1000000
+int64_t compactor_parse_clock_scale(const char *s);
+/* Compactor time at real time now_ms for a clock started at base_ms running scale times
+ * faster: base_ms + (now_ms - base_ms) * scale. */
+int64_t compactor_scaled_now(int64_t base_ms, int64_t now_ms, int64_t scale);
+/* The real timer period for a compactor-time interval: interval_ms / scale, at least 1. */
+int64_t compactor_real_interval(int64_t interval_ms, int64_t scale);
 
 /* Formats a duration like Go's time.Duration.String ("1h0m0s", "1.5s", "300ms"). */
 void compactor_format_duration(int64_t ms, char *buf, size_t n);

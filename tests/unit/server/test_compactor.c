@@ -113,6 +113,51 @@ static void test_growth(void **state) {
   assert_true(compactor_growth_check(&g, 120000 + 600000, 2000001, NULL));
 }
 
+/* CETCD_TEST_CLOCK_SCALE (tests only): parsing, the scaled clock and timer period, and a
+ * 1 h periodic compactor driven in real time at scale 60 compacting after 1 real minute. */
+static void test_clock_scale(void **state) {
+  (void)state;
+  assert_int_equal(compactor_parse_clock_scale(NULL), 1);
+  assert_int_equal(compactor_parse_clock_scale(""), 1);
+  assert_int_equal(compactor_parse_clock_scale("60"), 60);
+  assert_int_equal(compactor_parse_clock_scale("1"), 1);
+  assert_int_equal(compactor_parse_clock_scale("0"), 1);
+  assert_int_equal(compactor_parse_clock_scale("-5"), 1);
+  assert_int_equal(compactor_parse_clock_scale("60x"), 1);
+  assert_int_equal(compactor_parse_clock_scale("99999999999"), 1); /* above the maximum */
+  assert_int_equal(compactor_scaled_now(1000, 1000, 60), 1000);
+  assert_int_equal(compactor_scaled_now(1000, 2000, 60), 61000);
+  assert_int_equal(compactor_scaled_now(1000, 2000, 1), 2000);
+  assert_int_equal(compactor_real_interval(360000, 60), 6000);
+  assert_int_equal(compactor_real_interval(360000, 1), 360000);
+  assert_int_equal(compactor_real_interval(10, 60), 1); /* never a 0 ms (one-shot) timer */
+
+  const int64_t scale = 60, base = 5000, H = 3600000;
+  compactor_core_t c;
+  int64_t rev = 1;
+  compactor_core_init(&c, COMPACTOR_PERIODIC, H, 0, 0, compactor_scaled_now(base, base, scale), rev);
+  const int64_t period = compactor_real_interval(c.interval_ms, scale);
+  assert_int_equal(period, 6000); /* 6 compactor minutes = 6 real seconds */
+  int64_t first = 0, second = 0, got1 = 0;
+  for (int64_t real = base + period; real <= base + 130000 && !second; real += period) {
+    rev += 1200; /* 200 revisions per real second */
+    int64_t now = compactor_scaled_now(base, real, scale);
+    int64_t r = compactor_core_tick(&c, now, rev);
+    if (!r) continue;
+    if (!first) {
+      first = real - base;
+      got1 = r;
+    } else {
+      second = real - base;
+    }
+    compactor_core_done(&c, true, now, rev);
+  }
+  assert_int_equal(first, 60000); /* the 1 h retention elapsed in one real minute */
+  assert_int_equal(got1, 1);      /* compacted to the revision of an hour (compactor time) ago */
+  assert_int_equal(second, 120000);
+  compactor_core_free(&c);
+}
+
 /* Go's Duration.String for the log lines. */
 static void test_duration(void **state) {
   (void)state;
@@ -131,8 +176,9 @@ static void test_duration(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_periodic), cmocka_unit_test(test_periodic_long), cmocka_unit_test(test_revision),
-      cmocka_unit_test(test_growth),   cmocka_unit_test(test_duration),
+      cmocka_unit_test(test_periodic), cmocka_unit_test(test_periodic_long),
+      cmocka_unit_test(test_revision), cmocka_unit_test(test_growth),
+      cmocka_unit_test(test_duration), cmocka_unit_test(test_clock_scale),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
