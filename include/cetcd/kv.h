@@ -91,6 +91,39 @@ CETCD_EXPORT int cetcd_put(cetcd_client_t *client, const void *key, size_t klen,
 /* Frees a put result. NULL is a no-op. */
 CETCD_EXPORT void cetcd_put_result_free(cetcd_put_result_t *r);
 
+/* ---- asynchronous get and put ---------------------------------------------------------- */
+
+/* Completion callbacks of cetcd_get_async and cetcd_put_async. rc is 0 or an error code
+ * as returned by cetcd_get / cetcd_put (inside the callback, cetcd_client_last_error
+ * describes it). result is non-NULL exactly when rc is 0 and is then owned by the
+ * callback, which frees it (now or later, from any thread) with cetcd_get_result_free /
+ * cetcd_put_result_free. */
+typedef void (*cetcd_get_cb)(void *ctx, int rc, cetcd_get_result_t *result);
+typedef void (*cetcd_put_cb)(void *ctx, int rc, cetcd_put_result_t *result);
+
+/* Asynchronous get and put: same requests, options and errors as cetcd_get and cetcd_put,
+ * but they return as soon as the request is queued; any number may be in flight per
+ * client (they share its connection). key, value and opts are copied before the call
+ * returns. The request is bounded by the client's request timeout and is not retried
+ * (an unavailable endpoint is reported as CETCD_EUNAVAILABLE).
+ *
+ * Thread-safety: callable from any thread, including from inside a libcetcd callback
+ * (the cheapest way to keep a window of requests in flight is to submit the next request
+ * from the completion callback).
+ *
+ * Callbacks: cb(ctx, rc, result) runs exactly once on the client's I/O thread when the
+ * call returned 0, never when it returned an error. It must not block and must not call
+ * blocking libcetcd functions or cetcd_client_free; requests still in flight when the
+ * client is freed complete with CETCD_ECANCELED during cetcd_client_free. Callbacks of one
+ * client run one at a time, in no guaranteed order.
+ *
+ * Returns 0 (cb will run), CETCD_EINVAL (bad arguments), CETCD_ENOMEM or CETCD_ECANCELED
+ * (client being freed). */
+CETCD_EXPORT int cetcd_get_async(cetcd_client_t *client, const void *key, size_t klen,
+                                 const cetcd_get_opts_t *opts, cetcd_get_cb cb, void *ctx);
+CETCD_EXPORT int cetcd_put_async(cetcd_client_t *client, const void *key, size_t klen, const void *value,
+                                 size_t vlen, const cetcd_put_opts_t *opts, cetcd_put_cb cb, void *ctx);
+
 /* ---- delete --------------------------------------------------------------------------- */
 
 /* Options of cetcd_delete (NULL = single key, no prev_kv). At most one of range_end,

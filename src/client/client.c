@@ -156,7 +156,8 @@ int cc_unary(cetcd_client_t *c, const char *path, int channel, const ProtobufCMe
              ProtobufCMessage **resp) {
   *resp = NULL;
   size_t n = protobuf_c_message_get_packed_size(req);
-  uint8_t *buf = cc_malloc(n);
+  uint8_t stack_buf[2048]; /* small requests need no allocation (the transport copies) */
+  uint8_t *buf = n <= sizeof stack_buf ? stack_buf : cc_malloc(n);
   if (!buf) return cc_error(CETCD_ENOMEM, 0, NULL);
   protobuf_c_message_pack(req, buf);
   uint64_t tmo = timeout_ms ? timeout_ms : c->request_timeout_ms;
@@ -186,7 +187,7 @@ int cc_unary(cetcd_client_t *c, const char *path, int channel, const ProtobufCMe
       sleep_ms(left < 100 ? left : 100);
     }
   }
-  cc_free(buf);
+  if (buf != stack_buf) cc_free(buf);
   if (rc) return cc_error(rc, 0, u.message);
   if (u.status) return cc_error(cc_map_status(u.status, u.message), u.status, u.message);
   cc_pb_oom_take();

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "client/client_int.h"
+#include "grpc/grpc_frame.h"
 
 #define KV_PATH(m) "/etcdserverpb.KV/" m
 
@@ -147,6 +148,102 @@ int cetcd_put(cetcd_client_t *c, const void *key, size_t klen, const void *value
   if (out) rc = cc_put_result((Etcdserverpb__PutResponse *)m, out);
   protobuf_c_message_free_unpacked(m, &cc_pb_alloc);
   return rc ? cc_error(rc, 0, NULL) : 0;
+}
+
+/* ---- asynchronous get and put ---------------------------------------------------------- */
+
+typedef struct kv_async {
+  bool put;
+  union {
+    cetcd_get_cb get;
+    cetcd_put_cb put;
+  } cb;
+  void *ctx;
+} kv_async_t;
+
+/* Transport completion (I/O thread): decode the response and hand the result over. */
+static void kv_async_done(void *ctx, const grpc_close_info_t *info, uint8_t *resp, size_t resp_len) {
+  kv_async_t *k = ctx;
+  int rc = 0;
+  void *result = NULL;
+  if (info->err) {
+    rc = cc_error(info->err, info->status, info->message);
+  } else if (info->status) {
+    rc = cc_error(cc_map_status(info->status, info->message), info->status, info->message);
+  } else {
+    cc_pb_oom_take();
+    const ProtobufCMessageDescriptor *d =
+        k->put ? &etcdserverpb__put_response__descriptor : &etcdserverpb__range_response__descriptor;
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, &cc_pb_alloc, resp_len, resp);
+    if (!m) {
+      rc = cc_pb_oom_take() ? cc_error(CETCD_ENOMEM, 0, NULL)
+                            : cc_error(CETCD_EGRPC, 13, "malformed response message");
+    } else {
+      rc = k->put ? cc_put_result((Etcdserverpb__PutResponse *)m, (cetcd_put_result_t **)&result)
+                  : cc_get_result((Etcdserverpb__RangeResponse *)m, (cetcd_get_result_t **)&result);
+      if (rc) cc_error(rc, 0, NULL);
+      protobuf_c_message_free_unpacked(m, &cc_pb_alloc);
+    }
+  }
+  cc_free(resp);
+  if (rc) result = NULL;
+  kv_async_t kk = *k;
+  cc_free(k);
+  if (kk.put)
+    kk.cb.put(kk.ctx, rc, result);
+  else
+    kk.cb.get(kk.ctx, rc, result);
+}
+
+/* Packs req into a framed buffer and starts the call. */
+static int kv_async_start(cetcd_client_t *c, const char *path, const ProtobufCMessage *req, kv_async_t *k) {
+  size_t n = protobuf_c_message_get_packed_size(req);
+  uint8_t *buf = cc_malloc(GRPC_FRAME_PREFIX + n);
+  if (!buf) {
+    cc_free(k);
+    return cc_error(CETCD_ENOMEM, 0, NULL);
+  }
+  protobuf_c_message_pack(req, buf + GRPC_FRAME_PREFIX);
+  int rc = grpc_client_unary_async(c->gc, path, -1, c->request_timeout_ms, buf, GRPC_FRAME_PREFIX + n,
+                                   kv_async_done, k);
+  if (rc) {
+    cc_free(k);
+    return cc_error(rc, 0, NULL);
+  }
+  return 0;
+}
+
+int cetcd_get_async(cetcd_client_t *c, const void *key, size_t klen, const cetcd_get_opts_t *opts,
+                    cetcd_get_cb cb, void *ctx) {
+  if (!c || !cb) return cc_error(CETCD_EINVAL, 0, NULL);
+  Etcdserverpb__RangeRequest r = ETCDSERVERPB__RANGE_REQUEST__INIT;
+  uint8_t *eb = NULL;
+  int rc = fill_range(&r, key, klen, opts ? opts : &no_get_opts, &eb);
+  if (rc) return cc_error(rc, 0, NULL);
+  kv_async_t *k = cc_malloc(sizeof(*k));
+  if (!k) {
+    cc_free(eb);
+    return cc_error(CETCD_ENOMEM, 0, NULL);
+  }
+  k->put = false;
+  k->cb.get = cb;
+  k->ctx = ctx;
+  rc = kv_async_start(c, KV_PATH("Range"), &r.base, k);
+  cc_free(eb);
+  return rc;
+}
+
+int cetcd_put_async(cetcd_client_t *c, const void *key, size_t klen, const void *value, size_t vlen,
+                    const cetcd_put_opts_t *opts, cetcd_put_cb cb, void *ctx) {
+  if (!c || !cb || (klen && !key) || (vlen && !value)) return cc_error(CETCD_EINVAL, 0, NULL);
+  Etcdserverpb__PutRequest r = ETCDSERVERPB__PUT_REQUEST__INIT;
+  fill_put(&r, key, klen, value, vlen, opts ? opts : &no_put_opts);
+  kv_async_t *k = cc_malloc(sizeof(*k));
+  if (!k) return cc_error(CETCD_ENOMEM, 0, NULL);
+  k->put = true;
+  k->cb.put = cb;
+  k->ctx = ctx;
+  return kv_async_start(c, KV_PATH("Put"), &r.base, k);
 }
 
 int cetcd_delete(cetcd_client_t *c, const void *key, size_t klen, const cetcd_delete_opts_t *opts,

@@ -82,6 +82,9 @@ struct transport {
   nghttp2_session *session;
   grpc_cstream_t *active; /* streams submitted on this transport */
   uint8_t *rbuf;
+  uint8_t *wbuf; /* reused staging buffer of transport_flush */
+  size_t wcap;
+  bool need_flush; /* a flush was deferred while the I/O thread batches submissions */
   struct transport *next_draining;
 };
 
@@ -99,6 +102,24 @@ struct channel {
   uint64_t backoff_ms;
   char last_error[160];
 };
+
+/* An asynchronous (or blocking, then caller-owned) unary call on its way to the I/O thread. */
+typedef struct acall {
+  struct acall *next;
+  grpc_client_t *gc;
+  const char *path;
+  int channel;
+  uint64_t timeout_ms;
+  uint8_t *req; /* framed (owned) when req_owned, else the bare message (borrowed) */
+  size_t req_len;
+  bool req_owned;
+  bool heap; /* freed after done */
+  grpc_unary_done_fn done;
+  void *ctx;
+  uint8_t *resp;
+  size_t resp_len;
+  int err;
+} acall_t;
 
 typedef struct task {
   void (*fn)(grpc_client_t *gc, void *arg);
@@ -119,6 +140,9 @@ struct grpc_client {
   pthread_mutex_t mu;
   pthread_cond_t cond; /* task completion and readiness changes */
   task_t *tasks, *tasks_tail;
+  acall_t *calls, *calls_tail; /* queued unary calls (under mu) */
+  bool wake_pending;           /* uv_async_send done, I/O thread has not taken the queues yet */
+  bool batch;                  /* I/O thread: defer transport flushes (coalesced writes) */
   bool closing;        /* no more tasks accepted */
   bool stopping;       /* I/O thread is tearing down */
   size_t current;      /* failover channel's endpoint (under mu for readers) */
@@ -650,6 +674,7 @@ static void transport_maybe_free(transport_t *tr) {
   if (tr->gai_pending || tr->tcp_inited) return;
   grpc_client_t *gc = tr->gc;
   gc->mem.free_fn(tr->rbuf);
+  gc->mem.free_fn(tr->wbuf);
   gc->mem.free_fn(tr);
   gc->live_transports--;
 }
@@ -687,41 +712,62 @@ static void write_done(uv_write_t *req, int status) {
 static void transport_flush(transport_t *tr) {
   if (tr->failed || !tr->session || tr->in_recv) return;
   grpc_client_t *gc = tr->gc;
-  uint8_t *buf = NULL;
-  size_t len = 0, cap = 0;
+  if (gc->batch) {
+    tr->need_flush = true; /* flushed once at the end of the batch */
+    return;
+  }
+  tr->need_flush = false;
+  size_t len = 0;
   for (;;) {
     const uint8_t *data;
     ssize_t n = nghttp2_session_mem_send(tr->session, &data);
     if (n < 0) {
-      gc->mem.free_fn(buf);
       transport_fail(tr, nghttp2_strerror((int)n));
       return;
     }
     if (n == 0) break;
-    if (!grow(gc, &buf, &cap, len + (size_t)n)) {
-      gc->mem.free_fn(buf);
+    if (!grow(gc, &tr->wbuf, &tr->wcap, len + (size_t)n)) {
       transport_fail(tr, "out of memory");
       return;
     }
-    memcpy(buf + len, data, (size_t)n);
+    memcpy(tr->wbuf + len, data, (size_t)n);
     len += (size_t)n;
   }
   if (len) {
-    write_req_t *w = gc->mem.malloc_fn(sizeof(*w));
-    if (!w) {
-      gc->mem.free_fn(buf);
-      transport_fail(tr, "out of memory");
+    /* write directly when the socket takes it all (the common case): no copy, no request */
+    uv_buf_t b = uv_buf_init((char *)tr->wbuf, (unsigned)len);
+    int wn = uv_try_write((uv_stream_t *)&tr->tcp, &b, 1);
+    if (wn < 0 && wn != UV_EAGAIN && wn != UV_ENOSYS) {
+      transport_fail(tr, uv_strerror(wn));
       return;
     }
-    w->gc = gc;
-    w->data = buf;
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&tr->tcp, &b, 1, write_done);
-    if (rc < 0) {
-      gc->mem.free_fn(buf);
-      gc->mem.free_fn(w);
-      transport_fail(tr, uv_strerror(rc));
-      return;
+    size_t done = wn > 0 ? (size_t)wn : 0;
+    if (done < len) {
+      size_t rest = len - done;
+      write_req_t *w = gc->mem.malloc_fn(sizeof(*w));
+      uint8_t *buf = gc->mem.malloc_fn(rest);
+      if (!w || !buf) {
+        gc->mem.free_fn(w);
+        gc->mem.free_fn(buf);
+        transport_fail(tr, "out of memory");
+        return;
+      }
+      memcpy(buf, tr->wbuf + done, rest);
+      w->gc = gc;
+      w->data = buf;
+      uv_buf_t rb = uv_buf_init((char *)buf, (unsigned)rest);
+      int rc = uv_write(&w->req, (uv_stream_t *)&tr->tcp, &rb, 1, write_done);
+      if (rc < 0) {
+        gc->mem.free_fn(buf);
+        gc->mem.free_fn(w);
+        transport_fail(tr, uv_strerror(rc));
+        return;
+      }
+    }
+    if (tr->wcap > 1024 * 1024) {
+      gc->mem.free_fn(tr->wbuf);
+      tr->wbuf = NULL;
+      tr->wcap = 0;
     }
   }
   /* a detached transport with nothing left to do can go */
@@ -1010,6 +1056,139 @@ static void run_tasks(grpc_client_t *gc) {
   }
 }
 
+/* ---- unary calls (I/O thread side) ------------------------------------------------------ */
+
+/* Flushes every transport whose flush was deferred by the batch. */
+static void flush_deferred(grpc_client_t *gc) {
+  for (size_t i = 0; i <= gc->n_eps; i++) {
+    transport_t *tr = gc->channels[i].tr;
+    if (tr && tr->need_flush) transport_flush(tr);
+  }
+  for (transport_t *tr = gc->draining, *nx; tr; tr = nx) {
+    nx = tr->next_draining;
+    if (tr->need_flush) transport_flush(tr);
+  }
+}
+
+
+static int acall_on_message(void *ctx, grpc_cstream_t *s, const uint8_t *msg, size_t len) {
+  (void)s;
+  acall_t *a = ctx;
+  if (a->resp || a->err) return 0; /* extra messages: ignore */
+  a->resp = a->gc->mem.malloc_fn(len ? len : 1);
+  if (!a->resp) {
+    a->err = CETCD_ENOMEM;
+    return 0;
+  }
+  memcpy(a->resp, msg, len);
+  a->resp_len = len;
+  return 0;
+}
+
+/* Ends call a: runs done with the outcome, then frees a if the transport owns it. */
+static void acall_complete(acall_t *a, const grpc_close_info_t *in) {
+  grpc_client_t *gc = a->gc;
+  grpc_close_info_t info = *in;
+  if (a->err && !info.err) {
+    info.err = a->err;
+    info.message = cetcd_strerror(a->err);
+  }
+  if (!info.err && info.status == 0 && !a->resp) {
+    info.err = CETCD_EGRPC;
+    info.status = 13;
+    info.message = "server sent no response message";
+  }
+  uint8_t *resp = a->resp;
+  size_t rlen = a->resp_len;
+  a->resp = NULL;
+  if (info.err || info.status) {
+    gc->mem.free_fn(resp);
+    resp = NULL;
+    rlen = 0;
+  }
+  bool heap = a->heap;
+  a->done(a->ctx, &info, resp, rlen); /* a may be gone now unless heap */
+  if (heap) gc->mem.free_fn(a);
+}
+
+static void acall_on_close(void *ctx, grpc_cstream_t *s, const grpc_close_info_t *info) {
+  (void)s;
+  acall_complete(ctx, info);
+}
+
+static const grpc_cstream_cbs_t acall_cbs = {acall_on_message, acall_on_close};
+
+/* Opens the stream of call a (I/O thread). Returns 0, or an error (a untouched but its
+ * owned request freed). */
+static int acall_open_batched(grpc_client_t *gc, acall_t *a);
+
+static int acall_open(grpc_client_t *gc, acall_t *a) {
+  /* HEADERS and DATA go out in one write: defer the flush of the open until the request
+   * is attached (inside a batch the batch flushes) */
+  bool was = gc->batch;
+  gc->batch = true;
+  int rc = acall_open_batched(gc, a);
+  gc->batch = was;
+  if (!was) flush_deferred(gc);
+  return rc;
+}
+
+static int acall_open_batched(grpc_client_t *gc, acall_t *a) {
+  grpc_cstream_t *s = gc->stopping ? NULL : grpc_cstream_open(gc, a->path, a->channel, a->timeout_ms, &acall_cbs, a);
+  if (!s) {
+    if (a->req_owned) gc->mem.free_fn(a->req);
+    a->req = NULL;
+    return gc->stopping ? CETCD_ECANCELED : CETCD_ENOMEM;
+  }
+  int rc = 0;
+  if (a->req_owned) {
+    /* hand the framed request to the stream as its output buffer: no copy */
+    size_t len = a->req_len - GRPC_FRAME_PREFIX;
+    uint8_t *p = a->req;
+    p[0] = 0;
+    p[1] = (uint8_t)(len >> 24);
+    p[2] = (uint8_t)(len >> 16);
+    p[3] = (uint8_t)(len >> 8);
+    p[4] = (uint8_t)len;
+    gc->mem.free_fn(s->out);
+    s->out = p;
+    s->out_cap = s->out_len = a->req_len;
+    s->out_off = 0;
+    s->out_eof = true;
+    a->req = NULL;
+    if (s->state == ST_ACTIVE && s->tr && s->tr->session) {
+      if (s->deferred) {
+        s->deferred = false;
+        nghttp2_session_resume_data(s->tr->session, s->id);
+      }
+      transport_flush(s->tr);
+    }
+  } else {
+    rc = grpc_cstream_send(s, a->req, a->req_len, true);
+  }
+  if (rc) grpc_cstream_cancel(s);
+  return rc;
+}
+
+/* Opens every queued call, with one socket write per connection for the whole batch. */
+static void run_calls(grpc_client_t *gc, acall_t *list) {
+  if (!list) return;
+  gc->batch = true;
+  while (list) {
+    acall_t *a = list;
+    list = a->next;
+    a->next = NULL;
+    int rc = acall_open(gc, a);
+    if (rc) {
+      grpc_close_info_t info = {.err = rc, .status = rc == CETCD_ECANCELED ? 1 : 13, .message = cetcd_strerror(rc),
+                                .sent = false};
+      acall_complete(a, &info);
+    }
+  }
+  gc->batch = false;
+  flush_deferred(gc);
+}
+
 static void walk_close(uv_handle_t *h, void *arg) {
   (void)arg;
   if (!uv_is_closing(h)) uv_close(h, NULL);
@@ -1037,9 +1216,15 @@ static void shutdown_all(grpc_client_t *gc) {
 
 static void wake_cb(uv_async_t *a) {
   grpc_client_t *gc = a->data;
+  pthread_mutex_lock(&gc->mu);
+  gc->wake_pending = false;
+  acall_t *calls = gc->calls;
+  gc->calls = gc->calls_tail = NULL;
+  pthread_mutex_unlock(&gc->mu);
+  run_calls(gc, calls);
   run_tasks(gc);
   pthread_mutex_lock(&gc->mu);
-  bool stop = gc->closing && !gc->tasks;
+  bool stop = gc->closing && !gc->tasks && !gc->calls;
   pthread_mutex_unlock(&gc->mu);
   if (stop && !gc->stopping) shutdown_all(gc);
 }
@@ -1072,7 +1257,10 @@ int grpc_client_run_sync(grpc_client_t *gc, void (*fn)(grpc_client_t *gc, void *
   else
     gc->tasks = &t;
   gc->tasks_tail = &t;
-  uv_async_send(&gc->wake); /* under mu: the handle cannot be closed meanwhile */
+  if (!gc->wake_pending) {
+    gc->wake_pending = true;
+    uv_async_send(&gc->wake); /* under mu: the handle cannot be closed meanwhile */
+  }
   while (!t.done) pthread_cond_wait(&gc->cond, &gc->mu);
   pthread_mutex_unlock(&gc->mu);
   return 0;
@@ -1082,66 +1270,76 @@ int grpc_client_run_sync(grpc_client_t *gc, void (*fn)(grpc_client_t *gc, void *
 /* Blocking unary calls                                                                  */
 /* ===================================================================================== */
 
-typedef struct unary_ctx {
-  grpc_client_t *gc;
-  grpc_unary_t *u;
-  bool done;
-  int open_err;
-} unary_ctx_t;
-
-static int unary_on_message(void *ctx, grpc_cstream_t *s, const uint8_t *msg, size_t len) {
-  (void)s;
-  unary_ctx_t *c = ctx;
-  if (c->u->resp) return 0; /* extra messages: ignore */
-  c->u->resp = c->gc->mem.malloc_fn(len ? len : 1);
-  if (!c->u->resp) {
-    c->u->err = CETCD_ENOMEM;
-    return 0;
+/* Queues call a for the I/O thread (any thread but the I/O thread). Returns 0 or
+ * CETCD_ECANCELED. */
+static int acall_enqueue(grpc_client_t *gc, acall_t *a) {
+  a->next = NULL;
+  pthread_mutex_lock(&gc->mu);
+  if (gc->closing) {
+    pthread_mutex_unlock(&gc->mu);
+    return CETCD_ECANCELED;
   }
-  memcpy(c->u->resp, msg, len);
-  c->u->resp_len = len;
+  if (gc->calls_tail)
+    gc->calls_tail->next = a;
+  else
+    gc->calls = a;
+  gc->calls_tail = a;
+  if (!gc->wake_pending) {
+    gc->wake_pending = true;
+    uv_async_send(&gc->wake); /* under mu: the handle cannot be closed meanwhile */
+  }
+  pthread_mutex_unlock(&gc->mu);
   return 0;
 }
 
-static void unary_on_close(void *ctx, grpc_cstream_t *s, const grpc_close_info_t *info) {
-  (void)s;
+int grpc_client_unary_async(grpc_client_t *gc, const char *path, int channel, uint64_t timeout_ms,
+                            uint8_t *framed, size_t framed_len, grpc_unary_done_fn done, void *ctx) {
+  if (!framed || framed_len < GRPC_FRAME_PREFIX || framed_len - GRPC_FRAME_PREFIX > UINT32_MAX || !done ||
+      !path || channel < -1 || channel >= (int)gc->n_eps) {
+    gc->mem.free_fn(framed);
+    return CETCD_EINVAL;
+  }
+  acall_t *a = gc->mem.malloc_fn(sizeof(*a));
+  if (!a) {
+    gc->mem.free_fn(framed);
+    return CETCD_ENOMEM;
+  }
+  *a = (acall_t){.gc = gc, .path = path, .channel = channel, .timeout_ms = timeout_ms, .req = framed,
+                 .req_len = framed_len, .req_owned = true, .heap = true, .done = done, .ctx = ctx};
+  int rc;
+  if (grpc_client_on_io_thread(gc)) {
+    rc = acall_open(gc, a); /* the write is flushed after the current callback's batch */
+  } else {
+    rc = acall_enqueue(gc, a);
+    if (rc) gc->mem.free_fn(a->req);
+  }
+  if (rc) gc->mem.free_fn(a);
+  return rc;
+}
+
+/* ---- blocking unary calls --------------------------------------------------------------- */
+
+typedef struct unary_ctx {
+  acall_t a;
+  grpc_unary_t *u;
+  pthread_cond_t cv; /* this caller's own: a completion wakes only its waiter */
+  bool done;
+} unary_ctx_t;
+
+static void unary_done(void *ctx, const grpc_close_info_t *info, uint8_t *resp, size_t resp_len) {
   unary_ctx_t *c = ctx;
+  grpc_client_t *gc = c->a.gc;
   grpc_unary_t *u = c->u;
-  if (!u->err) u->err = info->err;
+  u->err = info->err;
   u->status = info->status;
   u->sent = info->sent;
   snprintf(u->message, sizeof u->message, "%s", info->message);
-  if (!u->err && u->status == 0 && !u->resp) {
-    u->err = CETCD_EGRPC;
-    u->status = 13;
-    snprintf(u->message, sizeof u->message, "server sent no response message");
-  }
-  if (u->err || u->status) {
-    c->gc->mem.free_fn(u->resp);
-    u->resp = NULL;
-    u->resp_len = 0;
-  }
-  pthread_mutex_lock(&c->gc->mu);
+  u->resp = resp;
+  u->resp_len = resp_len;
+  pthread_mutex_lock(&gc->mu);
   c->done = true;
-  pthread_cond_broadcast(&c->gc->cond);
-  pthread_mutex_unlock(&c->gc->mu);
-}
-
-static const grpc_cstream_cbs_t unary_cbs = {unary_on_message, unary_on_close};
-
-static void unary_start(grpc_client_t *gc, void *arg) {
-  unary_ctx_t *c = arg;
-  grpc_unary_t *u = c->u;
-  grpc_cstream_t *s = grpc_cstream_open(gc, u->path, u->channel, u->timeout_ms, &unary_cbs, c);
-  if (!s) {
-    c->open_err = gc->stopping ? CETCD_ECANCELED : CETCD_ENOMEM;
-    return;
-  }
-  int rc = grpc_cstream_send(s, u->req, u->req_len, true);
-  if (rc) {
-    grpc_cstream_cancel(s);
-    c->open_err = rc;
-  }
+  pthread_cond_signal(&c->cv);
+  pthread_mutex_unlock(&gc->mu);
 }
 
 int grpc_client_unary(grpc_client_t *gc, grpc_unary_t *u) {
@@ -1156,17 +1354,21 @@ int grpc_client_unary(grpc_client_t *gc, grpc_unary_t *u) {
     snprintf(u->message, sizeof u->message, "blocking call from a libcetcd callback");
     return u->err;
   }
-  unary_ctx_t c = {.gc = gc, .u = u};
-  int rc = grpc_client_run_sync(gc, unary_start, &c);
-  if (!rc) rc = c.open_err;
+  unary_ctx_t c = {.u = u};
+  c.a = (acall_t){.gc = gc, .path = u->path, .channel = u->channel, .timeout_ms = u->timeout_ms,
+                  .req = (uint8_t *)u->req, .req_len = u->req_len, .done = unary_done, .ctx = &c};
+  pthread_cond_init(&c.cv, NULL);
+  int rc = acall_enqueue(gc, &c.a);
   if (rc) {
+    pthread_cond_destroy(&c.cv);
     u->err = rc;
     snprintf(u->message, sizeof u->message, "%s", cetcd_strerror(rc));
     return rc;
   }
   pthread_mutex_lock(&gc->mu);
-  while (!c.done) pthread_cond_wait(&gc->cond, &gc->mu);
+  while (!c.done) pthread_cond_wait(&c.cv, &gc->mu);
   pthread_mutex_unlock(&gc->mu);
+  pthread_cond_destroy(&c.cv);
   return u->err;
 }
 

@@ -23,6 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The server's peer transport compiles its own renamed copy of this module. */
+#ifdef grpc_client_unary
+#define grpc_client_unary_async peer_gc_unary_async
+#endif
+
 typedef struct grpc_client grpc_client_t;
 typedef struct grpc_cstream grpc_cstream_t;
 
@@ -109,6 +114,22 @@ typedef struct grpc_unary {
 /* Performs the call described by u and fills its outputs. Returns u->err (0 when the
  * server answered, whatever its status; then u->resp is set if status is OK). */
 int grpc_client_unary(grpc_client_t *gc, grpc_unary_t *u);
+
+/* Asynchronous unary calls. done runs exactly once on the I/O thread when the call ends
+ * (only when grpc_client_unary_async returned 0): info as for streams; resp (resp_len
+ * bytes) is the response message when info->err == 0 and info->status == 0, else NULL;
+ * ownership of resp passes to done (free with the config's free_fn). */
+typedef void (*grpc_unary_done_fn)(void *ctx, const grpc_close_info_t *info, uint8_t *resp, size_t resp_len);
+
+/* Starts a unary call from any thread (also the I/O thread, e.g. from a done callback).
+ * framed holds GRPC_FRAME_PREFIX (5) reserved bytes followed by the serialized request
+ * (framed_len bytes in all), allocated with the config's malloc_fn; the transport always
+ * takes ownership (also on failure). path must stay valid until done has run (use a
+ * string literal). Submissions from other threads are queued and handed to the I/O thread
+ * with at most one wake-up per batch; socket writes are coalesced per loop iteration.
+ * Returns 0, CETCD_ECANCELED (client shutting down), CETCD_ENOMEM or CETCD_EINVAL. */
+int grpc_client_unary_async(grpc_client_t *gc, const char *path, int channel, uint64_t timeout_ms,
+                            uint8_t *framed, size_t framed_len, grpc_unary_done_fn done, void *ctx);
 
 /* Opens a stream on path over channel (-1 = failover). timeout_ms 0 = no deadline.
  * cbs and ctx are borrowed for the stream's lifetime. I/O thread only. Returns the stream

@@ -1,4 +1,6 @@
 /* libcetcd KV, txn and maintenance against a real server (cetcd or etcd 3.4). */
+#include <pthread.h>
+
 #include "client_test_util.h"
 
 static test_server_t srv;
@@ -348,6 +350,251 @@ static void test_maintenance(void **state) {
   assert_int_equal(cetcd_snapshot(cli, write_abort, NULL), CETCD_ECANCELED);
 }
 
+/* ---- asynchronous API ---------------------------------------------------------------- */
+
+typedef struct waiter {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int pending;     /* callbacks still expected */
+  int calls;       /* callbacks run */
+  int last_rc;
+  int n_ok;
+  bool on_caller;  /* some callback ran on the submitting thread (must not) */
+  pthread_t caller;
+  cetcd_get_result_t *get;
+  cetcd_put_result_t *put;
+  int chain_left;  /* for chained submissions from the callback */
+  cetcd_client_t *c;
+  int bad; /* checks failed inside callbacks (cmocka asserts must stay on the test thread) */
+} waiter_t;
+
+static void waiter_init(waiter_t *w, int pending) {
+  memset(w, 0, sizeof *w);
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
+  w->pending = pending;
+  w->caller = pthread_self();
+  w->c = cli;
+}
+
+static void waiter_wait(waiter_t *w) {
+  pthread_mutex_lock(&w->mu);
+  while (w->pending > 0) pthread_cond_wait(&w->cv, &w->mu);
+  pthread_mutex_unlock(&w->mu);
+  pthread_mutex_destroy(&w->mu);
+  pthread_cond_destroy(&w->cv);
+  assert_int_equal(w->bad, 0);
+}
+
+static void waiter_done(waiter_t *w, int rc) {
+  pthread_mutex_lock(&w->mu);
+  if (pthread_equal(pthread_self(), w->caller)) w->on_caller = true;
+  w->calls++;
+  w->last_rc = rc;
+  if (!rc) w->n_ok++;
+  w->pending--;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* Keeps the result: ownership passes to the test, which frees it later on its thread. */
+static void keep_get(void *ctx, int rc, cetcd_get_result_t *r) {
+  waiter_t *w = ctx;
+  if ((rc != 0) != (r == NULL)) w->bad++; /* a result exactly on success */
+  pthread_mutex_lock(&w->mu);
+  cetcd_get_result_free(w->get);
+  w->get = r;
+  pthread_mutex_unlock(&w->mu);
+  waiter_done(w, rc);
+}
+
+static void keep_put(void *ctx, int rc, cetcd_put_result_t *r) {
+  waiter_t *w = ctx;
+  if ((rc != 0) != (r == NULL)) w->bad++; /* a result exactly on success */
+  pthread_mutex_lock(&w->mu);
+  cetcd_put_result_free(w->put);
+  w->put = r;
+  pthread_mutex_unlock(&w->mu);
+  waiter_done(w, rc);
+}
+
+static void drop_put(void *ctx, int rc, cetcd_put_result_t *r) {
+  cetcd_put_result_free(r);
+  waiter_done(ctx, rc);
+}
+
+static void drop_get(void *ctx, int rc, cetcd_get_result_t *r) {
+  cetcd_get_result_free(r);
+  waiter_done(ctx, rc);
+}
+
+static void test_async_roundtrip(void **state) {
+  (void)state;
+  waiter_t w;
+  cetcd_put_opts_t po = {.prev_kv = true};
+  waiter_init(&w, 1);
+  assert_int_equal(cetcd_put_async(cli, "async/a", 7, "one", 3, &po, keep_put, &w), 0);
+  waiter_wait(&w);
+  assert_int_equal(w.last_rc, 0);
+  assert_false(w.on_caller);
+  int64_t rev1 = w.put->header.revision;
+  assert_true(rev1 > 1);
+  cetcd_put_result_free(w.put);
+
+  char val[3000]; /* a value larger than the blocking path's stack buffer */
+  memset(val, 'z', sizeof val);
+  waiter_init(&w, 1);
+  assert_int_equal(cetcd_put_async(cli, "async/a", 7, val, sizeof val, &po, keep_put, &w), 0);
+  waiter_wait(&w);
+  assert_int_equal(w.last_rc, 0);
+  assert_non_null(w.put->prev_kv);
+  assert_int_equal(w.put->prev_kv->value_len, 3);
+  assert_memory_equal(w.put->prev_kv->value, "one", 3);
+  assert_int_equal(w.put->prev_kv->mod_revision, rev1);
+  int64_t rev2 = w.put->header.revision;
+  cetcd_put_result_free(w.put);
+
+  waiter_init(&w, 1);
+  assert_int_equal(cetcd_get_async(cli, "async/a", 7, NULL, keep_get, &w), 0);
+  waiter_wait(&w);
+  assert_int_equal(w.last_rc, 0);
+  assert_int_equal(w.get->n_kvs, 1);
+  assert_int_equal(w.get->kvs[0].value_len, sizeof val);
+  assert_memory_equal(w.get->kvs[0].value, val, sizeof val);
+  assert_int_equal(w.get->kvs[0].mod_revision, rev2);
+  assert_int_equal(w.get->kvs[0].create_revision, rev1);
+  cetcd_get_result_free(w.get);
+
+  /* options are honoured: an old revision, a prefix count */
+  cetcd_get_opts_t go = {.revision = rev1};
+  waiter_init(&w, 1);
+  assert_int_equal(cetcd_get_async(cli, "async/a", 7, &go, keep_get, &w), 0);
+  waiter_wait(&w);
+  assert_int_equal(w.last_rc, 0);
+  assert_string_equal(w.get->kvs[0].value, "one");
+  cetcd_get_result_free(w.get);
+}
+
+static void test_async_many_in_flight(void **state) {
+  (void)state;
+  enum { N = 400 };
+  waiter_t w;
+  waiter_init(&w, 2 * N);
+  char key[32];
+  for (int i = 0; i < N; i++) {
+    int kl = snprintf(key, sizeof key, "async/many/%04d", i);
+    assert_int_equal(cetcd_put_async(cli, key, (size_t)kl, key, (size_t)kl, NULL, drop_put, &w), 0);
+  }
+  /* reads interleaved with the writes in flight: each either sees the key or not */
+  for (int i = 0; i < N; i++) assert_int_equal(cetcd_get_async(cli, "async/many/", 11, NULL, drop_get, &w), 0);
+  waiter_wait(&w);
+  assert_int_equal(w.calls, 2 * N);
+  assert_int_equal(w.n_ok, 2 * N);
+  cetcd_get_opts_t go = {.prefix = true};
+  cetcd_get_result_t *g;
+  assert_int_equal(cetcd_get(cli, "async/many/", 11, &go, &g), 0);
+  assert_int_equal(g->n_kvs, N);
+  for (size_t i = 0; i < g->n_kvs; i++) {
+    assert_int_equal(g->kvs[i].key_len, g->kvs[i].value_len);
+    assert_memory_equal(g->kvs[i].key, g->kvs[i].value, g->kvs[i].key_len);
+  }
+  cetcd_get_result_free(g);
+}
+
+/* Submits the next request from inside the callback (I/O thread) until the chain ends. */
+static void chain_put(void *ctx, int rc, cetcd_put_result_t *r) {
+  waiter_t *w = ctx;
+  cetcd_put_result_free(r);
+  if (rc) w->bad++;
+  if (--w->chain_left > 0) {
+    char key[32];
+    int kl = snprintf(key, sizeof key, "async/chain/%03d", w->chain_left);
+    /* a blocking call is refused here; an asynchronous one is fine */
+    cetcd_get_result_t *g = NULL;
+    if (cetcd_get(w->c, "x", 1, NULL, &g) != CETCD_EINVAL) w->bad++;
+    if (cetcd_put_async(w->c, key, (size_t)kl, "v", 1, NULL, chain_put, w) == 0) return;
+    w->bad++;
+  }
+  waiter_done(w, rc);
+}
+
+static void test_async_from_callback(void **state) {
+  (void)state;
+  waiter_t w;
+  waiter_init(&w, 1);
+  w.chain_left = 50;
+  assert_int_equal(cetcd_put_async(cli, "async/chain/start", 17, "v", 1, NULL, chain_put, &w), 0);
+  waiter_wait(&w);
+  assert_int_equal(w.chain_left, 0);
+  cetcd_get_opts_t go = {.prefix = true, .count_only = true};
+  cetcd_get_result_t *g;
+  assert_int_equal(cetcd_get(cli, "async/chain/", 12, &go, &g), 0);
+  assert_int_equal(g->count, 50);
+  cetcd_get_result_free(g);
+}
+
+static void test_async_errors(void **state) {
+  (void)state;
+  waiter_t w;
+  /* argument errors are returned at once and no callback runs */
+  waiter_init(&w, 0);
+  assert_int_equal(cetcd_get_async(NULL, "k", 1, NULL, drop_get, &w), CETCD_EINVAL);
+  assert_int_equal(cetcd_get_async(cli, "k", 1, NULL, NULL, &w), CETCD_EINVAL);
+  assert_int_equal(cetcd_put_async(cli, NULL, 3, "v", 1, NULL, drop_put, &w), CETCD_EINVAL);
+  cetcd_get_opts_t bad = {.prefix = true, .from_key = true};
+  assert_int_equal(cetcd_get_async(cli, "k", 1, &bad, drop_get, &w), CETCD_EINVAL);
+  waiter_wait(&w);
+  assert_int_equal(w.calls, 0);
+
+  /* server errors reach the callback, with no result */
+  cetcd_get_opts_t go = {.revision = INT64_MAX / 2};
+  waiter_init(&w, 1);
+  assert_int_equal(cetcd_get_async(cli, "k", 1, &go, keep_get, &w), 0);
+  waiter_wait(&w);
+  assert_int_equal(w.last_rc, CETCD_EFUTUREREV);
+  assert_null(w.get);
+  waiter_init(&w, 1);
+  assert_int_equal(cetcd_put_async(cli, "", 0, "v", 1, NULL, keep_put, &w), 0);
+  waiter_wait(&w);
+  assert_int_equal(w.last_rc, CETCD_EKEYEMPTY);
+  assert_null(w.put);
+  cetcd_put_opts_t po = {.ignore_value = true};
+  waiter_init(&w, 1);
+  assert_int_equal(cetcd_put_async(cli, "async/missing", 13, "", 0, &po, keep_put, &w), 0);
+  waiter_wait(&w);
+  assert_int_equal(w.last_rc, CETCD_EKEYNOTFOUND);
+  assert_null(w.put);
+
+  /* an unreachable endpoint: the error comes through the callback */
+  const char *eps[] = {"127.0.0.1:1"};
+  cetcd_client_opts_t o = {.endpoints = eps, .n_endpoints = 1, .lazy_connect = true, .dial_timeout_ms = 200,
+                           .request_timeout_ms = 300};
+  cetcd_client_t *c;
+  assert_int_equal(cetcd_client_new(&o, &c), 0);
+  waiter_init(&w, 1);
+  assert_int_equal(cetcd_get_async(c, "k", 1, NULL, keep_get, &w), 0);
+  waiter_wait(&w);
+  assert_true(w.last_rc == CETCD_EUNAVAILABLE || w.last_rc == CETCD_ETIMEOUT);
+  assert_null(w.get);
+  cetcd_client_free(c);
+}
+
+/* Freeing a client with requests in flight completes each of them exactly once. */
+static void test_async_free_in_flight(void **state) {
+  (void)state;
+  enum { N = 200 };
+  const char *eps[] = {srv.endpoint};
+  cetcd_client_t *c = tu_client(eps, 1, false);
+  assert_non_null(c);
+  waiter_t w;
+  waiter_init(&w, N);
+  for (int i = 0; i < N; i++) assert_int_equal(cetcd_put_async(c, "async/free", 10, "v", 1, NULL, drop_put, &w), 0);
+  cetcd_client_free(c);
+  assert_int_equal(w.calls, N); /* all callbacks ran before cetcd_client_free returned */
+  waiter_wait(&w);
+  assert_true(w.last_rc == 0 || w.last_rc == CETCD_ECANCELED);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_put_get_roundtrip),
@@ -355,6 +602,11 @@ int main(void) {
       cmocka_unit_test(test_put_options_delete_compact),
       cmocka_unit_test(test_txn),
       cmocka_unit_test(test_maintenance),
+      cmocka_unit_test(test_async_roundtrip),
+      cmocka_unit_test(test_async_many_in_flight),
+      cmocka_unit_test(test_async_from_callback),
+      cmocka_unit_test(test_async_errors),
+      cmocka_unit_test(test_async_free_in_flight),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
