@@ -360,6 +360,73 @@ class Cetcdctl(unittest.TestCase):
             self.assertTrue(no_overlap, "two primaries ran CMD at the same time")
             self.assertEqual(rc_b, 7, "exit status not passed through")
 
+    def _primary_incident(self, srv, hold_s, out):
+        """The incident's shape: one primary and three standbys under `cetcdctl primary
+        --ttl 5`; while they wait for hold_s the revision must not move; kill -9 of the
+        primary hands over to exactly one standby within TTL + 1 s."""
+        log = os.path.join(self.tmp, srv.label + "-incident.log")
+        script = 'echo "start $ME $(date +%%s.%%N)" >> %s; trap "exit 0" TERM; while true; do sleep 0.2; done' % log
+
+        def spawn(me):
+            env = _env()
+            env["ME"] = me
+            return subprocess.Popen([CETCDCTL_BIN, "--endpoints=" + srv.endpoint, "primary", "--ttl", "5", "incident",
+                                     "--", "sh", "-c", script], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, env=env, preexec_fn=harness._pdeathsig)
+
+        def starts():
+            try:
+                with open(log) as f:
+                    return [l.split()[1] for l in f.read().splitlines() if l.startswith("start ")]
+            except OSError:
+                return []
+
+        procs = {"P": spawn("P")}
+        deadline = time.monotonic() + 10
+        while "P" not in starts() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for me in ("S1", "S2", "S3"):
+            procs[me] = spawn(me)
+        time.sleep(1.5)  # standbys create their candidate keys, then only watch
+        r0 = revision(srv)
+        time.sleep(hold_s)
+        out["waited"] = revision(srv) - r0
+        out["starts_before"] = starts()
+        t0 = time.monotonic()
+        procs["P"].kill()
+        procs["P"].wait()
+        deadline = time.monotonic() + 5 + 1 + 3
+        while len(starts()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        out["took"] = time.monotonic() - t0
+        time.sleep(1.0)
+        out["starts_after"] = starts()
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def test_primary_one_primary_three_standbys(self):
+        hold = float(os.environ.get("CETCD_TEST_STANDBY_SECONDS", "60"))
+        results = [{} for _ in self.servers]
+        threads = [threading.Thread(target=self._primary_incident, args=(srv, hold, r))
+                   for srv, r in zip(self.servers, results)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(hold + 60)
+        for srv, r in zip(self.servers, results):
+            self.assertEqual(r.get("starts_before"), ["P"], srv.label)
+            self.assertEqual(r.get("waited"), 0, "%s: waiting standbys consumed revisions" % srv.label)
+            self.assertEqual(len(r["starts_after"]), 2, "%s: exactly one standby must take over: %r"
+                             % (srv.label, r["starts_after"]))
+            self.assertLess(r["took"], 5 + 1, "%s: takeover slower than TTL + 1 s" % srv.label)
+
 
 if __name__ == "__main__":
     harness.run_tests()
