@@ -18,9 +18,9 @@ if [[ ! -f $runner ]]; then
   exit 0
 fi
 
-# TestCtlV3GetQuorum needs a 3-member cluster (Raft, a later step), so it is not listed yet.
+# TestCtlV3GetQuorum runs a 3-member cluster (the Raft path, server/raft_node.c).
 # Step 1 (KV core), then step 2 (watch, leases, lock/elect, alarms, defrag, snapshots, metrics).
-DEFAULT_TESTS='^(TestCtlV3Put|TestCtlV3Get|TestCtlV3Del|TestCtlV3GetFormat|TestCtlV3GetRev|TestCtlV3GetKeysOnly|TestCtlV3PutIgnoreValue|TestCtlV3TxnInteractiveSuccess|TestCtlV3TxnInteractiveFail|TestCtlV3Compact|TestCtlV3CompactPhysical|TestCtlV3EndpointStatus|TestCtlV3EndpointHealth|TestCtlV3EndpointHashKV|TestCtlV3MemberList|TestV3CurlPutGetNoTLS|TestCtlV3Watch|TestCtlV3WatchInteractive|TestCtlV3LeaseGrantTimeToLive|TestCtlV3LeaseGrantLeases|TestCtlV3LeaseTestTimeToLiveExpired|TestCtlV3LeaseKeepAlive|TestCtlV3LeaseKeepAliveOnce|TestCtlV3LeaseRevoke|TestCtlV3PutIgnoreLease|TestCtlV3Lock|TestCtlV3Elect|TestCtlV3Alarm|TestCtlV3Defrag|TestCtlV3Snapshot|TestCtlV3SnapshotCorrupt|TestCtlV3SnapshotStatusBeforeRestore|TestV3MetricsInsecure|TestV3MetricsSecure|TestV3CurlWatch|TestV3CurlLeaseGrantNoTLS|TestV3CurlCampaignNoTLS|TestV3CurlTxn)$'
+DEFAULT_TESTS='^(TestCtlV3Put|TestCtlV3Get|TestCtlV3Del|TestCtlV3GetFormat|TestCtlV3GetRev|TestCtlV3GetKeysOnly|TestCtlV3PutIgnoreValue|TestCtlV3TxnInteractiveSuccess|TestCtlV3TxnInteractiveFail|TestCtlV3Compact|TestCtlV3CompactPhysical|TestCtlV3EndpointStatus|TestCtlV3EndpointHealth|TestCtlV3EndpointHashKV|TestCtlV3MemberList|TestV3CurlPutGetNoTLS|TestCtlV3Watch|TestCtlV3WatchInteractive|TestCtlV3LeaseGrantTimeToLive|TestCtlV3LeaseGrantLeases|TestCtlV3LeaseTestTimeToLiveExpired|TestCtlV3LeaseKeepAlive|TestCtlV3LeaseKeepAliveOnce|TestCtlV3LeaseRevoke|TestCtlV3PutIgnoreLease|TestCtlV3Lock|TestCtlV3Elect|TestCtlV3Alarm|TestCtlV3Defrag|TestCtlV3Snapshot|TestCtlV3SnapshotCorrupt|TestCtlV3SnapshotStatusBeforeRestore|TestV3MetricsInsecure|TestV3MetricsSecure|TestV3CurlWatch|TestV3CurlLeaseGrantNoTLS|TestV3CurlCampaignNoTLS|TestV3CurlTxn|TestCtlV3GetQuorum)$'
 SEL=${CETCD_E2E_TESTS:-$DEFAULT_TESTS}
 export SERVER_BIN=${SERVER_BIN:-$repo/build/cetcd}
 

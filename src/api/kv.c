@@ -8,6 +8,7 @@
 #include "mvcc/mvcc.h"
 #include "server/metrics.h"
 #include "server/quota.h"
+#include "server/raft_node.h"
 
 /* Replies to a proposed write once it has been applied. */
 static void write_done(void *ctx, const apply_result_t *res) {
@@ -42,6 +43,40 @@ static void propose(grpc_call_t *call, Cetcdinternal__InternalRequest *ir) {
   server_propose(server_get(), ir, grpc_call_arena(call), write_done, call);
 }
 
+static void kv_range(grpc_call_t *call, ProtobufCMessage *m);
+static void kv_txn(grpc_call_t *call, ProtobufCMessage *m);
+
+/* A linearizable read waiting for its read index (clustered members only). */
+typedef struct lin_read {
+  grpc_call_t *call;
+  ProtobufCMessage *msg;
+  void (*serve)(grpc_call_t *call, ProtobufCMessage *m);
+} lin_read_t;
+
+/* The read index is applied locally: serve the read (or fail it). */
+static void lin_read_ready(void *ctx, int err) {
+  lin_read_t *lr = ctx;
+  if (err) {
+    api_finish_error(lr->call, err);
+    return;
+  }
+  lr->serve(lr->call, lr->msg);
+}
+
+/* On a cluster, defers a linearizable read until its read index is applied here; `serve`
+ * then runs again (the call is marked, so it is not deferred twice). Returns true if the
+ * read was deferred. */
+static bool defer_linearizable(grpc_call_t *call, ProtobufCMessage *m, bool serializable,
+                               void (*serve)(grpc_call_t *, ProtobufCMessage *)) {
+  server_t *srv = server_get();
+  if (!srv->rn || serializable || grpc_call_user(call) == (void *)lin_read_ready) return false;
+  grpc_call_set_user(call, (void *)lin_read_ready); /* marks the call as linearized */
+  lin_read_t *lr = arena_alloc(grpc_call_arena(call), sizeof(*lr));
+  *lr = (lin_read_t){.call = call, .msg = m, .serve = serve};
+  raft_node_read_index(srv->rn, lin_read_ready, lr);
+  return true;
+}
+
 /* KV.Range: validated, then read at the requested revision. */
 static void kv_range(grpc_call_t *call, ProtobufCMessage *m) {
   Etcdserverpb__RangeRequest *req = (Etcdserverpb__RangeRequest *)m;
@@ -49,6 +84,7 @@ static void kv_range(grpc_call_t *call, ProtobufCMessage *m) {
     api_finish_error(call, CETCD_EKEYEMPTY);
     return;
   }
+  if (defer_linearizable(call, m, req->serializable, kv_range)) return;
   Etcdserverpb__RangeResponse *resp = NULL;
   metrics_on_range();
   int rc = mvcc_apply_range(server_get()->mvcc, req, grpc_call_arena(call), &resp);
@@ -103,6 +139,7 @@ static void kv_txn(grpc_call_t *call, ProtobufCMessage *m) {
     return;
   }
   if (mvcc_txn_is_readonly(req)) {
+    if (defer_linearizable(call, m, false, kv_txn)) return;
     Etcdserverpb__TxnResponse *resp = NULL;
     rc = mvcc_apply_txn(srv->mvcc, req, grpc_call_arena(call), &resp);
     metrics_on_read_txn(req, rc ? NULL : resp);

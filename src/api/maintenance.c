@@ -6,6 +6,7 @@
 #include "cetcd/errors.h"
 #include "mvcc/mvcc.h"
 #include "server/alarm.h"
+#include "server/raft_node.h"
 #include "snapshot/snapshot.h"
 
 /* Maintenance.Status: version, backend sizes, raft position of this member. */
@@ -21,6 +22,7 @@ static void mt_status(grpc_call_t *call, ProtobufCMessage *m) {
   resp.raftindex = srv->last_index;
   resp.raftterm = srv->term;
   resp.raftappliedindex = srv->applied_index;
+  if (srv->rn) raft_node_info(srv->rn, &resp.leader, &resp.raftindex, &resp.raftterm);
   size_t na = alarm_count(srv->alarms, ETCDSERVERPB__ALARM_TYPE__NONE);
   if (na) { /* etcd: one "memberID:<id> alarm:<type> " string per raised alarm */
     arena_t *a = grpc_call_arena(call);
@@ -73,7 +75,7 @@ static void alarm_done(void *ctx, const apply_result_t *res) {
   }
   Etcdserverpb__AlarmResponse empty = ETCDSERVERPB__ALARM_RESPONSE__INIT;
   Etcdserverpb__AlarmResponse *resp = res->alarm ? res->alarm : &empty;
-  resp->header = api_header(call, resp->header);
+  resp->header = NULL; /* etcd's Alarm responses carry no header */
   api_reply(call, &resp->base);
 }
 
@@ -90,7 +92,7 @@ static void mt_alarm(grpc_call_t *call, ProtobufCMessage *m) {
   }
   Etcdserverpb__AlarmResponse *resp = NULL;
   alarm_apply(srv->alarms, req, grpc_call_arena(call), &resp); /* GET changes nothing */
-  resp->header = api_header(call, NULL);
+  resp->header = NULL; /* etcd's Alarm responses carry no header */
   api_reply(call, &resp->base);
 }
 

@@ -8,6 +8,7 @@
 #include "mvcc/mvcc.h"
 #include "server/alarm.h"
 #include "server/metrics.h"
+#include "server/raft_node.h"
 #include "server/server.h"
 
 /* True if the query string of path has exclude=<name> (etcd's /health?exclude=NOSPACE). */
@@ -27,6 +28,11 @@ static bool health_excluded(const char *path, const char *name) {
  * A false answer is sent as Go's http.Error does: 503, text/plain, a trailing newline. */
 static void serve_health(server_t *srv, const char *path, int *status, buf_t *body, const char **ctype) {
   bool ok = !srv->stopping && !srv->wal_failed;
+  if (ok && srv->rn) { /* a cluster member is healthy only while a leader is known */
+    uint64_t lead = 0;
+    raft_node_info(srv->rn, &lead, NULL, NULL);
+    ok = lead != 0;
+  }
   size_t na = alarm_count(srv->alarms, ETCDSERVERPB__ALARM_TYPE__NONE);
   for (size_t i = 0; ok && i < na; i++) {
     uint64_t member;

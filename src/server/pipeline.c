@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "cetcd/errors.h"
 #include "mvcc/mvcc.h"
+#include "server/raft_node.h"
 #include "server/server.h"
 #include "wal/wal.h"
 
@@ -44,6 +45,13 @@ void server_propose(server_t *srv, Cetcdinternal__InternalRequest *req, arena_t 
   size_t n = protobuf_c_message_get_packed_size(&req->base);
   if (n > srv->cfg->max_request_bytes) {
     fail_now(cb, ctx, CETCD_ETOOLARGE);
+    return;
+  }
+  if (srv->rn) { /* clustered: through raft, answered once applied here */
+    uint8_t *buf = xmalloc(n ? n : 1);
+    size_t len = protobuf_c_message_pack(&req->base, buf);
+    raft_node_propose(srv->rn, buf, len, req->id, arena, cb, ctx);
+    free(buf);
     return;
   }
   pending_entry_t *p = xmalloc(sizeof(*p) + n);

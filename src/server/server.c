@@ -21,6 +21,7 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/quota.h"
+#include "server/raft_node.h"
 #include "server/ids.h"
 #include "lease/lease.h"
 #include "server/urls.h"
@@ -62,6 +63,10 @@ typedef struct replay_ctx {
 /* Applies WAL entries the backend has not seen yet (the batch is open). */
 static int replay_entry(void *ctx, uint64_t index, uint64_t term, const uint8_t *data, size_t len) {
   replay_ctx_t *rc = ctx;
+  if (rc->srv->rn) { /* clustered: raft decides what is committed */
+    raft_node_replay_entry(rc->srv->rn, index, term, data, len);
+    return 0;
+  }
   if (term > rc->last_term) rc->last_term = term;
   if (index > rc->srv->last_index) rc->srv->last_index = index;
   if (index <= rc->consistent_index) return 0;
@@ -73,6 +78,7 @@ static int replay_entry(void *ctx, uint64_t index, uint64_t term, const uint8_t 
 /* Remembers the highest term seen in a hard state record. */
 static int replay_hardstate(void *ctx, uint64_t term, uint64_t vote, uint64_t commit) {
   replay_ctx_t *rc = ctx;
+  if (rc->srv->rn) raft_node_replay_hardstate(rc->srv->rn, term, vote, commit);
   (void)vote;
   (void)commit;
   if (term > rc->last_term) rc->last_term = term;
@@ -107,7 +113,9 @@ static void close_storage(server_t *srv);
 /* Loop thread: the backend is durable up to sync_index, so older WAL segments can go. */
 static void sync_done(uv_work_t *w, int status) {
   server_t *srv = w->data;
-  if (status == 0 && srv->sync_running && srv->wal) wal_release_before(srv->wal, srv->sync_index + 1);
+  /* a cluster keeps its whole log: raft has no snapshots to catch followers up with yet */
+  if (status == 0 && srv->sync_running && srv->wal && !srv->rn)
+    wal_release_before(srv->wal, srv->sync_index + 1);
   srv->sync_running = false;
   w->data = NULL;
   if (srv->close_pending) close_storage(srv);
@@ -256,6 +264,7 @@ static int open_storage(server_t *srv) {
   if ((rc = mvcc_batch_commit(srv->mvcc, srv->applied_index))) return rc;
   if (rctx.replayed) LOGI("msg=\"replayed WAL\" entries=%" PRIu64 " applied-index=%" PRIu64, rctx.replayed,
                           srv->applied_index);
+  if (srv->rn) return 0; /* raft keeps its own hard state */
   /* A single member elects itself at every start: a new term, like etcd's. */
   srv->term = (rctx.last_term ? rctx.last_term : 1) + 1;
   return wal_append_hardstate(srv->wal, srv->term, 0, srv->last_index);
@@ -305,14 +314,16 @@ int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
   srv->n_client_urls = cfg->n_advertise_client_urls;
   LOGI("msg=\"starting cetcd\" etcd-version=%s name=%s data-dir=%s", CETCD_ETCD_VERSION, cfg->name,
        cfg->data_dir);
-  int rc = open_storage(srv);
+  int rc = raft_node_create(srv, &srv->rn);
   if (rc) return rc;
+  if ((rc = open_storage(srv))) return rc;
   if ((rc = load_identity(srv))) return rc;
   LOGI("msg=\"starting member\" member-id=%016" PRIx64 " cluster-id=%016" PRIx64 " term=%" PRIu64
        " applied-index=%" PRIu64 " revision=%" PRId64,
        srv->member_id, srv->cluster_id, srv->term, srv->applied_index, mvcc_rev(srv->mvcc));
-  /* Leader from the start: every lease gets its TTL again (etcd's Promote). */
-  lease_promote(srv->lessor, cfg->election_timeout_ms);
+  /* Leader from the start: every lease gets its TTL again (etcd's Promote). A cluster
+   * promotes on winning an election (server/raft_node.c). */
+  if (!srv->rn) lease_promote(srv->lessor, cfg->election_timeout_ms);
   lease_expiry_start(srv);
   quota_log_config(cfg);
   grpc_set_call_observer(metrics_grpc_observe);
@@ -326,6 +337,7 @@ int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
   uv_timer_init(loop, &srv->sync_timer);
   srv->sync_timer.data = srv;
   uv_timer_start(&srv->sync_timer, on_sync_timer, 1000, 1000);
+  if (srv->rn) return raft_node_start(srv->rn); /* readiness lines once a leader is known */
   /* The lines etcd's tooling waits for. */
   LOGI("msg=\"%016" PRIx64 " became leader at term %" PRIu64 "\"", srv->member_id, srv->term);
   LOGI("msg=\"enabled capabilities for version\" cluster-version=%s", CETCD_CLUSTER_VERSION);
@@ -370,6 +382,7 @@ static void after_grpc_shutdown(void *arg) {
 void server_stop(server_t *srv) {
   if (srv->stopping) return;
   srv->stopping = true;
+  raft_node_stop(srv->rn);
   uv_timer_stop(&srv->sync_timer);
   compactor_stop(srv->compactor); /* freed once its timer closed and its proposal answered */
   srv->compactor = NULL;

@@ -20,6 +20,7 @@ typedef struct watch_hub watch_hub_t;
 typedef struct lessor lessor_t;
 typedef struct alarm_store alarm_store_t;
 typedef struct compactor compactor_t;
+typedef struct raft_node raft_node_t;
 
 /* The result of applying one log entry, handed to the proposer's callback. Exactly one of
  * the response pointers is set (matching the request) when err == 0. Responses live in the
@@ -71,6 +72,7 @@ typedef struct server {
   bool sync_running;
   bool close_pending; /* shutdown waits for the running backend sync */
   uint64_t sync_index; /* consistent index covered by the running sync */
+  raft_node_t *rn;     /* the Raft path (server/raft_node.c) when clustered, else NULL */
 } server_t;
 
 /* The process's server (NULL before server_start). */

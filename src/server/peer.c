@@ -1,0 +1,292 @@
+/* Peer transport (see peer.h): a gRPC service for incoming raft messages and a gRPC client
+ * with one dedicated connection and one long-lived client stream per peer. */
+
+/* The client transport is compiled into the client library only; the server gets its own
+ * copy here under other names so that both may be linked into one test binary. */
+#define grpc_client_current peer_gc_current
+#define grpc_client_endpoint peer_gc_endpoint
+#define grpc_client_failover peer_gc_failover
+#define grpc_client_find_endpoint peer_gc_find_endpoint
+#define grpc_client_free peer_gc_free
+#define grpc_client_loop peer_gc_loop
+#define grpc_client_n_endpoints peer_gc_n_endpoints
+#define grpc_client_new peer_gc_new
+#define grpc_client_on_io_thread peer_gc_on_io_thread
+#define grpc_client_run_sync peer_gc_run_sync
+#define grpc_client_unary peer_gc_unary
+#define grpc_client_unary_async peer_gc_unary_async
+#define grpc_client_wait_ready peer_gc_wait_ready
+#define grpc_cstream_cancel peer_gc_cstream_cancel
+#define grpc_cstream_open peer_gc_cstream_open
+#define grpc_cstream_send peer_gc_cstream_send
+#define grpc_cstream_set_idle_timeout peer_gc_cstream_set_idle_timeout
+#include "server/peer.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "grpc/grpc_client.c"
+#include "grpc/grpc_server.h"
+#include "raftpb.pb-c.h"
+#include "server/urls.h"
+
+#define PEER_SEND_PATH "/cetcdraftpb.Raft/Send"
+
+typedef struct peer_msg {
+  struct peer_msg *next;
+  size_t len;
+  uint8_t data[];
+} peer_msg_t;
+
+typedef struct peer {
+  peer_transport_t *pt;
+  uint64_t id;
+  int channel;             /* endpoint index in the client */
+  pthread_mutex_t mu;      /* guards head/tail */
+  peer_msg_t *head, *tail; /* queued by the loop thread, drained by the I/O thread */
+  grpc_cstream_t *stream;  /* I/O thread only */
+  atomic_bool broken;      /* set by the I/O thread, consumed by the loop thread */
+} peer_t;
+
+struct peer_transport {
+  uv_loop_t *loop;
+  peer_cbs_t cbs;
+  peer_t *peers;
+  size_t n;
+  grpc_client_t *gc;
+  grpc_server_t *server;
+  uv_async_t io_async;   /* on the client's I/O loop: drain queues */
+  uv_async_t loop_async; /* on the server loop: report broken streams */
+};
+
+static peer_transport_t *the_pt; /* for the server method's handler */
+
+/* ---- receiving (loop thread) --------------------------------------------------------- */
+
+/* One message of a peer's stream: re-encoded and handed to the raft node. */
+static void on_send_message(grpc_call_t *call, ProtobufCMessage *msg) {
+  (void)call;
+  if (!the_pt) return;
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  uint8_t *b = xmalloc(n ? n : 1);
+  protobuf_c_message_pack(msg, b);
+  the_pt->cbs.on_message(the_pt->cbs.ctx, b, n);
+  free(b);
+}
+
+/* The peer closed its side: end the call. */
+static void on_send_half_close(grpc_call_t *call) {
+  Cetcdraftpb__Message empty = CETCDRAFTPB__MESSAGE__INIT;
+  grpc_call_reply(call, &empty.base);
+}
+
+/* The peer went away: free the call. */
+static void on_send_cancel(grpc_call_t *call) { grpc_call_finish(call, GRPC_CANCELLED, "peer gone"); }
+
+static const grpc_method_t peer_methods[] = {
+    {PEER_SEND_PATH, GRPC_CLIENT_STREAM, &cetcdraftpb__message__descriptor, on_send_message,
+     on_send_half_close, on_send_cancel},
+};
+
+/* ---- sending (I/O thread) ------------------------------------------------------------ */
+
+/* The server never answers on these streams until they end. */
+static int stream_on_message(void *ctx, grpc_cstream_t *s, const uint8_t *msg, size_t len) {
+  (void)ctx;
+  (void)s;
+  (void)msg;
+  (void)len;
+  return 0;
+}
+
+/* The stream to a peer ended: the next message opens a new one; raft hears about it. */
+static void stream_on_close(void *ctx, grpc_cstream_t *s, const grpc_close_info_t *info) {
+  peer_t *p = ctx;
+  (void)info;
+  if (p->stream == s) p->stream = NULL;
+  atomic_store(&p->broken, true);
+  uv_async_send(&p->pt->loop_async);
+}
+
+static const grpc_cstream_cbs_t stream_cbs = {stream_on_message, stream_on_close};
+
+/* I/O thread: ships every queued message on each peer's stream. */
+static void on_io_async(uv_async_t *a) {
+  peer_transport_t *pt = a->data;
+  for (size_t i = 0; i < pt->n; i++) {
+    peer_t *p = &pt->peers[i];
+    pthread_mutex_lock(&p->mu);
+    peer_msg_t *m = p->head;
+    p->head = p->tail = NULL;
+    pthread_mutex_unlock(&p->mu);
+    while (m) {
+      peer_msg_t *next = m->next;
+      if (!p->stream) p->stream = grpc_cstream_open(pt->gc, PEER_SEND_PATH, p->channel, 0, &stream_cbs, p);
+      if (p->stream && grpc_cstream_send(p->stream, m->data, m->len, false) != 0) {
+        grpc_cstream_cancel(p->stream);
+        p->stream = NULL;
+      }
+      free(m);
+      m = next;
+    }
+  }
+}
+
+/* I/O thread: registers the wake-up handle on the client's loop. */
+static void init_io_async(grpc_client_t *gc, void *arg) {
+  peer_transport_t *pt = arg;
+  uv_async_init(grpc_client_loop(gc), &pt->io_async, on_io_async);
+  pt->io_async.data = pt;
+}
+
+/* I/O thread: cancels the streams and closes the wake-up handle before the client goes. */
+static void fini_io_async(grpc_client_t *gc, void *arg) {
+  (void)gc;
+  peer_transport_t *pt = arg;
+  for (size_t i = 0; i < pt->n; i++)
+    if (pt->peers[i].stream) {
+      grpc_cstream_cancel(pt->peers[i].stream);
+      pt->peers[i].stream = NULL;
+    }
+  uv_close((uv_handle_t *)&pt->io_async, NULL);
+}
+
+/* Loop thread: reports broken streams to raft. */
+static void on_loop_async(uv_async_t *a) {
+  peer_transport_t *pt = a->data;
+  for (size_t i = 0; i < pt->n; i++)
+    if (atomic_exchange(&pt->peers[i].broken, false) && pt->cbs.on_unreachable)
+      pt->cbs.on_unreachable(pt->cbs.ctx, pt->peers[i].id);
+}
+
+/* malloc adapters for the client transport. */
+static void *pt_malloc(size_t n) { return malloc(n); }
+static void *pt_realloc(void *p, size_t n) { return realloc(p, n); }
+static void pt_free(void *p) { free(p); }
+
+/* Turns "scheme://host:port[/...]" into "host:port" (owned). */
+static char *url_hostport(const char *url) {
+  const char *s = strstr(url, "://");
+  s = s ? s + 3 : url;
+  size_t n = strcspn(s, "/");
+  char *out = xmalloc(n + 1);
+  memcpy(out, s, n);
+  out[n] = 0;
+  return out;
+}
+
+peer_transport_t *peer_new(uv_loop_t *loop, const uint64_t *ids, char *const *urls, size_t n,
+                           const peer_cbs_t *cbs) {
+  peer_transport_t *pt = xcalloc(1, sizeof(*pt));
+  pt->loop = loop;
+  pt->cbs = *cbs;
+  pt->n = n;
+  pt->peers = xcalloc(n, sizeof(peer_t));
+  char **eps = xcalloc(n, sizeof(char *));
+  for (size_t i = 0; i < n; i++) {
+    eps[i] = url_hostport(urls[i]);
+    peer_t *p = &pt->peers[i];
+    p->pt = pt;
+    p->id = ids[i];
+    p->channel = (int)i;
+    pthread_mutex_init(&p->mu, NULL);
+    atomic_init(&p->broken, false);
+  }
+  grpc_client_config_t cfg = {.endpoints = (const char *const *)eps,
+                              .n_endpoints = n,
+                              .dial_timeout_ms = 1000,
+                              .max_recv_bytes = 4u << 20,
+                              .mem = {pt_malloc, pt_realloc, pt_free}};
+  int rc = grpc_client_new(&cfg, &pt->gc);
+  for (size_t i = 0; i < n; i++) free(eps[i]);
+  free(eps);
+  if (rc) {
+    LOGE("msg=\"cannot create the peer transport\" error=\"%s\"", cetcd_strerror(rc));
+    free(pt->peers);
+    free(pt);
+    return NULL;
+  }
+  uv_async_init(loop, &pt->loop_async, on_loop_async);
+  pt->loop_async.data = pt;
+  grpc_client_run_sync(pt->gc, init_io_async, pt);
+  the_pt = pt;
+  return pt;
+}
+
+int peer_listen(peer_transport_t *pt, char *const *urls, size_t n) {
+  grpc_server_opts_t go = {.max_recv_msg_bytes = 64u << 20};
+  pt->server = grpc_server_new(pt->loop, &go);
+  grpc_server_add_methods(pt->server, peer_methods, sizeof(peer_methods) / sizeof(*peer_methods));
+  for (size_t i = 0; i < n; i++) {
+    url_t u;
+    char err[256];
+    int rc = urls_parse_one(urls[i], &u, err, sizeof(err));
+    if (rc) {
+      LOGE("msg=\"bad listen-peer-urls\" error=\"%s\"", err);
+      return rc;
+    }
+    rc = grpc_server_listen(pt->server, u.host, u.port);
+    if (rc) {
+      LOGE(
+          "msg=\"cannot listen for peers\" address=%s:%d error=\"%s\" fix=\"choose a free port with "
+          "--listen-peer-urls\"",
+          u.host, u.port, uv_strerror(rc));
+      urls_free_one(&u);
+      return rc;
+    }
+    LOGI("msg=\"serving peer traffic\" address=%s:%d", u.host, u.port);
+    urls_free_one(&u);
+  }
+  return 0;
+}
+
+void peer_send(peer_transport_t *pt, uint64_t to, const uint8_t *data, size_t len) {
+  for (size_t i = 0; i < pt->n; i++) {
+    peer_t *p = &pt->peers[i];
+    if (p->id != to) continue;
+    peer_msg_t *m = xmalloc(sizeof(*m) + len);
+    m->next = NULL;
+    m->len = len;
+    memcpy(m->data, data, len);
+    pthread_mutex_lock(&p->mu);
+    if (p->tail)
+      p->tail->next = m;
+    else
+      p->head = m;
+    p->tail = m;
+    pthread_mutex_unlock(&p->mu);
+    return;
+  }
+}
+
+void peer_flush(peer_transport_t *pt) { uv_async_send(&pt->io_async); }
+
+/* Frees the transport once its loop handle closed. */
+static void on_loop_async_closed(uv_handle_t *h) {
+  peer_transport_t *pt = h->data;
+  for (size_t i = 0; i < pt->n; i++) {
+    peer_msg_t *m = pt->peers[i].head;
+    while (m) {
+      peer_msg_t *next = m->next;
+      free(m);
+      m = next;
+    }
+    pthread_mutex_destroy(&pt->peers[i].mu);
+  }
+  free(pt->peers);
+  free(pt);
+}
+
+/* The peer server's connections are gone: release it. */
+static void peer_server_closed(void *arg) { grpc_server_free(arg); }
+
+void peer_free(peer_transport_t *pt) {
+  if (!pt) return;
+  the_pt = NULL;
+  grpc_client_run_sync(pt->gc, fini_io_async, pt);
+  grpc_client_free(pt->gc);
+  if (pt->server) grpc_server_shutdown(pt->server, 0, peer_server_closed, pt->server);
+  uv_close((uv_handle_t *)&pt->loop_async, on_loop_async_closed);
+}

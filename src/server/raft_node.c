@@ -1,0 +1,502 @@
+/* The Raft path of a multi-member cluster (see raft_node.h). Everything runs on the loop
+ * thread; the WAL is synced (wal_sync_now) before a Ready's messages are sent and its
+ * committed entries applied, so votes and append acks are always durable. */
+#include "server/raft_node.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "cetcd/errors.h"
+#include "lease/lease.h"
+#include "mvcc/mvcc.h"
+#include "raft/raft.h"
+#include "server/peer.h"
+#include "wal/wal.h"
+
+#define RN_REQUEST_TIMEOUT_MS 5000 /* proposals and reads not answered by then fail */
+
+typedef struct rn_prop {
+  struct rn_prop *next;
+  uint64_t id;
+  arena_t *arena; /* responses: the caller's arena, or NULL for dec */
+  arena_t *dec;   /* the decoded request (and responses if arena is NULL) until the answer */
+  propose_cb cb;
+  void *ctx;
+  uint64_t deadline;
+  apply_result_t res;
+} rn_prop_t;
+
+typedef struct rn_read {
+  struct rn_read *next;
+  uint64_t ctx_id;
+  uint64_t index;
+  bool have_index;
+  raft_node_read_cb cb;
+  void *ctx;
+  uint64_t deadline;
+  uint64_t next_ask;
+} rn_read_t;
+
+struct raft_node {
+  server_t *srv;
+  raft_t *raft;
+  ids_cluster_t cluster;
+  uint64_t *voters;
+  size_t n_voters;
+  peer_transport_t *peers;
+  uv_timer_t tick;
+  bool started, stopped, processing, announced;
+  uint64_t lead;
+  raft_role_t role;
+  uint64_t commit;
+  rn_prop_t *props; /* local proposals waiting to be applied */
+  rn_read_t *reads; /* linearizable reads waiting */
+  uint64_t next_read;
+  uint64_t rng;
+  /* WAL replay */
+  raft_entry_t *rents;
+  size_t n_rents, cap_rents;
+  raft_hard_state_t rhs;
+};
+
+static void rn_process(raft_node_t *rn);
+
+/* xorshift64* random source for election timeouts. */
+static uint64_t rn_rand(void *ctx) {
+  raft_node_t *rn = ctx;
+  rn->rng ^= rn->rng >> 12;
+  rn->rng ^= rn->rng << 25;
+  rn->rng ^= rn->rng >> 27;
+  return rn->rng * 2685821657736338717ULL;
+}
+
+int raft_node_create(server_t *srv, raft_node_t **out) {
+  *out = NULL;
+  cetcd_config_t *cfg = srv->cfg;
+  if (!cfg->initial_cluster || !*cfg->initial_cluster) return 0;
+  ids_cluster_t c;
+  char err[256];
+  if (ids_parse_initial_cluster(cfg->initial_cluster, cfg->initial_cluster_token, &c, err, sizeof(err)))
+    return 0; /* the single-member path reports it (ids_for_config) */
+  if (c.n_members < 2) {
+    ids_cluster_free(&c);
+    return 0;
+  }
+  raft_node_t *rn = xcalloc(1, sizeof(*rn));
+  rn->srv = srv;
+  rn->cluster = c;
+  rn->n_voters = c.n_members;
+  rn->voters = xcalloc(c.n_members, sizeof(uint64_t));
+  for (size_t i = 0; i < c.n_members; i++) rn->voters[i] = c.members[i].id;
+  *out = rn;
+  return 0;
+}
+
+const ids_cluster_t *raft_node_cluster(raft_node_t *rn) { return &rn->cluster; }
+
+void raft_node_replay_entry(raft_node_t *rn, uint64_t index, uint64_t term, const uint8_t *data, size_t len) {
+  /* a later leader may have overwritten a suffix: drop our entries from index on */
+  while (rn->n_rents && rn->rents[rn->n_rents - 1].index >= index) {
+    rn->n_rents--;
+    free((void *)rn->rents[rn->n_rents].data);
+  }
+  if (rn->n_rents && rn->rents[rn->n_rents - 1].index + 1 != index) {
+    for (size_t i = 0; i < rn->n_rents; i++) free((void *)rn->rents[i].data); /* gap: keep the tail */
+    rn->n_rents = 0;
+  }
+  if (rn->n_rents == rn->cap_rents) {
+    rn->cap_rents = rn->cap_rents ? 2 * rn->cap_rents : 64;
+    rn->rents = xrealloc(rn->rents, rn->cap_rents * sizeof(raft_entry_t));
+  }
+  uint8_t *copy = xmalloc(len ? len : 1);
+  if (len) memcpy(copy, data, len);
+  /* entry type is not in the WAL record: conf changes are never proposed here */
+  rn->rents[rn->n_rents++] =
+      (raft_entry_t){.term = term, .index = index, .type = RAFT_ENTRY_NORMAL, .data = copy, .len = len};
+}
+
+void raft_node_replay_hardstate(raft_node_t *rn, uint64_t term, uint64_t vote, uint64_t commit) {
+  rn->rhs = (raft_hard_state_t){.term = term, .vote = vote, .commit = commit};
+}
+
+/* ---- answering ---------------------------------------------------------------------- */
+
+/* Frees a proposal record. */
+static void prop_free(rn_prop_t *p) {
+  if (p->dec) {
+    arena_destroy(p->dec);
+    free(p->dec);
+  }
+  free(p);
+}
+
+/* Fails every waiting proposal and read with err. */
+static void fail_all(raft_node_t *rn, int err) {
+  rn_prop_t *p = rn->props;
+  rn->props = NULL;
+  while (p) {
+    rn_prop_t *next = p->next;
+    apply_result_t res = {.err = err};
+    p->cb(p->ctx, &res);
+    prop_free(p);
+    p = next;
+  }
+  rn_read_t *r = rn->reads;
+  rn->reads = NULL;
+  while (r) {
+    rn_read_t *next = r->next;
+    r->cb(r->ctx, err);
+    free(r);
+    r = next;
+  }
+}
+
+/* Serves the reads whose read index the state machine reached. */
+static void serve_reads(raft_node_t *rn) {
+  rn_read_t **pp = &rn->reads;
+  while (*pp) {
+    rn_read_t *r = *pp;
+    if (r->have_index && r->index <= rn->srv->applied_index) {
+      *pp = r->next;
+      r->cb(r->ctx, 0);
+      free(r);
+    } else {
+      pp = &r->next;
+    }
+  }
+}
+
+/* Removes and returns the local proposal with request id, or NULL. */
+static rn_prop_t *take_prop(raft_node_t *rn, uint64_t id) {
+  for (rn_prop_t **pp = &rn->props; *pp; pp = &(*pp)->next)
+    if ((*pp)->id == id) {
+      rn_prop_t *p = *pp;
+      *pp = p->next;
+      p->next = NULL;
+      return p;
+    }
+  return NULL;
+}
+
+/* Applies committed entries in one mvcc batch, then answers local proposers in order. */
+static void apply_committed(raft_node_t *rn, const raft_entry_t *ents, size_t n) {
+  server_t *srv = rn->srv;
+  rn_prop_t *done = NULL, **tail = &done;
+  bool any = false;
+  for (size_t i = 0; i < n; i++) {
+    const raft_entry_t *e = &ents[i];
+    if (e->index <= srv->applied_index) continue;
+    if (!any) mvcc_batch_begin(srv->mvcc);
+    any = true;
+    if (e->type == RAFT_ENTRY_NORMAL && e->len) {
+      arena_t *dec = xmalloc(sizeof(*dec));
+      arena_init(dec);
+      Cetcdinternal__InternalRequest *req =
+          cetcdinternal__internal_request__unpack(&dec->pb, e->len, e->data);
+      rn_prop_t *p = req ? take_prop(rn, req->id) : NULL;
+      if (!req) LOGE("msg=\"cannot decode a committed entry\" index=%" PRIu64, e->index);
+      apply_result_t res;
+      memset(&res, 0, sizeof(res));
+      if (req)
+        server_apply_entry(srv, req, p && p->arena ? p->arena : dec, &res);
+      else
+        res.err = CETCD_ECORRUPT;
+      if (p) {
+        p->res = res;
+        p->dec = dec;
+        *tail = p;
+        tail = &p->next;
+      } else {
+        arena_destroy(dec);
+        free(dec);
+      }
+    }
+    srv->applied_index = e->index;
+  }
+  if (!any) return;
+  int rc = mvcc_batch_commit(srv->mvcc, srv->applied_index);
+  if (rc) {
+    LOGE("msg=\"backend commit failed\" error=\"%s\"", cetcd_strerror(rc));
+    abort(); /* the log is durable: restarting replays it */
+  }
+  while (done) {
+    rn_prop_t *next = done->next;
+    done->cb(done->ctx, &done->res);
+    prop_free(done);
+    done = next;
+  }
+}
+
+/* ---- Ready loop --------------------------------------------------------------------- */
+
+/* Logs the lines etcd's tooling waits for, once a leader is known. */
+static void announce(raft_node_t *rn) {
+  server_t *srv = rn->srv;
+  rn->announced = true;
+  LOGI("msg=\"enabled capabilities for version\" cluster-version=%s", CETCD_CLUSTER_VERSION);
+  LOGI("msg=\"published local member to cluster through raft\" local-member-id=%016" PRIx64
+       " cluster-id=%016" PRIx64,
+       srv->member_id, srv->cluster_id);
+  LOGI("msg=\"ready to serve client requests\"");
+}
+
+/* Leadership changes: leases expire only on the leader. */
+static void on_soft_state(raft_node_t *rn, const raft_soft_state_t *ss) {
+  server_t *srv = rn->srv;
+  if (ss->role == RAFT_LEADER && rn->role != RAFT_LEADER) {
+    LOGI("msg=\"%016" PRIx64 " became leader at term %" PRIu64 "\"", srv->member_id, srv->term);
+    lease_promote(srv->lessor, srv->cfg->election_timeout_ms);
+  } else if (ss->role != RAFT_LEADER && rn->role == RAFT_LEADER) {
+    lease_demote(srv->lessor);
+  }
+  if (ss->lead != rn->lead)
+    LOGI("msg=\"raft leader changed\" member-id=%016" PRIx64 " leader=%016" PRIx64 " term=%" PRIu64,
+         srv->member_id, ss->lead, srv->term);
+  rn->role = ss->role;
+  rn->lead = ss->lead;
+  if (rn->lead != RAFT_NONE && !rn->announced) announce(rn);
+}
+
+/* Drains the Ready loop: persist, sync, send, apply, advance. */
+static void rn_process(raft_node_t *rn) {
+  if (rn->processing || !rn->raft || rn->stopped) return;
+  rn->processing = true;
+  server_t *srv = rn->srv;
+  buf_t b = {0};
+  while (raft_has_ready(rn->raft)) {
+    raft_ready_t rd;
+    if (raft_ready(rn->raft, &rd)) break;
+    if (rd.hs_changed) {
+      srv->term = rd.hs.term;
+      rn->commit = rd.hs.commit;
+    }
+    if (rd.soft_changed) on_soft_state(rn, &rd.soft);
+    int rc = 0;
+    for (size_t i = 0; i < rd.n_entries && !rc; i++)
+      rc = wal_append_entry(srv->wal, rd.entries[i].index, rd.entries[i].term, rd.entries[i].data,
+                            rd.entries[i].len);
+    if (!rc && rd.hs_changed) rc = wal_append_hardstate(srv->wal, rd.hs.term, rd.hs.vote, rd.hs.commit);
+    if (!rc && (rd.must_sync || rd.n_entries || rd.hs_changed)) rc = wal_sync_now(srv->wal);
+    if (rc) {
+      LOGE("msg=\"WAL write failed; stopping raft\" error=\"%s\"", cetcd_strerror(rc));
+      srv->wal_failed = true;
+      rn->stopped = true;
+      break;
+    }
+    for (size_t i = 0; i < rd.n_msgs; i++) {
+      buf_reset(&b);
+      raft_msg_encode(&rd.msgs[i], &b);
+      peer_send(rn->peers, rd.msgs[i].to, b.data, b.len);
+    }
+    if (rd.n_msgs) peer_flush(rn->peers);
+    apply_committed(rn, rd.committed, rd.n_committed);
+    for (size_t i = 0; i < rd.n_read_states; i++) {
+      const raft_read_state_t *rs = &rd.read_states[i];
+      if (rs->ctx_len != 8) continue;
+      uint64_t id;
+      memcpy(&id, rs->ctx, 8);
+      for (rn_read_t *r = rn->reads; r; r = r->next)
+        if (r->ctx_id == id) {
+          r->index = rs->index;
+          r->have_index = true;
+        }
+    }
+    serve_reads(rn);
+    raft_advance(rn->raft, &rd);
+  }
+  buf_free(&b);
+  rn->processing = false;
+}
+
+/* Asks raft for a read index for r. */
+static void ask_read(raft_node_t *rn, rn_read_t *r) {
+  r->next_ask = uv_now(rn->srv->loop) + rn->srv->cfg->election_timeout_ms;
+  raft_read_index(rn->raft, (const uint8_t *)&r->ctx_id, 8);
+}
+
+/* Tick timer: raft's clock, plus timeouts of proposals and reads. */
+static void on_tick(uv_timer_t *t) {
+  raft_node_t *rn = t->data;
+  if (rn->stopped) return;
+  raft_tick(rn->raft);
+  uint64_t now = uv_now(rn->srv->loop);
+  rn_prop_t **pp = &rn->props;
+  while (*pp) {
+    rn_prop_t *p = *pp;
+    if (p->deadline > now) {
+      pp = &p->next;
+      continue;
+    }
+    *pp = p->next;
+    apply_result_t res = {.err = CETCD_ETIMEOUT};
+    p->cb(p->ctx, &res);
+    prop_free(p);
+  }
+  rn_read_t **rp = &rn->reads;
+  while (*rp) {
+    rn_read_t *r = *rp;
+    if (r->deadline <= now) {
+      *rp = r->next;
+      r->cb(r->ctx, CETCD_ETIMEOUT);
+      free(r);
+      continue;
+    }
+    if (!r->have_index && r->next_ask <= now) ask_read(rn, r);
+    rp = &r->next;
+  }
+  rn_process(rn);
+}
+
+/* A raft message from a peer. */
+static void on_peer_message(void *ctx, const uint8_t *data, size_t len) {
+  raft_node_t *rn = ctx;
+  if (!rn->raft || rn->stopped) return;
+  arena_t a;
+  arena_init(&a);
+  raft_msg_t m;
+  if (raft_msg_decode(data, len, &a, &m) == 0) raft_step(rn->raft, &m);
+  arena_destroy(&a);
+  rn_process(rn);
+}
+
+/* The stream to a peer broke. */
+static void on_peer_unreachable(void *ctx, uint64_t id) {
+  raft_node_t *rn = ctx;
+  if (!rn->raft || rn->stopped) return;
+  raft_report_unreachable(rn->raft, id);
+}
+
+int raft_node_start(raft_node_t *rn) {
+  server_t *srv = rn->srv;
+  cetcd_config_t *cfg = srv->cfg;
+  uint64_t applied = mvcc_consistent_index(srv->mvcc);
+  raft_snapshot_t snap = {.voters = rn->voters, .n_voters = rn->n_voters};
+  raft_restore_t rs = {.hs = rn->rhs, .applied = applied};
+  if (rn->n_rents) {
+    if (rn->rents[0].index > 1) {
+      snap.index = rn->rents[0].index - 1;
+      snap.term = rn->rents[0].term;
+      rs.snapshot = &snap;
+    }
+  } else if (applied) {
+    snap.index = applied;
+    snap.term = rn->rhs.term;
+    rs.snapshot = &snap;
+  }
+  rs.entries = rn->rents;
+  rs.n_entries = rn->n_rents;
+  if (rs.hs.commit < applied) rs.hs.commit = applied;
+  rn->rng = srv->member_id ^ (uint64_t)uv_hrtime() ^ 0x9e3779b97f4a7c15ULL;
+  if (!rn->rng) rn->rng = 1;
+  uint32_t hb = cfg->heartbeat_interval_ms ? cfg->heartbeat_interval_ms : 100;
+  raft_config_t rc = {
+      .id = srv->member_id,
+      .voters = rn->voters,
+      .n_voters = rn->n_voters,
+      .election_tick = (int)(cfg->election_timeout_ms / hb) > 1 ? (int)(cfg->election_timeout_ms / hb) : 10,
+      .heartbeat_tick = 1,
+      .pre_vote = true,
+      .check_quorum = true,
+      .rand = rn_rand,
+      .rand_ctx = rn,
+      .restore = (rs.hs.term || rs.n_entries || rs.snapshot) ? &rs : NULL};
+  if (rc.restore && !rs.snapshot && rs.n_entries == 0) rs.applied = 0;
+  rn->raft = raft_new(&rc);
+  for (size_t i = 0; i < rn->n_rents; i++) free((void *)rn->rents[i].data);
+  free(rn->rents);
+  rn->rents = NULL;
+  rn->n_rents = rn->cap_rents = 0;
+  if (!rn->raft) {
+    LOGE("msg=\"cannot create the raft node\" member-id=%016" PRIx64, srv->member_id);
+    return CETCD_EINVAL;
+  }
+  raft_status_t st;
+  raft_status(rn->raft, &st);
+  srv->term = st.term;
+  srv->last_index = st.last_index;
+  /* request ids unique across members and restarts: member bits, then the start time */
+  srv->next_request_id =
+      (srv->member_id & 0xffff000000000000ULL) | ((uv_hrtime() / 1000000 & 0xffffffffffULL) << 8);
+  char **urls = xcalloc(rn->cluster.n_members, sizeof(char *));
+  for (size_t i = 0; i < rn->cluster.n_members; i++) urls[i] = rn->cluster.members[i].peer_urls[0];
+  peer_cbs_t cbs = {.on_message = on_peer_message, .on_unreachable = on_peer_unreachable, .ctx = rn};
+  rn->peers = peer_new(srv->loop, rn->voters, urls, rn->n_voters, &cbs);
+  free(urls);
+  if (!rn->peers) return CETCD_EINVAL;
+  int r = peer_listen(rn->peers, cfg->listen_peer_urls, cfg->n_listen_peer_urls);
+  if (r) return r;
+  uv_timer_init(srv->loop, &rn->tick);
+  rn->tick.data = rn;
+  uv_timer_start(&rn->tick, on_tick, hb, hb);
+  rn->started = true;
+  LOGI("msg=\"starting raft\" member-id=%016" PRIx64 " members=%zu term=%" PRIu64 " applied-index=%" PRIu64
+       " last-index=%" PRIu64,
+       srv->member_id, rn->n_voters, st.term, applied, st.last_index);
+  rn_process(rn);
+  return 0;
+}
+
+void raft_node_propose(raft_node_t *rn, const uint8_t *data, size_t len, uint64_t req_id, arena_t *arena,
+                       propose_cb cb, void *ctx) {
+  if (rn->stopped || !rn->raft) {
+    apply_result_t res = {.err = CETCD_ESTOPPED};
+    cb(ctx, &res);
+    return;
+  }
+  int rc = raft_propose(rn->raft, data, len);
+  if (rc) {
+    apply_result_t res = {.err = rc};
+    cb(ctx, &res);
+    return;
+  }
+  rn_prop_t *p = xcalloc(1, sizeof(*p));
+  p->id = req_id;
+  p->arena = arena;
+  p->cb = cb;
+  p->ctx = ctx;
+  p->deadline = uv_now(rn->srv->loop) + RN_REQUEST_TIMEOUT_MS;
+  p->next = rn->props;
+  rn->props = p;
+  rn_process(rn);
+}
+
+void raft_node_read_index(raft_node_t *rn, raft_node_read_cb cb, void *ctx) {
+  if (rn->stopped || !rn->raft) {
+    cb(ctx, CETCD_ESTOPPED);
+    return;
+  }
+  rn_read_t *r = xcalloc(1, sizeof(*r));
+  r->ctx_id = ++rn->next_read ^ (rn->srv->member_id << 32);
+  r->cb = cb;
+  r->ctx = ctx;
+  r->deadline = uv_now(rn->srv->loop) + RN_REQUEST_TIMEOUT_MS;
+  r->next = rn->reads;
+  rn->reads = r;
+  ask_read(rn, r);
+  rn_process(rn);
+}
+
+void raft_node_info(raft_node_t *rn, uint64_t *leader, uint64_t *index, uint64_t *term) {
+  raft_status_t st;
+  memset(&st, 0, sizeof(st));
+  if (rn->raft) raft_status(rn->raft, &st);
+  if (leader) *leader = st.lead;
+  if (index) *index = st.commit;
+  if (term) *term = st.term;
+}
+
+void raft_node_stop(raft_node_t *rn) {
+  if (!rn || rn->stopped) return;
+  rn->stopped = true;
+  if (rn->started) {
+    uv_timer_stop(&rn->tick);
+    uv_close((uv_handle_t *)&rn->tick, NULL);
+    peer_free(rn->peers);
+    rn->peers = NULL;
+  }
+  fail_all(rn, CETCD_ESTOPPED);
+}

@@ -1,0 +1,44 @@
+/* The Raft path of a multi-member cluster (--initial-cluster with more than one member):
+ * drives the raft core (src/raft/) on the server loop. A tick timer from
+ * --heartbeat-interval; each Ready is persisted to the WAL (entries, hard state, synced),
+ * its messages go out through the peer transport, committed entries are applied with
+ * server_apply_entry in one mvcc batch whose consistent index is the last applied entry,
+ * and the member that received a client request answers it once it is applied locally.
+ * Linearizable reads wait for a read index and for the applied index to reach it. */
+#ifndef CETCD_SERVER_RAFT_NODE_H
+#define CETCD_SERVER_RAFT_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "server/ids.h"
+#include "server/server.h"
+
+typedef struct raft_node raft_node_t;
+
+/* Called once a linearizable read may be served locally (err 0) or failed. */
+typedef void (*raft_node_read_cb)(void *ctx, int err);
+
+/* Parses --initial-cluster; with more than one member creates the node in *out, otherwise
+ * leaves *out NULL (single-member path). Returns 0 or CETCD_EINVAL (logged). */
+int raft_node_create(server_t *srv, raft_node_t **out);
+/* WAL replay hooks (before raft_node_start): entries and hard states as read back. */
+void raft_node_replay_entry(raft_node_t *rn, uint64_t index, uint64_t term, const uint8_t *data, size_t len);
+void raft_node_replay_hardstate(raft_node_t *rn, uint64_t term, uint64_t vote, uint64_t commit);
+/* Creates the raft core from what was replayed, listens for peers and starts ticking. The
+ * readiness lines are logged once a leader is known. Returns 0 or a negative code. */
+int raft_node_start(raft_node_t *rn);
+/* Proposes an encoded InternalRequest whose id is req_id; cb runs once it is applied here
+ * (responses in arena, or a scratch arena when NULL) or failed. */
+void raft_node_propose(raft_node_t *rn, const uint8_t *data, size_t len, uint64_t req_id, arena_t *arena,
+                       propose_cb cb, void *ctx);
+/* Waits for a read index and for the local state to reach it, then calls cb. */
+void raft_node_read_index(raft_node_t *rn, raft_node_read_cb cb, void *ctx);
+/* Leader id (0 if none), commit index and term. */
+void raft_node_info(raft_node_t *rn, uint64_t *leader, uint64_t *index, uint64_t *term);
+/* The initial cluster (member names, peer URLs, ids). */
+const ids_cluster_t *raft_node_cluster(raft_node_t *rn);
+/* Stops ticking and the peer transport and fails what waits. */
+void raft_node_stop(raft_node_t *rn);
+
+#endif
