@@ -13,7 +13,6 @@ Environment:
 """
 
 import atexit
-import ctypes
 import difflib
 import os
 import random
@@ -96,12 +95,19 @@ def free_port():
     raise RuntimeError("no free port found")
 
 
-def _pdeathsig():
-    """Child pre-exec hook: get SIGKILLed if the test process dies (no orphaned servers)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+# Children must die with the test process (no orphaned servers), but a Python pre-exec hook
+# (preexec_fn) is unsafe here: the tests run grpc's threads, and a child that runs Python
+# code between fork and exec can deadlock on a lock another thread held at fork time (seen
+# under CPU load: Popen never returned). So servers are started through util-linux's
+# `setpriv --pdeathsig KILL`, which sets PR_SET_PDEATHSIG and then execs (same PID), and the
+# old hook name is kept as None for callers that pass it.
+_pdeathsig = None
+PDEATHSIG_PREFIX = ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] if os.path.exists("/usr/bin/setpriv") else []
+
+
+def guarded(argv):
+    """argv wrapped so the child gets SIGKILL when the test process dies."""
+    return PDEATHSIG_PREFIX + list(argv)
 
 
 _live_servers = []
@@ -192,9 +198,8 @@ class Server:
         self._log.flush()
         self._log_offset = self._log.tell()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "ETCDCTL_"))}
-        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env, cwd=self.root,
-                                     preexec_fn=_pdeathsig)
+        self.proc = subprocess.Popen(guarded(self.argv()), stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=env, cwd=self.root)
         self.starts += 1
         if wait:
             self.wait_ready(timeout)
