@@ -86,9 +86,6 @@ int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg);
  * storage. The loop ends once everything is closed. */
 void server_stop(server_t *srv);
 
-/* Fills a response header with the cluster/member ids, raft term and current revision. */
-void server_fill_header(server_t *srv, Etcdserverpb__ResponseHeader *h, int64_t revision);
-
 /* Proposes a state change: it is logged, made durable, applied in log order, and then cb
  * runs with the result, whose responses are allocated in `arena` (borrowed; must outlive
  * the callback — if the caller may go away first, it passes arena NULL and a scratch arena

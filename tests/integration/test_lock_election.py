@@ -142,8 +142,8 @@ class LockElection(unittest.TestCase):
             self.assertLess(handoff, 5)
 
     def _holder_killed(self, srv):
-        # the holder's lease (TTL 2 s in etcdctl? no: etcdctl uses 60 s sessions) is revoked
-        # when we SIGKILL it only after TTL; use the Lock service with a short lease instead.
+        # etcdctl's sessions last 60 s, so the holder here takes the Lock service with a
+        # 2 s lease that nobody keeps alive: it expires like a killed holder's would.
         lease = grant(srv, 2)
         resp = unary(srv, "/v3lockpb.Lock/Lock", pb_field(1, b"svc") + pb_field(2, lease))
         key = field(resp, 2)
