@@ -30,10 +30,21 @@ def grant(srv, ttl):
     return m.group(1)
 
 
+ATTACHED_RE = re.compile(r"attached keys\(\[([^\]]*)\]\)")
+JSON_KEYS_RE = re.compile(r'"keys":\[([^\]]*)\]')
+
+
+def sort_attached_keys(text):
+    """etcd lists a lease's keys in Go map order (random per call); sort both spellings
+    (the simple "attached keys([a b])" and the JSON "keys":["..",".."]) so runs compare."""
+    text = ATTACHED_RE.sub(lambda m: "attached keys([%s])" % " ".join(sorted(m.group(1).split())), text)
+    return JSON_KEYS_RE.sub(lambda m: '"keys":[%s]' % ",".join(sorted(m.group(1).split(","))), text)
+
+
 def mask_lease(text, lid):
-    """mask() plus the lease id in decimal (JSON output) and hex."""
+    """mask() plus the lease id in decimal (JSON output) and hex, and key order sorted."""
     text = text.replace(str(int(lid, 16)), "<LEASE>").replace(lid, "<LEASE>")
-    return mask(text)
+    return mask(sort_attached_keys(text))
 
 
 def rev_of(srv):
