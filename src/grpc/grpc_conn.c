@@ -202,6 +202,24 @@ static void on_write(uv_write_t *req, int status) {
   grpc_conn_mark_dirty(c);
 }
 
+/* Writes c->out straight to the socket when it takes all of it (the common case: a reply
+ * fits the socket buffer), which skips uv_write's request, its callback on the next loop
+ * iteration and the epoll re-arm that comes with it. Keeps what was not written at the
+ * front of c->out; returns true when nothing is left. */
+static bool try_write_now(grpc_conn_t *c) {
+  uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+  int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (n <= 0) return false; /* EAGAIN or an error: uv_write queues it or reports it */
+  if ((size_t)n == c->out.len) {
+    c->out.len = 0;
+    if (c->out.cap > INFLIGHT_KEEP) buf_free(&c->out);
+    return true;
+  }
+  memmove(c->out.data, c->out.data + n, c->out.len - (size_t)n);
+  c->out.len -= (size_t)n;
+  return false;
+}
+
 /* Sends GOAWAY (shutdown) once the session exists; an HTTP/1.1 connection closes after
  * the answer to its request in flight (now if idle); an undetected one closes now. */
 static bool do_goaway(grpc_conn_t *c) {
@@ -242,7 +260,7 @@ void grpc_conn_flush(grpc_conn_t *c) {
     if (!c->has_socket) {
       if (c->sink) buf_append(c->sink, c->out.data, c->out.len);
       c->out.len = 0;
-    } else {
+    } else if (!try_write_now(c)) {
       buf_t t = c->inflight;
       c->inflight = c->out;
       c->out = t;

@@ -108,13 +108,16 @@ grpc_server_t *grpc_server_new(uv_loop_t *loop, const grpc_server_opts_t *opts) 
   return s;
 }
 
-void grpc_server_on_prepare(uv_prepare_t *p) {
-  grpc_server_t *s = p->data;
+void grpc_server_flush(grpc_server_t *s) {
   while (!grpc_list_empty(&s->dirty)) {
     grpc_conn_t *c = GRPC_CONTAINER(s->dirty.next, grpc_conn_t, dirty);
     grpc_list_remove(&c->dirty);
     grpc_conn_flush(c);
   }
+}
+
+void grpc_server_on_prepare(uv_prepare_t *p) {
+  grpc_server_flush(p->data);
   uv_prepare_stop(p);
 }
 

@@ -114,6 +114,10 @@ void grpc_server_add_methods(grpc_server_t *s, const grpc_method_t *methods, siz
 int grpc_server_listen(grpc_server_t *s, const char *host, int port);
 /* The local port of the first listener (useful after listening on port 0), or -1. */
 int grpc_server_port(grpc_server_t *s);
+/* Writes out now what calls answered since the last flush (normally done once per loop
+ * iteration, just before the loop waits for I/O); for code that answers calls late in an
+ * iteration, after the server's own flush may have run. */
+void grpc_server_flush(grpc_server_t *s);
 /* Graceful shutdown: stop accepting, send GOAWAY on every connection (HTTP/1.1 ones close
  * once their request in flight is answered), let in-flight calls, HTTP requests and started
  * local calls finish; `done` runs on the loop once every connection has closed and every

@@ -9,6 +9,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "grpc/grpc_server.h"
 #include "cetcd/errors.h"
 #include "mvcc/mvcc.h"
 #include "server/raft_node.h"
@@ -76,7 +77,9 @@ void server_propose(server_t *srv, Cetcdinternal__InternalRequest *req, arena_t 
   else
     srv->pending_head = p;
   srv->pending_tail = p;
+  if (srv->wal_flush_on) uv_prepare_start(&srv->wal_flush, server_wal_flush_cb);
 }
+
 
 /* Decodes and applies one logged entry. */
 static void apply_bytes(server_t *srv, const uint8_t *data, size_t len, arena_t *decode_arena, arena_t *out,
@@ -120,6 +123,16 @@ void server_on_durable(server_t *srv, uint64_t durable) {
     arena_destroy(&p->scratch);
     free(p);
     p = next;
+  }
+}
+
+void server_wal_flush_cb(uv_prepare_t *h) {
+  server_t *srv = h->data;
+  uv_prepare_stop(h);
+  uint64_t durable;
+  if (wal_flush(srv->wal, &durable) == 1 && durable) {
+    server_on_durable(srv, durable);
+    grpc_server_flush(srv->grpc); /* the answers go out before the loop sleeps */
   }
 }
 

@@ -251,7 +251,8 @@ static int open_storage(server_t *srv) {
                       .on_durable = on_wal_durable,
                       .on_error = on_wal_error,
                       .ctx = srv,
-                      .on_fsync = metrics_observe_wal_fsync};
+                      .on_fsync = metrics_observe_wal_fsync,
+                      .defer_wake = !srv->rn}; /* raft syncs its Ready with wal_sync_now */
   mvcc_batch_begin(srv->mvcc);
   rc = wal_open(walpath, &wo, &cbs, &srv->wal);
   if (rc) {
@@ -265,9 +266,14 @@ static int open_storage(server_t *srv) {
   if (rctx.replayed) LOGI("msg=\"replayed WAL\" entries=%" PRIu64 " applied-index=%" PRIu64, rctx.replayed,
                           srv->applied_index);
   if (srv->rn) return 0; /* raft keeps its own hard state */
+  uv_prepare_init(srv->loop, &srv->wal_flush);
+  srv->wal_flush.data = srv;
+  srv->wal_flush_on = true;
   /* A single member elects itself at every start: a new term, like etcd's. */
   srv->term = (rctx.last_term ? rctx.last_term : 1) + 1;
-  return wal_append_hardstate(srv->wal, srv->term, 0, srv->last_index);
+  if ((rc = wal_append_hardstate(srv->wal, srv->term, 0, srv->last_index))) return rc;
+  uint64_t none;
+  return wal_flush(srv->wal, &none) < 0 ? CETCD_ESTOPPED : 0; /* no entry: the writer takes it */
 }
 
 /* Binds every --listen-client-urls address. */
@@ -373,6 +379,10 @@ static void after_grpc_shutdown(void *arg) {
   uv_close((uv_handle_t *)&srv->sigterm, NULL);
   uv_close((uv_handle_t *)&srv->sigint, NULL);
   uv_close((uv_handle_t *)&srv->sync_timer, NULL);
+  if (srv->wal_flush_on) {
+    srv->wal_flush_on = false;
+    uv_close((uv_handle_t *)&srv->wal_flush, NULL); /* wal_close writes what is pending */
+  }
   if (srv->sync_work.data)
     srv->close_pending = true; /* sync_done closes storage */
   else

@@ -64,6 +64,8 @@ typedef struct server {
   uint64_t next_request_id;
   pending_entry_t *pending_head; /* proposals waiting for durability, in index order */
   pending_entry_t *pending_tail;
+  uv_prepare_t wal_flush; /* single member: gets this iteration's appends written */
+  bool wal_flush_on;      /* wal_flush is initialised */
   bool stopping;
   bool wal_failed;
   uv_signal_t sigterm, sigint;
@@ -92,6 +94,10 @@ void server_stop(server_t *srv);
  * is used). `req` is borrowed for this call only (it is encoded at once). */
 void server_propose(server_t *srv, Cetcdinternal__InternalRequest *req, arena_t *arena, propose_cb cb,
                     void *ctx);
+
+/* Single member, prepare phase (after this loop iteration's requests were read): gets the
+ * WAL's pending entries written, by the loop itself when one client writes at a time. */
+void server_wal_flush_cb(uv_prepare_t *p);
 
 /* Applies one decoded entry inside an open mvcc batch. Responses go in `arena`. */
 void server_apply_entry(server_t *srv, const Cetcdinternal__InternalRequest *req, arena_t *arena,

@@ -156,6 +156,7 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
   w->on_durable = opts->on_durable;
   w->on_error = opts->on_error;
   w->on_fsync = opts->on_fsync;
+  w->defer_wake = opts->defer_wake && opts->loop;
   w->ctx = opts->ctx;
   w->pending = &w->batches[0];
   pthread_mutex_init(&w->mu, NULL);
@@ -240,9 +241,18 @@ static int append(wal_t *w, const uint8_t *prefix, size_t nprefix, const void *t
   if (ntail) memcpy(dst + nprefix, tail, ntail);
   memset(dst + nprefix + ntail, 0, total - nprefix - ntail);
   b->buf.len += total;
-  wake_writer(w);
   *bp = b;
-  return 0; /* mu stays held: the caller updates the summary and unlocks */
+  return 0; /* mu stays held: the caller updates the summary, then finish_append */
+}
+
+/* Ends an append: drops mu, then wakes the writer if it sleeps. Signalling after the
+ * unlock spares the writer waking up only to block on mu again; no wake-up is lost, as
+ * the writer re-checks for work under mu before it sleeps. */
+static int finish_append(wal_t *w) {
+  bool idle = w->writer_idle && !w->defer_wake;
+  pthread_mutex_unlock(&w->mu);
+  if (idle) pthread_cond_signal(&w->wake);
+  return 0;
 }
 
 int wal_append_entry(wal_t *w, uint64_t index, uint64_t term, const void *data, size_t len) {
@@ -256,9 +266,9 @@ int wal_append_entry(wal_t *w, uint64_t index, uint64_t term, const void *data, 
   if (rc) return rc;
   if (!b->has_entry || index > b->max_index) b->max_index = index;
   b->has_entry = true;
+  b->entries++;
   b->last_index = index;
-  pthread_mutex_unlock(&w->mu);
-  return 0;
+  return finish_append(w);
 }
 
 int wal_append_hardstate(wal_t *w, uint64_t term, uint64_t vote, uint64_t commit) {
@@ -272,8 +282,7 @@ int wal_append_hardstate(wal_t *w, uint64_t term, uint64_t vote, uint64_t commit
   if (rc) return rc;
   b->has_hs = true;
   b->hs[0] = term, b->hs[1] = vote, b->hs[2] = commit;
-  pthread_mutex_unlock(&w->mu);
-  return 0;
+  return finish_append(w);
 }
 
 int wal_append_snapshot(wal_t *w, uint64_t index, uint64_t term) {
@@ -286,8 +295,63 @@ int wal_append_snapshot(wal_t *w, uint64_t index, uint64_t term) {
   if (rc) return rc;
   b->has_snap = true;
   b->snap[0] = index, b->snap[1] = term;
+  return finish_append(w);
+}
+
+/* Under mu: may the loop write the pending batch itself? Only when the writer sleeps with
+ * nothing else to do, and the batch is a lone entry after a lone entry (one client at a
+ * time; under load the writer overlaps its fdatasync with the loop's work, which is
+ * worth more than the saved hand-offs), and it does not end the segment. */
+static bool inline_write_ok(wal_t *w) {
+  const wal_batch_t *b = w->pending;
+  return w->writer_idle && !w->err && !w->stopping && !w->inject_err && b->entries == 1 &&
+         w->last_batch_entries == 1 && w->sync_req == w->sync_done && w->release_req == w->release_done &&
+         w->off + WAL_BATCH_REC_SIZE + b->buf.len < w->seg_size;
+}
+
+int wal_flush(wal_t *w, uint64_t *durable) {
+  *durable = 0;
+  pthread_mutex_lock(&w->mu);
+  if (!w->pending->buf.len) {
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+  }
+  if (!inline_write_ok(w)) {
+    bool idle = w->writer_idle;
+    pthread_mutex_unlock(&w->mu);
+    if (idle) pthread_cond_signal(&w->wake);
+    return 0;
+  }
+  wal_batch_t *b = w->pending;
+  w->pending = b == &w->batches[0] ? &w->batches[1] : &w->batches[0];
+  w->loop_writing = true; /* the writer sleeps and stays off w->fd, w->off, w->segs */
   pthread_mutex_unlock(&w->mu);
-  return 0;
+
+  int rc = wal_write_batch(w, b, 0);
+
+  pthread_mutex_lock(&w->mu);
+  w->loop_writing = false;
+  if (rc) {
+    if (!w->err) w->err = rc;
+  } else if (b->has_entry) {
+    w->has_durable = true;
+    w->durable_index = b->last_index;
+    w->durable_seq++;
+    w->reported_seq = w->durable_seq; /* reported by our return, not by async_cb */
+    *durable = b->last_index;
+  }
+  wal_batch_reset(b);
+  bool wake = w->writer_idle && w->pending->buf.len;
+  pthread_mutex_unlock(&w->mu);
+  if (wake) pthread_cond_signal(&w->wake);
+  if (rc) {
+    if (!w->err_reported) {
+      w->err_reported = true;
+      w->on_error(w->ctx, rc);
+    }
+    return rc;
+  }
+  return 1;
 }
 
 int wal_sync_now(wal_t *w) {

@@ -21,6 +21,7 @@
 #ifndef CETCD_WAL_WAL_H
 #define CETCD_WAL_WAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -53,6 +54,10 @@ typedef struct wal_options {
   /* Optional: runs ON THE WRITER THREAD after each batch's fdatasync with its duration in
    * seconds (for the fsync latency histogram); must be thread-safe and quick. */
   void (*on_fsync)(double seconds);
+  /* Appends leave the writer asleep; the owner calls wal_flush once it has appended what
+   * it has for now (e.g. once per loop iteration). Lets the loop write a lone entry
+   * itself (see wal_flush) and gathers bigger batches for the writer. */
+  bool defer_wake;
 } wal_options_t;
 
 /* Replay callbacks used by wal_open. Each returns 0 to continue, or a negative code
@@ -79,7 +84,7 @@ typedef struct wal_replay {
 int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *replay, wal_t **out);
 
 /* Appends an ENTRY record (data is copied, borrowed only during the call) to the pending
- * batch and wakes the writer. O(len); never blocks on I/O.
+ * batch and wakes the writer (unless opts->defer_wake). O(len); never blocks on I/O.
  * Returns 0; CETCD_ETOOLARGE if len > WAL_MAX_ENTRY_SIZE; or the writer's error if the
  * WAL has failed (the entry is then not logged). */
 int wal_append_entry(wal_t *w, uint64_t index, uint64_t term, const void *data, size_t len);
@@ -91,6 +96,15 @@ int wal_append_hardstate(wal_t *w, uint64_t term, uint64_t vote, uint64_t commit
 /* Appends a SNAPSHOT marker (a snapshot at index/term exists). Returns 0 or the writer's
  * error. */
 int wal_append_snapshot(wal_t *w, uint64_t index, uint64_t term);
+
+/* With opts->defer_wake, on the loop thread: gets what was appended written. When the
+ * writer is idle, the pending batch holds a single entry and so did the batch before it
+ * (one client at a time), the calling thread writes and syncs it itself: the fdatasync
+ * costs the same, and the two thread hand-offs are saved. Then *durable is set to the
+ * batch's last entry index (0 if it held no entry) and 1 is returned; the caller applies
+ * those entries itself (on_durable is not called for them). Otherwise the writer is woken
+ * and 0 is returned. A failed inline write returns the error after on_error ran. */
+int wal_flush(wal_t *w, uint64_t *durable);
 
 /* Blocks the calling thread until everything appended before the call is durable (and
  * pending wal_release_before work is done). on_durable still runs later on the loop.

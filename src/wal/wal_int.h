@@ -168,6 +168,7 @@ int wal_replay_all(int dirfd, const char *dir, wal_seg_t *segs, size_t n, const 
 /* Records appended since the writer last took a batch, with what they contain. */
 typedef struct wal_batch {
   buf_t buf;
+  uint32_t entries; /* ENTRY records in buf */
   bool has_entry;
   uint64_t last_index, max_index;
   bool has_hs, has_snap;
@@ -184,6 +185,7 @@ struct wal {
   void (*on_error)(void *ctx, int err);
   void *ctx;
   void (*on_fsync)(double seconds);
+  bool defer_wake;
   pthread_t thread;
 
   /* Guarded by mu. */
@@ -193,6 +195,8 @@ struct wal {
   wal_batch_t batches[2];
   wal_batch_t *pending; /* the batch appends go to */
   bool writer_idle;
+  bool loop_writing;          /* wal_flush writes a batch: the writer keeps off the files */
+  uint32_t last_batch_entries; /* entries in the last batch written */
   bool stopping;
   uint64_t sync_req, sync_done;
   uint64_t release_req, release_done;
@@ -230,5 +234,13 @@ void *wal_writer_main(void *arg);
  * the latest hard state and snapshot marker. Writer thread (or wal_open before it
  * starts). Returns 0 or -errno. */
 int wal_writer_rotate(wal_t *w);
+
+/* Writes batch b at the current offset with one pwritev and syncs it, then records what it
+ * held; inj, if non-zero, is an injected failure. Called by whoever owns the files: the
+ * writer thread, or the loop during wal_flush. Returns 0 or -errno. */
+int wal_write_batch(wal_t *w, const wal_batch_t *b, int inj);
+
+/* Empties a written batch for reuse. */
+void wal_batch_reset(wal_batch_t *b);
 
 #endif

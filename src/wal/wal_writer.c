@@ -162,10 +162,17 @@ static void release_segments(wal_t *w, uint64_t index) {
   LOGI("wal: released segments dir=%s count=%zu before-index=%" PRIu64, w->dir, k, index);
 }
 
-static void reset_batch(wal_batch_t *b) {
+void wal_batch_reset(wal_batch_t *b) {
   if (b->buf.cap > KEEP_BUF_MAX) buf_free(&b->buf);
   buf_reset(&b->buf);
+  b->entries = 0;
   b->has_entry = b->has_hs = b->has_snap = false;
+}
+
+int wal_write_batch(wal_t *w, const wal_batch_t *b, int inj) {
+  int rc = write_records(w, b->buf.data, b->buf.len, inj);
+  if (!rc) note_batch(w, b);
+  return rc;
 }
 
 void *wal_writer_main(void *arg) {
@@ -173,8 +180,8 @@ void *wal_writer_main(void *arg) {
   uint64_t released = 0;
   pthread_mutex_lock(&w->mu);
   for (;;) {
-    while (!w->stopping && w->pending->buf.len == 0 && w->sync_req == w->sync_done &&
-           w->release_req == w->release_done) {
+    while (w->loop_writing || (!w->stopping && w->pending->buf.len == 0 && w->sync_req == w->sync_done &&
+                               w->release_req == w->release_done)) {
       w->writer_idle = true;
       pthread_cond_wait(&w->wake, &w->mu);
       w->writer_idle = false;
@@ -183,16 +190,14 @@ void *wal_writer_main(void *arg) {
     if (w->stopping && b->buf.len == 0 && w->sync_req == w->sync_done && w->release_req == w->release_done)
       break;
     w->pending = b == &w->batches[0] ? &w->batches[1] : &w->batches[0];
+    if (b->buf.len) w->last_batch_entries = b->entries;
     uint64_t sync_target = w->sync_req, release_target = w->release_req;
     int err = w->err, inj = w->inject_err;
     w->inject_err = 0;
     pthread_mutex_unlock(&w->mu);
 
     int rc = 0;
-    if (!err && b->buf.len) {
-      rc = write_records(w, b->buf.data, b->buf.len, inj);
-      if (!rc) note_batch(w, b);
-    }
+    if (!err && b->buf.len) rc = wal_write_batch(w, b, inj);
 
     pthread_mutex_lock(&w->mu);
     bool notify = false;
@@ -203,7 +208,7 @@ void *wal_writer_main(void *arg) {
       w->durable_seq++;
       notify = true;
     }
-    reset_batch(b);
+    wal_batch_reset(b);
     if (notify && w->loop) uv_async_send(&w->async);
     bool rotate = !w->err && w->off >= w->seg_size;
     err = w->err;

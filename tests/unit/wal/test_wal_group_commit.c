@@ -1,5 +1,6 @@
 /* The writer thread driven from a libuv loop: group commit, durability callbacks,
- * sequential appends, write failures and close. */
+ * sequential appends, write failures, close, and deferred wake-ups with the loop
+ * writing lone entries itself (wal_flush). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 // clang-format off
 #include <cmocka.h>
 // clang-format on
@@ -206,11 +208,92 @@ static void test_close_flushes(void **state) {
   rm_tmpdir(dir);
 }
 
+/* Appends one entry and flushes; returns 1 if the loop wrote it itself, else runs the loop
+ * until the writer made it durable and returns 0. */
+static int append_and_flush(ctx_t *c, uint64_t index, const char *data, size_t len) {
+  assert_int_equal(wal_append_entry(c->w, index, 1, data, len), 0);
+  uint64_t before = c->ncalls, durable = 99;
+  int r = wal_flush(c->w, &durable);
+  if (r == 1) {
+    assert_int_equal(durable, index);
+    assert_int_equal(c->ncalls, before); /* reported by the return, not by on_durable */
+  } else {
+    assert_int_equal(r, 0);
+    assert_int_equal(durable, 0);
+    c->stop_at = index;
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    assert_int_equal(c->durable, index);
+  }
+  assert_int_equal(wal_durable_index(c->w), index);
+  return r;
+}
+
+/* defer_wake: appends do not wake the writer; wal_flush writes a lone entry after a lone
+ * entry on the calling thread, gives bigger batches and segment ends to the writer, and
+ * the log replays complete and in order. */
+static void test_deferred_flush(void **state) {
+  (void)state;
+  char *dir = make_tmpdir();
+  ctx_t c;
+  memset(&c, 0, sizeof(c));
+  assert_int_equal(uv_loop_init(&c.loop), 0);
+  wal_options_t o = {.segment_size = 8192, .loop = &c.loop, .on_durable = on_durable, .on_error = on_error,
+                     .ctx = &c, .defer_wake = true};
+  assert_int_equal(wal_open(dir, &o, NULL, &c.w), 0);
+
+  assert_int_equal(wal_append_entry(c.w, 1, 1, "a", 1), 0);
+  usleep(20000);
+  assert_int_equal(wal_fsync_count(c.w), 0); /* nobody woke the writer */
+  uint64_t durable;
+  assert_int_equal(wal_flush(c.w, &durable), 0); /* first batch: the writer */
+  c.stop_at = 1;
+  uv_run(&c.loop, UV_RUN_DEFAULT);
+  assert_int_equal(c.durable, 1);
+  assert_int_equal(append_and_flush(&c, 2, "b", 1), 1); /* lone after lone: inline */
+  assert_int_equal(wal_fsync_count(c.w), 2);
+
+  assert_int_equal(wal_append_entry(c.w, 3, 1, "c", 1), 0);
+  assert_int_equal(append_and_flush(&c, 4, "d", 1), 0); /* two entries: the writer */
+  assert_int_equal(append_and_flush(&c, 5, "e", 1), 0); /* lone after two: the writer */
+  assert_int_equal(append_and_flush(&c, 6, "f", 1), 1);
+  assert_int_equal(wal_flush(c.w, &durable), 0); /* nothing pending */
+
+  char big[1000];
+  int inline_n = 0, writer_n = 0;
+  for (uint64_t i = 7; i <= 40; i++) {
+    memset(big, (int)('A' + i % 26), sizeof(big));
+    if (append_and_flush(&c, i, big, sizeof(big)))
+      inline_n++;
+    else
+      writer_n++;
+  }
+  assert_true(inline_n > 20);
+  assert_true(writer_n >= 3);          /* each segment end goes to the writer, which rotates */
+  assert_true(wal_segment_count(c.w) >= 4); /* 34 KB of entries in 8 KB segments */
+  assert_int_equal(close_ctx(&c), 0);
+
+  coll_t col = {0};
+  wal_replay_t r = coll_replay(&col);
+  wal_t *w;
+  assert_int_equal(wal_open(dir, NULL, &r, &w), 0);
+  assert_int_equal(col.n, 40);
+  for (size_t i = 0; i < col.n; i++) {
+    assert_int_equal(col.e[i].index, i + 1);
+    if (i >= 6) {
+      assert_int_equal(col.e[i].len, 1000);
+      assert_int_equal(col.e[i].data[999], 'A' + (i + 1) % 26);
+    }
+  }
+  assert_int_equal(wal_close(w), 0);
+  coll_free(&col);
+  rm_tmpdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_group_commit_burst), cmocka_unit_test(test_group_commit_streaming),
       cmocka_unit_test(test_sequential_appends), cmocka_unit_test(test_write_error),
-      cmocka_unit_test(test_close_flushes),
+      cmocka_unit_test(test_close_flushes), cmocka_unit_test(test_deferred_flush),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
