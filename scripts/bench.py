@@ -166,6 +166,36 @@ def client_compare(bench_bin, cetcd_bench, server, scale):
     return rows
 
 
+def lean_single_client(cetcd_bench, server, scale):
+    """One request in flight at a time, from libcetcd's asynchronous API on one connection
+    (each completion sends the next request from the client's I/O thread, so the client
+    adds no thread hand-off): the round trip a lean client sees, for put and for a
+    serializable range, against whichever server. Rows in run_bench's format."""
+    rows = []
+    n = str(max(500, int(3000 * scale)))
+    for label, args in (("put 1 in flight 256 B (libcetcd async client)", ["put-async", n, "1", "1", "256"]),
+                        ("range serializable 1 in flight (libcetcd async client)",
+                         ["range-async", n, "1", "1", "1"])):
+        before, t0 = cpu_ticks(server.proc.pid), time.monotonic()
+        r = subprocess.run(["taskset", "-c", "0", cetcd_bench, server.endpoint] + args, capture_output=True,
+                           text=True)
+        after = cpu_ticks(server.proc.pid)
+        text = r.stdout + r.stderr
+        m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+        p50 = re.search(r"50% in ([\d.e-]+) secs", text)
+        p99 = re.search(r"99% in ([\d.e-]+) secs", text)
+        res = {"label": label, "rps": float(m.group(1)) if m else 0.0,
+               "p50_ms": float(p50.group(1)) * 1000 if p50 else float("nan"),
+               "p99_ms": float(p99.group(1)) * 1000 if p99 else float("nan"),
+               "cpu_us": (after - before) / CLK * 1e6 / int(n), "wall": time.monotonic() - t0}
+        print(f"  {server.name:6s} {label:28s} {res['rps']:10.0f} req/s  p50 {res['p50_ms']:.3f} ms  "
+              f"p99 {res['p99_ms']:.3f} ms  cpu {res['cpu_us']:.1f} us/req", flush=True)
+        if not m:
+            print(text[-2000:], file=sys.stderr)
+        rows.append(res)
+    return rows
+
+
 def lock_handoff(server, rounds):
     """Lock-service handoff latency: A holds, B waits in Lock, A unlocks; the time from
     A's Unlock call to B's Lock returning. Returns (p50 ms, p99 ms, server CPU us/handoff)."""
@@ -268,6 +298,8 @@ def main():
                                env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, check=True)
                 results[name] = [run_bench(a.bench_bin, srv, args, label) for label, args in workloads]
                 results[name].append(run_bench(a.bench_bin, srv, fanout[1], fanout[0], fanout[2], fanout[3]))
+                if a.cetcd_bench:
+                    results[name] += lean_single_client(a.cetcd_bench, srv, a.scale)
                 if name == "cetcd" and a.cetcd_bench:
                     client_rows = client_compare(a.bench_bin, a.cetcd_bench, srv, a.scale)
                 p50, p99, cpu = lock_handoff(srv, int(s(200)))

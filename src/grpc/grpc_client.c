@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <nghttp2/nghttp2.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -1322,13 +1323,11 @@ int grpc_client_unary_async(grpc_client_t *gc, const char *path, int channel, ui
 typedef struct unary_ctx {
   acall_t a;
   grpc_unary_t *u;
-  pthread_cond_t cv; /* this caller's own: a completion wakes only its waiter */
-  bool done;
+  sem_t done; /* posted once by the completion: wakes only this caller, takes no lock */
 } unary_ctx_t;
 
 static void unary_done(void *ctx, const grpc_close_info_t *info, uint8_t *resp, size_t resp_len) {
   unary_ctx_t *c = ctx;
-  grpc_client_t *gc = c->a.gc;
   grpc_unary_t *u = c->u;
   u->err = info->err;
   u->status = info->status;
@@ -1336,10 +1335,9 @@ static void unary_done(void *ctx, const grpc_close_info_t *info, uint8_t *resp, 
   snprintf(u->message, sizeof u->message, "%s", info->message);
   u->resp = resp;
   u->resp_len = resp_len;
-  pthread_mutex_lock(&gc->mu);
-  c->done = true;
-  pthread_cond_signal(&c->cv);
-  pthread_mutex_unlock(&gc->mu);
+  /* glibc's sem_post touches nothing after the post that a waiter returning and
+   * destroying the semaphore could invalidate (the waiter's stack frame goes with it) */
+  sem_post(&c->done);
 }
 
 int grpc_client_unary(grpc_client_t *gc, grpc_unary_t *u) {
@@ -1357,18 +1355,17 @@ int grpc_client_unary(grpc_client_t *gc, grpc_unary_t *u) {
   unary_ctx_t c = {.u = u};
   c.a = (acall_t){.gc = gc, .path = u->path, .channel = u->channel, .timeout_ms = u->timeout_ms,
                   .req = (uint8_t *)u->req, .req_len = u->req_len, .done = unary_done, .ctx = &c};
-  pthread_cond_init(&c.cv, NULL);
+  sem_init(&c.done, 0, 0);
   int rc = acall_enqueue(gc, &c.a);
   if (rc) {
-    pthread_cond_destroy(&c.cv);
+    sem_destroy(&c.done);
     u->err = rc;
     snprintf(u->message, sizeof u->message, "%s", cetcd_strerror(rc));
     return rc;
   }
-  pthread_mutex_lock(&gc->mu);
-  while (!c.done) pthread_cond_wait(&c.cv, &gc->mu);
-  pthread_mutex_unlock(&gc->mu);
-  pthread_cond_destroy(&c.cv);
+  while (sem_wait(&c.done) != 0) {
+  } /* EINTR only: a signal handler ran */
+  sem_destroy(&c.done);
   return u->err;
 }
 
