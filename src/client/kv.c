@@ -469,6 +469,24 @@ static int txn_put(cetcd_txn_t *t, bool then, const void *key, size_t klen, cons
   return rc;
 }
 
+/* Finishes a Range or DeleteRange op whose request `tmp` was filled with key and range_end
+ * pointing at the caller's bytes and eb: copies both into the op's request (r_key, r_end),
+ * frees eb and adds the op. On failure frees the op and fails the txn. */
+static int txn_add_keyed(cetcd_txn_t *t, bool then, Etcdserverpb__RequestOp *op, ProtobufCBinaryData *r_key,
+                         ProtobufCBinaryData *r_end, ProtobufCBinaryData key, ProtobufCBinaryData end,
+                         uint8_t *eb) {
+  r_key->data = NULL;
+  r_end->data = NULL;
+  int rc = bin_copy(r_key, key.data, key.len);
+  if (!rc) rc = bin_copy(r_end, end.data, end.len);
+  cc_free(eb);
+  if (rc) {
+    protobuf_c_message_free_unpacked(&op->base, &cc_pb_alloc);
+    return txn_fail(t, rc);
+  }
+  return add_op(t, then, op);
+}
+
 static int txn_get(cetcd_txn_t *t, bool then, const void *key, size_t klen, const cetcd_get_opts_t *opts) {
   if (!t) return cc_error(CETCD_EINVAL, 0, NULL);
   Etcdserverpb__RangeRequest tmp = ETCDSERVERPB__RANGE_REQUEST__INIT;
@@ -484,18 +502,9 @@ static int txn_get(cetcd_txn_t *t, bool then, const void *key, size_t klen, cons
     return txn_fail(t, CETCD_ENOMEM);
   }
   *r = tmp;
-  r->key.data = NULL;
-  r->range_end.data = NULL;
   op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
   op->request_range = r;
-  rc = bin_copy(&r->key, tmp.key.data, tmp.key.len);
-  if (!rc) rc = bin_copy(&r->range_end, tmp.range_end.data, tmp.range_end.len);
-  cc_free(eb);
-  if (rc) {
-    protobuf_c_message_free_unpacked(&op->base, &cc_pb_alloc);
-    return txn_fail(t, rc);
-  }
-  return add_op(t, then, op);
+  return txn_add_keyed(t, then, op, &r->key, &r->range_end, tmp.key, tmp.range_end, eb);
 }
 
 static int txn_delete(cetcd_txn_t *t, bool then, const void *key, size_t klen,
@@ -514,18 +523,9 @@ static int txn_delete(cetcd_txn_t *t, bool then, const void *key, size_t klen,
     return txn_fail(t, CETCD_ENOMEM);
   }
   *r = tmp;
-  r->key.data = NULL;
-  r->range_end.data = NULL;
   op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
   op->request_delete_range = r;
-  rc = bin_copy(&r->key, tmp.key.data, tmp.key.len);
-  if (!rc) rc = bin_copy(&r->range_end, tmp.range_end.data, tmp.range_end.len);
-  cc_free(eb);
-  if (rc) {
-    protobuf_c_message_free_unpacked(&op->base, &cc_pb_alloc);
-    return txn_fail(t, rc);
-  }
-  rc = add_op(t, then, op);
+  rc = txn_add_keyed(t, then, op, &r->key, &r->range_end, tmp.key, tmp.range_end, eb);
   if (!rc) t->writes = true;
   return rc;
 }
