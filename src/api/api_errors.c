@@ -1,12 +1,15 @@
 /* cetcd error code → gRPC status + etcd error string. */
 #include "api/api_errors.h"
 
+#include <errno.h>
+
 #include "cetcd/errors.h"
 #include "grpc/grpc_server.h"
 
 int api_error_status(int code, const char **message) {
   switch (code) {
     case CETCD_ENOSPACE: *message = "etcdserver: mvcc: database space exceeded"; return GRPC_RESOURCE_EXHAUSTED;
+    case -ENOSPC: *message = "etcdserver: no space left on device"; return GRPC_RESOURCE_EXHAUSTED;
     case CETCD_ECOMPACTED:
       *message = "etcdserver: mvcc: required revision has been compacted";
       return GRPC_OUT_OF_RANGE;

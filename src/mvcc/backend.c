@@ -1,5 +1,6 @@
 /* LMDB environment, buckets, batches with a redo log, reads, sync and sizes. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,33 @@ static size_t high_water(mvcc_backend_t *be) {
   MDB_envinfo info;
   mdb_env_info(be->env, &info);
   return ((size_t)info.me_last_pgno + 1) * be->psize;
+}
+
+/* Blocks are allocated ahead of the high-water mark in steps of this many bytes. */
+#define ALLOC_STEP ((uint64_t)4 << 20)
+
+int mvcc_be_ensure_space(mvcc_backend_t *be, uint64_t headroom) {
+  uint64_t need = (uint64_t)high_water(be) + headroom;
+  if (need <= be->allocated_to || be->no_fallocate) return 0;
+  uint64_t to = (need + ALLOC_STEP - 1) / ALLOC_STEP * ALLOC_STEP;
+  if (to > be->map_size) to = be->map_size; /* the file is map_size long; the map grows first */
+  if (to <= be->allocated_to) return 0;
+  int fd;
+  if (mdb_env_get_fd(be->env, &fd)) return -EBADF;
+  /* mode 0 inside the file's length: blocks for the sparse range, the size is unchanged */
+  if (fallocate(fd, 0, (off_t)be->allocated_to, (off_t)(to - be->allocated_to)) != 0) {
+    int err = errno;
+    if (err == EOPNOTSUPP) {
+      be->no_fallocate = true;
+      LOGW("msg=\"the data dir's file system cannot allocate ahead; a full disk will stop the server "
+           "with SIGBUS instead of refusing writes\" path=%s",
+           be->dir);
+      return 0;
+    }
+    return -err;
+  }
+  be->allocated_to = (size_t)to;
+  return 0;
 }
 
 int mvcc_be_begin(mvcc_backend_t *be) {

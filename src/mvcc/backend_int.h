@@ -37,6 +37,8 @@ typedef struct mvcc_backend {
   bool failed;          /* a write in the open batch failed: commit refuses */
   buf_t log;            /* redo log of the open batch */
   size_t reserved_off;  /* log offset of the record from mvcc_be_reserve */
+  size_t allocated_to;  /* data.mdb has disk blocks up to here (mvcc_be_ensure_space) */
+  bool no_fallocate;    /* the file system cannot allocate ahead: no protection */
   pthread_mutex_t lock; /* orders mdb_env_sync against map resizing */
   int nbuckets;
   const char *bucket_names[MVCC_BE_MAX_BUCKETS];
@@ -56,6 +58,9 @@ int mvcc_be_bucket(const mvcc_backend_t *be, const char *name, MDB_dbi *dbi);
 
 /* Starts a batch (one write transaction). Returns 0 or a negative code. */
 int mvcc_be_begin(mvcc_backend_t *be);
+/* Makes sure data.mdb has disk blocks for headroom bytes past the last committed
+ * high-water mark (see mvcc_ensure_space). Returns 0 or -ENOSPC / -errno. */
+int mvcc_be_ensure_space(mvcc_backend_t *be, uint64_t headroom);
 /* Commits the batch, growing the map and replaying if it is full. */
 int mvcc_be_commit(mvcc_backend_t *be);
 /* Aborts the batch. */

@@ -49,6 +49,7 @@ static int reopen_env(mvcc_backend_t *be) {
   MDB_envinfo info;
   mdb_env_info(be->env, &info);
   be->map_size = info.me_mapsize;
+  be->allocated_to = 0; /* a new file: allocate ahead again */
   MDB_txn *txn;
   if ((rc = mdb_txn_begin(be->env, NULL, 0, &txn))) goto fail;
   for (int i = 0; i < be->nbuckets; i++) {

@@ -77,6 +77,7 @@ void mvcc_read_end(mvcc_store_t *s) {
 int64_t mvcc_rev(const mvcc_store_t *s) { return s->rev; }
 int64_t mvcc_compact_rev(const mvcc_store_t *s) { return s->compact_rev; }
 uint64_t mvcc_consistent_index(const mvcc_store_t *s) { return s->ci; }
+int mvcc_ensure_space(mvcc_store_t *s, uint64_t headroom) { return mvcc_be_ensure_space(&s->be, headroom); }
 int64_t mvcc_db_size(mvcc_store_t *s) { return mvcc_be_size(&s->be); }
 int64_t mvcc_db_size_in_use(mvcc_store_t *s) { return mvcc_be_size_in_use(&s->be); }
 size_t mvcc_key_count(const mvcc_store_t *s) { return s->live; }

@@ -16,9 +16,18 @@
 #include "server/server.h"
 #include "wal/wal.h"
 
+/* Backend growth allowed for applying an entry of len logged bytes: the value written
+ * twice over (record and copy-on-write) plus a few B-tree pages. */
+static uint64_t entry_headroom(size_t len) { return 2 * (uint64_t)len + 16384; }
+
+/* Free backend space new writes must leave behind, so that deletes, compaction and lease
+ * revocations (which free space) still go through on a full disk. */
+#define WRITE_MARGIN ((uint64_t)8 << 20)
+
 struct pending_entry {
   pending_entry_t *next;
   uint64_t index;
+  uint64_t headroom; /* entry_headroom of this entry, in srv->unapplied_headroom */
   arena_t *arena;   /* where the response goes: the caller's, or `scratch` */
   arena_t scratch;  /* used when the caller passed no arena, and for decoding */
   propose_cb cb;
@@ -36,6 +45,43 @@ static void fail_now(propose_cb cb, void *ctx, int err) {
   cb(ctx, &res);
 }
 
+/* True for requests that only remove data (they may run into WRITE_MARGIN). */
+static bool frees_space(const Cetcdinternal__InternalRequest *req) {
+  return req->delete_range || req->compaction || req->lease_revoke || req->alarm;
+}
+
+/* Reserves backend space for a new entry of n bytes before it is logged; on a full disk
+ * the request is refused with "no space left on device" and nothing is logged. */
+static int reserve_for_proposal(server_t *srv, const Cetcdinternal__InternalRequest *req, size_t n) {
+  uint64_t need = srv->unapplied_headroom + entry_headroom(n) + (frees_space(req) ? 0 : WRITE_MARGIN);
+  int rc = mvcc_ensure_space(srv->mvcc, need);
+  if (!rc) return 0;
+  uint64_t now = uv_now(srv->loop);
+  if (!srv->disk_full_logged_ms || now - srv->disk_full_logged_ms >= 10000) {
+    srv->disk_full_logged_ms = now;
+    LOGW("msg=\"refusing writes: cannot reserve backend space\" data-dir=%s error=\"%s\" fix=\"free disk "
+         "space on the data dir's file system (or compact and defragment); writes resume by themselves\"",
+         srv->cfg->data_dir, cetcd_strerror(rc));
+  }
+  return rc;
+}
+
+/* A durable entry cannot be applied for want of disk space: stop, naming the fix. */
+static void die_no_space(server_t *srv, int rc) {
+  LOGE("msg=\"cannot apply durable entries: no backend space\" data-dir=%s error=\"%s\" fix=\"free disk space "
+       "on the data dir's file system and start again; the entries are in the WAL and are applied then\"",
+       srv->cfg->data_dir, cetcd_strerror(rc));
+  exit(1);
+}
+
+void server_reserve_apply_space(server_t *srv, size_t len) {
+  srv->apply_headroom += entry_headroom(len);
+  int rc = mvcc_ensure_space(srv->mvcc, srv->apply_headroom);
+  if (rc) die_no_space(srv, rc);
+}
+
+void server_apply_space_done(server_t *srv) { srv->apply_headroom = 0; }
+
 void server_propose(server_t *srv, Cetcdinternal__InternalRequest *req, arena_t *arena, propose_cb cb,
                     void *ctx) {
   if (srv->stopping || srv->wal_failed) {
@@ -46,6 +92,11 @@ void server_propose(server_t *srv, Cetcdinternal__InternalRequest *req, arena_t 
   size_t n = protobuf_c_message_get_packed_size(&req->base);
   if (n > srv->cfg->max_request_bytes) {
     fail_now(cb, ctx, CETCD_ETOOLARGE);
+    return;
+  }
+  int space = reserve_for_proposal(srv, req, n);
+  if (space) {
+    fail_now(cb, ctx, space);
     return;
   }
   if (srv->rn) { /* clustered: through raft, answered once applied here */
@@ -63,6 +114,7 @@ void server_propose(server_t *srv, Cetcdinternal__InternalRequest *req, arena_t 
   p->arena = arena ? arena : &p->scratch;
   p->cb = cb;
   p->ctx = ctx;
+  p->headroom = entry_headroom(n);
   int rc = wal_append_entry(srv->wal, p->index, srv->term, p->data, p->len);
   if (rc) {
     srv->last_index--;
@@ -77,6 +129,7 @@ void server_propose(server_t *srv, Cetcdinternal__InternalRequest *req, arena_t 
   else
     srv->pending_head = p;
   srv->pending_tail = p;
+  srv->unapplied_headroom += p->headroom;
   if (srv->wal_flush_on) uv_prepare_start(&srv->wal_flush, server_wal_flush_cb);
 }
 
@@ -101,6 +154,8 @@ static void apply_bytes(server_t *srv, const uint8_t *data, size_t len, arena_t 
 void server_on_durable(server_t *srv, uint64_t durable) {
   pending_entry_t *p = srv->pending_head;
   if (!p || p->index > durable) return;
+  int space = mvcc_ensure_space(srv->mvcc, srv->unapplied_headroom); /* reserved at proposal */
+  if (space) die_no_space(srv, space);
   mvcc_batch_begin(srv->mvcc);
   pending_entry_t *last = NULL;
   for (; p && p->index <= durable; p = p->next) {
@@ -119,6 +174,7 @@ void server_on_durable(server_t *srv, uint64_t durable) {
   if (!stop) srv->pending_tail = NULL;
   while (p != stop) {
     pending_entry_t *next = p->next;
+    srv->unapplied_headroom -= p->headroom;
     p->cb(p->ctx, &p->res);
     arena_destroy(&p->scratch);
     free(p);
@@ -140,6 +196,7 @@ void server_wal_flush_cb(uv_prepare_t *h) {
 void server_fail_pending(server_t *srv, int err) {
   pending_entry_t *p = srv->pending_head;
   srv->pending_head = srv->pending_tail = NULL;
+  srv->unapplied_headroom = 0;
   while (p) {
     pending_entry_t *next = p->next;
     fail_now(p->cb, p->ctx, err);
@@ -152,6 +209,7 @@ void server_fail_pending(server_t *srv, int err) {
 /* Replays one entry read back from the WAL at start (index > the backend's consistent
  * index), inside the caller's open batch. */
 void server_replay_entry(server_t *srv, uint64_t index, const uint8_t *data, size_t len) {
+  server_reserve_apply_space(srv, len);
   arena_t a;
   arena_init(&a);
   apply_result_t res;

@@ -192,6 +192,7 @@ static void apply_committed(raft_node_t *rn, const raft_entry_t *ents, size_t n)
     if (e->index <= srv->applied_index) continue;
     if (!any) mvcc_batch_begin(srv->mvcc);
     any = true;
+    server_reserve_apply_space(srv, e->len);
     if (e->type == RAFT_ENTRY_NORMAL && e->len) {
       arena_t *dec = xmalloc(sizeof(*dec));
       arena_init(dec);
@@ -218,6 +219,7 @@ static void apply_committed(raft_node_t *rn, const raft_entry_t *ents, size_t n)
     srv->applied_index = e->index;
   }
   if (!any) return;
+  server_apply_space_done(srv);
   int rc = mvcc_batch_commit(srv->mvcc, srv->applied_index);
   if (rc) {
     LOGE("msg=\"backend commit failed\" error=\"%s\"", cetcd_strerror(rc));

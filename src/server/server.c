@@ -263,6 +263,7 @@ static int open_storage(server_t *srv) {
     return rc;
   }
   if ((rc = mvcc_batch_commit(srv->mvcc, srv->applied_index))) return rc;
+  server_apply_space_done(srv);
   if (rctx.replayed) LOGI("msg=\"replayed WAL\" entries=%" PRIu64 " applied-index=%" PRIu64, rctx.replayed,
                           srv->applied_index);
   if (srv->rn) return 0; /* raft keeps its own hard state */

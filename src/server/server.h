@@ -64,6 +64,9 @@ typedef struct server {
   uint64_t next_request_id;
   pending_entry_t *pending_head; /* proposals waiting for durability, in index order */
   pending_entry_t *pending_tail;
+  uint64_t unapplied_headroom; /* backend space reserved for logged, unapplied entries */
+  uint64_t apply_headroom;     /* the same, accumulated inside one replay/apply batch */
+  uint64_t disk_full_logged_ms; /* last "refusing writes: disk full" warning */
   uv_prepare_t wal_flush; /* single member: gets this iteration's appends written */
   bool wal_flush_on;      /* wal_flush is initialised */
   bool stopping;
@@ -98,6 +101,14 @@ void server_propose(server_t *srv, Cetcdinternal__InternalRequest *req, arena_t 
 /* Single member, prepare phase (after this loop iteration's requests were read): gets the
  * WAL's pending entries written, by the loop itself when one client writes at a time. */
 void server_wal_flush_cb(uv_prepare_t *p);
+
+/* Before applying an entry of len logged bytes inside the open batch (replay, raft apply):
+ * makes sure the backend can grow by what the batch may need so far. The entry is
+ * durable already, so a full disk here stops the process with an error naming the fix
+ * (nothing acknowledged is lost: the WAL replays it at the next start). Call
+ * server_apply_space_done once the batch is committed. */
+void server_reserve_apply_space(server_t *srv, size_t len);
+void server_apply_space_done(server_t *srv);
 
 /* Applies one decoded entry inside an open mvcc batch. Responses go in `arena`. */
 void server_apply_entry(server_t *srv, const Cetcdinternal__InternalRequest *req, arena_t *arena,

@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""A full disk: cetcd refuses writes with a clear error instead of dying, keeps serving
+reads, still lets deletes and compaction through, writes again by itself once space is
+freed, and loses nothing it acknowledged (checked across a SIGKILL and across a restart on
+a full disk).
+
+The data dir lives on a small tmpfs mounted for the test (mounting needs root, which CI
+has); without it the test is skipped and says why. The SIGBUS safety net (the backend is
+written through a memory map) is checked by sending the signal.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import pb_decode, pb_field  # noqa: E402
+
+MOUNT_MB = 100     # the WAL preallocates a 64 MiB segment; the rest is for the backend
+FILLER_MB = 8      # freed later to show that writes resume by themselves
+VALUE_BYTES = 8192
+MAX_PUTS = 20000   # bound on the fill loop (about 2,000 puts fill the disk)
+FILL_SECONDS = 120
+NO_SPACE = "etcdserver: no space left on device"
+
+
+def value_of(i):
+    """A value that names its key, so a wrong or torn value is caught."""
+    stem = ("value-of-%05d|" % i).encode()
+    return (stem * (VALUE_BYTES // len(stem) + 1))[:VALUE_BYTES]
+
+
+class FullDisk(unittest.TestCase):
+    def setUp(self):
+        self.mnt = tempfile.mkdtemp(prefix="cetcd-fulldisk-")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % MOUNT_MB, "tmpfs", self.mnt],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            os.rmdir(self.mnt)
+            self.skipTest("cannot mount a tmpfs for the data dir (needs root): " + r.stderr.strip())
+        self.addCleanup(self._unmount)
+        self.filler = os.path.join(self.mnt, "filler")
+        with open(self.filler, "wb") as f:
+            f.write(b"\0" * (FILLER_MB << 20))
+        self.srv = harness.Server(label="sut")
+        self.srv.data_dir = os.path.join(self.mnt, "data")
+        self.addCleanup(self.srv.close)
+        self.srv.start()
+        self._connect()
+
+    def _unmount(self):
+        subprocess.run(["umount", "-l", self.mnt], capture_output=True)
+        os.rmdir(self.mnt)
+
+    def _connect(self):
+        """A new channel with its own connection (grpc shares them between channels by
+        default, and a shared one may still point at the killed process)."""
+        if getattr(self, "ch", None):
+            self.ch.close()
+        self.ch = grpc.insecure_channel(self.srv.endpoint,
+                                        options=[("grpc.max_receive_message_length", 256 << 20),
+                                                 ("grpc.use_local_subchannel_pool", 1)])
+        self.addCleanup(self.ch.close)
+        self.put_rpc = self.ch.unary_unary("/etcdserverpb.KV/Put")
+        self.range_rpc = self.ch.unary_unary("/etcdserverpb.KV/Range")
+        self.del_rpc = self.ch.unary_unary("/etcdserverpb.KV/DeleteRange")
+        self.compact_rpc = self.ch.unary_unary("/etcdserverpb.KV/Compact")
+
+    def put(self, i):
+        return self.put_rpc(pb_field(1, b"k%05d" % i) + pb_field(2, value_of(i)), timeout=10)
+
+    def header_rev(self, resp):
+        hdr = [v for f, _, v in pb_decode(resp) if f == 1][0]
+        return [v for f, _, v in pb_decode(hdr) if f == 3][0]
+
+    def keyspace(self):
+        """{index: value} of every k* key (one Range)."""
+        resp = self.range_rpc(pb_field(1, b"k") + pb_field(2, b"l"), timeout=30)
+        out = {}
+        for f, _, kv in pb_decode(resp):
+            if f != 2:
+                continue
+            fields = {ff: vv for ff, _, vv in pb_decode(kv)}
+            out[int(fields[1][1:])] = fields.get(5, b"")
+        return out
+
+    def assert_refused(self, i):
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.put(i)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertEqual(cm.exception.details(), NO_SPACE)
+
+    def fill(self, first):
+        """Puts until the server refuses; returns the indexes it acknowledged."""
+        acked = []
+        t0 = time.monotonic()
+        for i in range(first, first + MAX_PUTS):
+            self.assertLess(time.monotonic() - t0, FILL_SECONDS, "the disk never filled up")
+            try:
+                self.put(i)
+            except grpc.RpcError as e:
+                self.assertEqual(e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, e.details())
+                self.assertEqual(e.details(), NO_SPACE)
+                return acked
+            acked.append(i)
+        self.fail("no refusal after %d puts" % MAX_PUTS)
+
+    def check_keys(self, expected):
+        got = self.keyspace()
+        self.assertEqual(sorted(got), sorted(expected), "acknowledged keys missing or extra keys")
+        for i in expected:
+            self.assertEqual(got[i], value_of(i), "value of k%05d" % i)
+
+    def test_refuses_then_recovers_without_loss(self):
+        acked = self.fill(0)
+        self.assertGreater(len(acked), 100)
+        self.assertTrue(self.srv.running(), "the server died on a full disk")
+        log = self.srv._current_log()
+        self.assertIn('msg="refusing writes: cannot reserve backend space"', log)
+        self.assertIn("fix=", log)
+        self.assert_refused(len(acked) + 1)          # still refused, still alive
+        self.check_keys(acked)                       # reads keep working
+
+        # deletes and compaction free space and are let through
+        self.del_rpc(pb_field(1, b"k00000") + pb_field(2, b"k00100"), timeout=10)
+        rev = self.header_rev(self.range_rpc(pb_field(1, b"k99999"), timeout=10))
+        self.compact_rpc(pb_field(1, rev) + pb_field(2, 1), timeout=30)
+        kept = [i for i in acked if i >= 100]
+        self.check_keys(kept)
+
+        # space freed outside cetcd: writes resume with no operator action
+        os.unlink(self.filler)
+        more = []
+        for i in range(50000, 50020):
+            self.put(i)
+            more.append(i)
+        self.check_keys(kept + more)
+
+        # nothing acknowledged is lost across a SIGKILL
+        self.srv.kill9()
+        self.srv.start()
+        self._connect()
+        self.check_keys(kept + more)
+        self.put(60000)
+
+    def test_restart_on_a_full_disk(self):
+        acked = self.fill(0)
+        self.srv.stop()
+        # the rest of the file system is taken too
+        fd = os.open(os.path.join(self.mnt, "filler2"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            for _ in range(MOUNT_MB * 16):
+                os.write(fd, b"\0" * 65536)
+        except OSError:
+            pass  # full
+        finally:
+            os.close(fd)
+        self.srv.start()
+        self._connect()
+        self.check_keys(acked)
+        self.assert_refused(90000)
+        self.assertTrue(self.srv.running())
+
+
+class BusErrorSafetyNet(unittest.TestCase):
+    def test_sigbus_says_what_happened(self):
+        srv = harness.Server(label="sut")
+        self.addCleanup(srv.close)
+        srv.start()
+        os.kill(srv.pid, signal.SIGBUS)
+        srv.proc.wait(10)
+        self.assertEqual(srv.proc.returncode, 1)
+        log = srv._current_log()
+        self.assertIn("bus error writing the backend's memory map", log)
+        self.assertIn("free disk space and start cetcd again", log)
+
+
+if __name__ == "__main__":
+    harness.run_tests()
