@@ -223,7 +223,11 @@ static int open_storage(server_t *srv) {
   mo.lease_detach = hook_lease_detach;
   rc = mvcc_open(path, &mo, &srv->mvcc);
   if (rc) {
-    LOGE("msg=\"cannot open backend\" path=%s error=\"%s\"", path, cetcd_strerror(rc));
+    LOGE("msg=\"cannot open backend\" path=%s/data.mdb error=\"%s\" fix=\"%s\"", path, cetcd_strerror(rc),
+         rc == CETCD_ECORRUPT ? "the file is damaged: move the data dir aside and restore it from a snapshot "
+                                "(etcdctl snapshot restore), or re-add this member to its cluster"
+         : rc == -EBUSY || rc == -EAGAIN ? "another process uses this data dir: stop it first"
+                                         : "check the data dir's permissions and free space");
     return rc;
   }
   if ((rc = lease_restore(srv->lessor, srv->mvcc))) {

@@ -83,6 +83,39 @@ class Durability(unittest.TestCase):
         self.assertNotEqual(r.rc, 0)
         self.assertIn("required revision has been compacted", r.err)
 
+    def _start_expecting_failure(self):
+        """Starts the server on damaged files; returns its log once it has exited."""
+        self.srv.start(wait=False)
+        try:
+            self.srv.proc.wait(20)
+        except Exception:  # noqa: BLE001 - a server that keeps running fails the test
+            self.fail("the server started on damaged files\n" + self.srv.log_tail())
+        self.assertNotEqual(self.srv.proc.returncode, 0)
+        return self.srv._current_log()
+
+    def test_corrupt_backend_refuses_to_start(self):
+        self._fill()
+        self.srv.stop()
+        with open(os.path.join(self.srv.data_dir, "member", "snap", "data.mdb"), "r+b") as f:
+            f.write(b"\xab" * 8192)  # both meta pages
+        log = self._start_expecting_failure()
+        self.assertIn('msg="cannot open backend"', log)
+        self.assertIn('error="data corrupted"', log)
+        self.assertIn("restore it from a snapshot", log)
+
+    def test_corrupt_wal_refuses_to_start(self):
+        self._fill()
+        self.srv.stop()
+        wal_dir = os.path.join(self.srv.data_dir, "member", "wal")
+        seg = sorted(n for n in os.listdir(wal_dir) if n.endswith(".wal"))[0]
+        with open(os.path.join(wal_dir, seg), "r+b") as f:
+            f.seek(300)  # inside the first batches, with valid batches after it
+            f.write(b"\xab" * 16)
+        log = self._start_expecting_failure()
+        self.assertIn('msg="cannot open WAL"', log)
+        self.assertIn("data corrupted", log)
+        self.assertIn("restore from a snapshot", log)
+
     def test_crash_safety(self):
         """Rounds of: concurrent puts, SIGKILL at a random moment, restart, verify."""
         seed = int(os.environ.get("CETCD_CRASH_SEED", int(time.time())))
