@@ -1,5 +1,7 @@
 /* mvcc: Put / Range / DeleteRange semantics, revisions, versions, generations, batches,
  * leases hooks, events, meta, reopen. */
+#include <sys/stat.h>
+
 #include "mvcc_test_util.h"
 
 typedef struct fixture {
@@ -663,6 +665,42 @@ static void test_txn_events(void **state) {
   arena_destroy(&a);
 }
 
+/* Bytes of disk actually allocated to data.mdb (it is a sparse file of the map size). */
+static uint64_t allocated_bytes(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof(path), "%s/data.mdb", dir);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  return (uint64_t)st.st_blocks * 512;
+}
+
+/* mvcc_ensure_space allocates blocks past the high-water mark before they are written
+ * through the map (4 MiB steps), only when asked for more than is allocated, again after a
+ * defragment replaced the file, and writes then land in allocated space. */
+static void test_ensure_space_allocates_ahead(void **state) {
+  fixture_t *f = *state;
+  uint64_t hw = (uint64_t)mvcc_db_size(f->s);
+  assert_int_equal(mvcc_ensure_space(f->s, 10 << 20), 0);
+  uint64_t a1 = allocated_bytes(f->dir);
+  assert_true(a1 >= hw + (10 << 20));
+  assert_true(a1 <= hw + (16 << 20)); /* rounded up to a 4 MiB step, not more */
+  assert_int_equal(mvcc_ensure_space(f->s, 1 << 20), 0);
+  assert_int_equal(allocated_bytes(f->dir), a1); /* already there: nothing new */
+  char k[32], v[4096];
+  memset(v, 'x', sizeof(v) - 1);
+  v[sizeof(v) - 1] = 0;
+  assert_int_equal(mvcc_batch_begin(f->s), 0);
+  for (int i = 0; i < 500; i++) { /* ~2 MiB: inside the reserved range */
+    snprintf(k, sizeof(k), "s/%04d", i);
+    tu_put(f->s, k, v);
+  }
+  assert_int_equal(mvcc_batch_commit(f->s, 3), 0);
+  assert_int_equal(allocated_bytes(f->dir), a1);
+  assert_int_equal(mvcc_defrag(f->s, NULL, NULL), 0);
+  assert_int_equal(mvcc_ensure_space(f->s, 10 << 20), 0);
+  assert_true(allocated_bytes(f->dir) >= (uint64_t)mvcc_db_size(f->s) + (10 << 20));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_put_revisions_versions, setup, teardown),
@@ -675,6 +713,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_random_ranges, setup, teardown),
       cmocka_unit_test_setup_teardown(test_map_full_grows, setup, teardown),
       cmocka_unit_test_setup_teardown(test_txn_events, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_ensure_space_allocates_ahead, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
