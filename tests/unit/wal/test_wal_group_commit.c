@@ -240,6 +240,7 @@ static void test_deferred_flush(void **state) {
   wal_options_t o = {.segment_size = 8192, .loop = &c.loop, .on_durable = on_durable, .on_error = on_error,
                      .ctx = &c, .defer_wake = true};
   assert_int_equal(wal_open(dir, &o, NULL, &c.w), 0);
+  assert_int_equal(wal_sync_now(c.w), 0); /* returns once the new writer sleeps */
 
   assert_int_equal(wal_append_entry(c.w, 1, 1, "a", 1), 0);
   usleep(20000);
