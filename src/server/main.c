@@ -34,6 +34,7 @@ int main(int argc, char **argv) {
   int rc = config_parse(&cfg, argc, argv, environ, err, sizeof(err));
   if (rc < 0) {
     fprintf(stderr, "%s\n", err);
+    config_free(&cfg);
     return 2;
   }
   if (rc > 0) { /* --help or --version printed */
@@ -53,6 +54,7 @@ int main(int argc, char **argv) {
   server_t srv;
   if (server_start(&srv, loop, &cfg)) {
     LOGE("msg=\"cetcd failed to start\"");
+    config_free(&cfg);
     return 1;
   }
   uv_run(loop, UV_RUN_DEFAULT);

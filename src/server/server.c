@@ -380,6 +380,8 @@ static void close_storage(server_t *srv) {
 /* Final step of shutdown once the gRPC connections are gone. */
 static void after_grpc_shutdown(void *arg) {
   server_t *srv = arg;
+  grpc_server_free(srv->grpc); /* every connection is gone; released once its handles closed */
+  srv->grpc = NULL;
   server_fail_pending(srv, CETCD_ESTOPPED);
   uv_close((uv_handle_t *)&srv->sigterm, NULL);
   uv_close((uv_handle_t *)&srv->sigint, NULL);
