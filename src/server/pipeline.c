@@ -4,6 +4,7 @@
  * A single member is a one-member log: the index a proposal gets here is its log index, and
  * "durable" is "committed". This is the seam where the Raft core plugs in: it will decide
  * what is committed, and apply_committed() stays the same. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,14 +55,18 @@ static bool frees_space(const Cetcdinternal__InternalRequest *req) {
  * the request is refused with "no space left on device" and nothing is logged. */
 static int reserve_for_proposal(server_t *srv, const Cetcdinternal__InternalRequest *req, size_t n) {
   uint64_t need = srv->unapplied_headroom + entry_headroom(n) + (frees_space(req) ? 0 : WRITE_MARGIN);
+  const char *what = "backend";
   int rc = mvcc_ensure_space(srv->mvcc, need);
-  if (!rc) return 0;
+  if (!rc) {
+    what = "WAL";
+    if ((rc = wal_check_room(srv->wal, n)) != -ENOSPC) return 0; /* a broken WAL answers later */
+  }
   uint64_t now = uv_now(srv->loop);
   if (!srv->disk_full_logged_ms || now - srv->disk_full_logged_ms >= 10000) {
     srv->disk_full_logged_ms = now;
-    LOGW("msg=\"refusing writes: cannot reserve backend space\" data-dir=%s error=\"%s\" fix=\"free disk "
-         "space on the data dir's file system (or compact and defragment); writes resume by themselves\"",
-         srv->cfg->data_dir, cetcd_strerror(rc));
+    LOGW("msg=\"refusing writes: no space for the %s\" data-dir=%s error=\"%s\" fix=\"free disk space on "
+         "the data dir's file system (or compact and defragment); writes resume by themselves\"",
+         what, srv->cfg->data_dir, cetcd_strerror(rc));
   }
   return rc;
 }

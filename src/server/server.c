@@ -251,7 +251,9 @@ static int open_storage(server_t *srv) {
   replay_ctx_t rctx = {.srv = srv, .consistent_index = mvcc_consistent_index(srv->mvcc)};
   srv->last_index = srv->applied_index = rctx.consistent_index;
   wal_replay_t cbs = {.entry = replay_entry, .hardstate = replay_hardstate, .ctx = &rctx};
-  wal_options_t wo = {.loop = srv->loop,
+  const char *seg_env = getenv("CETCD_TEST_WAL_SEGMENT_BYTES"); /* tests only: small segments */
+  wal_options_t wo = {.segment_size = seg_env ? strtoull(seg_env, NULL, 10) : 0,
+                      .loop = srv->loop,
                       .on_durable = on_wal_durable,
                       .on_error = on_wal_error,
                       .ctx = srv,

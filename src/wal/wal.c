@@ -138,7 +138,7 @@ static int open_files(wal_t *w, uint64_t first_index, const wal_replay_t *replay
       return rc;
     }
   }
-  if (w->off >= w->seg_size) return wal_writer_rotate(w);
+  if (wal_rotation_due(w)) return wal_writer_rotate(w);
   return 0;
 }
 
@@ -152,6 +152,7 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
   w->dir = xstrdup(dir);
   w->fd = w->dirfd = -1;
   w->seg_size = opts->segment_size ? opts->segment_size : WAL_DEFAULT_SEGMENT_SIZE;
+  w->room = w->seg_size / 8 < WAL_ROOM_MAX ? w->seg_size / 8 : WAL_ROOM_MAX;
   w->loop = opts->loop;
   w->on_durable = opts->on_durable;
   w->on_error = opts->on_error;
@@ -166,6 +167,7 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
   int rc = open_files(w, opts->first_index, replay);
   if (rc) goto fail;
   w->nsegs_pub = w->nsegs;
+  w->off_pub = w->off;
   LOGI("wal: opened dir=%s segments=%zu offset=%" PRIu64 " last-index=%" PRIu64, w->dir, w->nsegs, w->off,
        w->last_index);
   if (w->loop) {
@@ -306,7 +308,7 @@ static bool inline_write_ok(wal_t *w) {
   const wal_batch_t *b = w->pending;
   return w->writer_idle && !w->err && !w->stopping && !w->inject_err && b->entries == 1 &&
          w->last_batch_entries == 1 && w->sync_req == w->sync_done && w->release_req == w->release_done &&
-         w->off + WAL_BATCH_REC_SIZE + b->buf.len < w->seg_size;
+         !w->full && w->off + WAL_BATCH_REC_SIZE + b->buf.len + w->room < w->seg_size;
 }
 
 int wal_flush(wal_t *w, uint64_t *durable) {
@@ -331,6 +333,7 @@ int wal_flush(wal_t *w, uint64_t *durable) {
 
   pthread_mutex_lock(&w->mu);
   w->loop_writing = false;
+  w->off_pub = w->off;
   if (rc) {
     if (!w->err) w->err = rc;
   } else if (b->has_entry) {
@@ -352,6 +355,16 @@ int wal_flush(wal_t *w, uint64_t *durable) {
     return rc;
   }
   return 1;
+}
+
+int wal_check_room(wal_t *w, size_t len) {
+  pthread_mutex_lock(&w->mu);
+  int rc = w->err;
+  if (!rc && w->full &&
+      w->off_pub + WAL_BATCH_REC_SIZE + w->pending->buf.len + wal_record_size(len + 16) > w->seg_size)
+    rc = -ENOSPC;
+  pthread_mutex_unlock(&w->mu);
+  return rc;
 }
 
 int wal_sync_now(wal_t *w) {

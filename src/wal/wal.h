@@ -8,8 +8,10 @@
  * and one fdatasync, then hands back to the loop through a uv_async handle.
  *
  * Files: <dir>/%016x-%016x.wal (sequence number, index of the first entry expected in
- * the segment), preallocated to the segment size; a segment is sealed (truncated to its
- * used length and synced) before the next one is created. The record format is
+ * the segment), preallocated to the segment size. Rotation preallocates the next segment
+ * under a temporary name, then seals the current one (truncated to its used length and
+ * synced), then renames the next into place, so a reader never sees an unsealed segment
+ * before another. The record format is
  * described in wal_int.h.
  *
  * Replay and raft overwrites: records are delivered in log order. A later leader may
@@ -28,8 +30,8 @@
 
 typedef struct wal wal_t;
 
-/* Default segment size (preallocated, soft limit: a segment is rotated once a batch
- * pushes it past this size). */
+/* Default segment size (preallocated; a new segment is started while an eighth of it, at
+ * most 8 MiB, is still free, so a full disk leaves room to refuse writes cleanly). */
 #define WAL_DEFAULT_SEGMENT_SIZE (64u * 1024 * 1024)
 /* Largest entry payload accepted by wal_append_entry. */
 #define WAL_MAX_ENTRY_SIZE (512u * 1024 * 1024)
@@ -96,6 +98,11 @@ int wal_append_hardstate(wal_t *w, uint64_t term, uint64_t vote, uint64_t commit
 /* Appends a SNAPSHOT marker (a snapshot at index/term exists). Returns 0 or the writer's
  * error. */
 int wal_append_snapshot(wal_t *w, uint64_t index, uint64_t term);
+
+/* Before logging an entry of len bytes: 0 if it fits, -ENOSPC when the file system had no
+ * room for a new segment and the current one's room is used up (the writer retries the
+ * segment every second; writes go through again once it exists), or the writer's error. */
+int wal_check_room(wal_t *w, size_t len);
 
 /* With opts->defer_wake, on the loop thread: gets what was appended written. When the
  * writer is idle, the pending batch holds a single entry and so did the batch before it

@@ -52,6 +52,9 @@
 #define WAL_MAGIC 0xC7
 #define WAL_MAX_PAYLOAD (WAL_MAX_ENTRY_SIZE + 16u)
 #define WAL_BATCH_REC_SIZE (WAL_HDR_SIZE + 24)
+/* A segment is rotated while this much (or an eighth of it) is left, so that on a full disk
+ * the current segment still has room for the writes in flight. */
+#define WAL_ROOM_MAX ((uint64_t)8 << 20)
 
 enum wal_rec_type { WAL_REC_ENTRY = 1, WAL_REC_HARDSTATE = 2, WAL_REC_SNAPSHOT = 3, WAL_REC_BATCH = 4 };
 
@@ -129,6 +132,13 @@ int wal_segment_list(int dirfd, const char *dir, wal_seg_t **segs, size_t *n);
 int wal_segment_create(int dirfd, const char *dir, uint64_t seq, uint64_t first_index, uint64_t size,
                        int *fd);
 
+/* The two halves of wal_segment_create: prepare makes and preallocates the file under a
+ * temporary name (nothing a reader sees; a crash leaves a leftover that listing removes);
+ * publish renames it into place and syncs the directory. Return 0 or -errno. */
+int wal_segment_prepare(int dirfd, const char *dir, uint64_t seq, uint64_t first_index, uint64_t size,
+                        int *fd);
+int wal_segment_publish(int dirfd, const char *dir, uint64_t seq, uint64_t first_index);
+
 /* Opens an existing segment read-write. Returns 0 or -errno. */
 int wal_segment_open(int dirfd, const char *dir, const wal_seg_t *s, int *fd);
 
@@ -197,6 +207,8 @@ struct wal {
   bool writer_idle;
   bool loop_writing;          /* wal_flush writes a batch: the writer keeps off the files */
   uint32_t last_batch_entries; /* entries in the last batch written */
+  bool full;                   /* no space for the next segment: the current one's room is all */
+  uint64_t off_pub;            /* the writer's offset in the current segment */
   bool stopping;
   uint64_t sync_req, sync_done;
   uint64_t release_req, release_done;
@@ -213,6 +225,7 @@ struct wal {
   bool err_reported;
 
   /* Writer thread only once it runs (wal_open before). */
+  uint64_t room;  /* rotate once less than this is left in the preallocated segment */
   int fd;
   uint64_t off;
   wal_seg_t *segs;
@@ -234,6 +247,9 @@ void *wal_writer_main(void *arg);
  * the latest hard state and snapshot marker. Writer thread (or wal_open before it
  * starts). Returns 0 or -errno. */
 int wal_writer_rotate(wal_t *w);
+
+/* Whether the current segment is due for rotation (writer thread). */
+static inline bool wal_rotation_due(const wal_t *w) { return w->off + w->room >= w->seg_size; }
 
 /* Writes batch b at the current offset with one pwritev and syncs it, then records what it
  * held; inj, if non-zero, is an injected failure. Called by whoever owns the files: the

@@ -105,8 +105,8 @@ static int prealloc(int fd, uint64_t off, uint64_t len) {
   return ftruncate(fd, (off_t)(off + len)) == 0 ? 0 : -errno;
 }
 
-int wal_segment_create(int dirfd, const char *dir, uint64_t seq, uint64_t first_index, uint64_t size,
-                       int *fdp) {
+int wal_segment_prepare(int dirfd, const char *dir, uint64_t seq, uint64_t first_index, uint64_t size,
+                        int *fdp) {
   char name[64], tmp[72];
   wal_segment_name(name, sizeof(name), seq, first_index);
   snprintf(tmp, sizeof(tmp), "%s.tmp", name);
@@ -119,12 +119,38 @@ int wal_segment_create(int dirfd, const char *dir, uint64_t seq, uint64_t first_
   const char *what = "fallocate";
   int rc = prealloc(fd, 0, size);
   if (!rc) what = "fsync", rc = wal_fsync_fd(fd, false);
-  if (!rc) what = "rename", rc = renameat(dirfd, tmp, dirfd, name) == 0 ? 0 : -errno;
-  if (!rc) what = "fsync-dir", rc = wal_fsync_fd(dirfd, false);
   if (rc) {
-    LOGE("wal: cannot create segment dir=%s file=%s step=%s err=\"%s\"", dir, name, what, strerror(-rc));
+    if (rc != -ENOSPC && rc != -EDQUOT) /* the caller reports a full disk its own way */
+      LOGE("wal: cannot create segment dir=%s file=%s step=%s err=\"%s\"", dir, tmp, what, strerror(-rc));
     close(fd);
     unlinkat(dirfd, tmp, 0);
+    return rc;
+  }
+  *fdp = fd;
+  return 0;
+}
+
+int wal_segment_publish(int dirfd, const char *dir, uint64_t seq, uint64_t first_index) {
+  char name[64], tmp[72];
+  wal_segment_name(name, sizeof(name), seq, first_index);
+  snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+  const char *what = "rename";
+  int rc = renameat(dirfd, tmp, dirfd, name) == 0 ? 0 : -errno;
+  if (!rc) what = "fsync-dir", rc = wal_fsync_fd(dirfd, false);
+  if (rc) LOGE("wal: cannot create segment dir=%s file=%s step=%s err=\"%s\"", dir, name, what, strerror(-rc));
+  return rc;
+}
+
+int wal_segment_create(int dirfd, const char *dir, uint64_t seq, uint64_t first_index, uint64_t size,
+                       int *fdp) {
+  int fd, rc = wal_segment_prepare(dirfd, dir, seq, first_index, size, &fd);
+  if (rc) {
+    if (rc == -ENOSPC || rc == -EDQUOT)
+      LOGE("wal: cannot create segment dir=%s err=\"%s\"", dir, strerror(-rc));
+    return rc;
+  }
+  if ((rc = wal_segment_publish(dirfd, dir, seq, first_index))) {
+    close(fd);
     return rc;
   }
   *fdp = fd;

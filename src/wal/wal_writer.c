@@ -104,19 +104,45 @@ static void note_batch(wal_t *w, const wal_batch_t *b) {
   }
 }
 
+/* Notes whether the next segment could be made (with mu). */
+static void set_full(wal_t *w, bool full, int err) {
+  pthread_mutex_lock(&w->mu);
+  bool was = w->full;
+  w->full = full;
+  w->off_pub = w->off;
+  pthread_mutex_unlock(&w->mu);
+  if (full && !was)
+    LOGW("wal: no space for a new segment; writing on in the current one, writes are refused once its "
+         "room is used, retrying every second dir=%s err=\"%s\" fix=\"free disk space on the WAL's file "
+         "system\"",
+         w->dir, strerror(-err));
+  if (!full && was) LOGI("wal: space for a new segment again dir=%s", w->dir);
+}
+
 int wal_writer_rotate(wal_t *w) {
   char name[64];
-  int rc = wal_segment_cut(w->fd, w->off, 0);
+  wal_seg_t *cur = &w->segs[w->nsegs - 1];
+  wal_seg_t next = {.seq = cur->seq + 1, .first_index = w->has_index ? w->last_index + 1 : cur->first_index};
+  /* The next file is made (and its space taken) before the current one is sealed: on a
+   * full disk the current segment keeps the room it has left. */
+  int fd;
+  int rc = wal_segment_prepare(w->dirfd, w->dir, next.seq, next.first_index, w->seg_size, &fd);
+  if (rc == -ENOSPC || rc == -EDQUOT) {
+    set_full(w, true, rc);
+    return 0;
+  }
+  if (rc) return rc;
+  rc = wal_segment_cut(w->fd, w->off, 0);
   if (rc) {
     LOGE("wal: cannot seal segment dir=%s file=%s err=\"%s\"", w->dir, cur_name(w, name, sizeof(name)),
          strerror(-rc));
+    close(fd);
     return rc;
   }
-  wal_seg_t *cur = &w->segs[w->nsegs - 1];
-  wal_seg_t next = {.seq = cur->seq + 1, .first_index = w->has_index ? w->last_index + 1 : cur->first_index};
-  int fd;
-  rc = wal_segment_create(w->dirfd, w->dir, next.seq, next.first_index, w->seg_size, &fd);
-  if (rc) return rc;
+  if ((rc = wal_segment_publish(w->dirfd, w->dir, next.seq, next.first_index))) {
+    close(fd);
+    return rc;
+  }
   close(w->fd);
   w->fd = fd;
   w->off = 0;
@@ -128,6 +154,7 @@ int wal_writer_rotate(wal_t *w) {
   pthread_mutex_lock(&w->mu);
   w->nsegs_pub = w->nsegs;
   pthread_mutex_unlock(&w->mu);
+  set_full(w, false, 0);
   LOGI("wal: new segment dir=%s file=%s", w->dir, cur_name(w, name, sizeof(name)));
 
   /* Start the segment with the latest hard state and snapshot marker, so that deleting
@@ -183,8 +210,17 @@ void *wal_writer_main(void *arg) {
     while (w->loop_writing || (!w->stopping && w->pending->buf.len == 0 && w->sync_req == w->sync_done &&
                                w->release_req == w->release_done)) {
       w->writer_idle = true;
-      pthread_cond_wait(&w->wake, &w->mu);
-      w->writer_idle = false;
+      if (w->full && !w->loop_writing) { /* try the new segment again every second */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        int t = pthread_cond_timedwait(&w->wake, &w->mu, &ts);
+        w->writer_idle = false;
+        if (t == ETIMEDOUT && !w->loop_writing) break; /* an empty round: rotation is retried */
+      } else {
+        pthread_cond_wait(&w->wake, &w->mu);
+        w->writer_idle = false;
+      }
     }
     wal_batch_t *b = w->pending;
     if (w->stopping && b->buf.len == 0 && w->sync_req == w->sync_done && w->release_req == w->release_done)
@@ -209,8 +245,9 @@ void *wal_writer_main(void *arg) {
       notify = true;
     }
     wal_batch_reset(b);
+    w->off_pub = w->off;
     if (notify && w->loop) uv_async_send(&w->async);
-    bool rotate = !w->err && w->off >= w->seg_size;
+    bool rotate = !w->err && wal_rotation_due(w);
     err = w->err;
     pthread_mutex_unlock(&w->mu);
 

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 import grpc
 
@@ -37,8 +38,14 @@ def value_of(i):
     return (stem * (VALUE_BYTES // len(stem) + 1))[:VALUE_BYTES]
 
 
-class FullDisk(unittest.TestCase):
+class TmpfsDataDir(unittest.TestCase):
+    """A server whose data dir is on a fresh tmpfs of MOUNT_MB with a FILLER_MB file."""
+    ENV = {}
+
     def setUp(self):
+        for k, v in self.ENV.items():
+            os.environ[k] = v
+            self.addCleanup(os.environ.pop, k, None)
         self.mnt = tempfile.mkdtemp(prefix="cetcd-fulldisk-")
         r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % MOUNT_MB, "tmpfs", self.mnt],
                            capture_output=True, text=True)
@@ -118,12 +125,27 @@ class FullDisk(unittest.TestCase):
         for i in expected:
             self.assertEqual(got[i], value_of(i), "value of k%05d" % i)
 
+    def take_all_space(self, name):
+        """Fills what is left of the tmpfs with one more file."""
+        fd = os.open(os.path.join(self.mnt, name), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            for _ in range(MOUNT_MB * 16):
+                os.write(fd, b"\0" * 65536)
+        except OSError:
+            pass  # full
+        finally:
+            os.close(fd)
+
+
+class FullDisk(TmpfsDataDir):
+    """The backend runs out of space first (64 MiB WAL segments take their space up front)."""
+
     def test_refuses_then_recovers_without_loss(self):
         acked = self.fill(0)
         self.assertGreater(len(acked), 100)
         self.assertTrue(self.srv.running(), "the server died on a full disk")
         log = self.srv._current_log()
-        self.assertIn('msg="refusing writes: cannot reserve backend space"', log)
+        self.assertIn('msg="refusing writes: no space for the backend"', log)
         self.assertIn("fix=", log)
         self.assert_refused(len(acked) + 1)          # still refused, still alive
         self.check_keys(acked)                       # reads keep working
@@ -153,20 +175,56 @@ class FullDisk(unittest.TestCase):
     def test_restart_on_a_full_disk(self):
         acked = self.fill(0)
         self.srv.stop()
-        # the rest of the file system is taken too
-        fd = os.open(os.path.join(self.mnt, "filler2"), os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            for _ in range(MOUNT_MB * 16):
-                os.write(fd, b"\0" * 65536)
-        except OSError:
-            pass  # full
-        finally:
-            os.close(fd)
+        self.take_all_space("filler2")  # the rest of the file system is taken too
         self.srv.start()
         self._connect()
         self.check_keys(acked)
         self.assert_refused(90000)
         self.assertTrue(self.srv.running())
+
+
+class WalFullDisk(TmpfsDataDir):
+    """The WAL runs out first: small segments (a test-only knob), and the disk filled up by
+    something else while the backend still has the space it reserved ahead."""
+    ENV = {"CETCD_TEST_WAL_SEGMENT_BYTES": str(1 << 20)}
+
+    def test_no_room_for_a_new_segment(self):
+        acked = []
+        for i in range(50):
+            self.put(i)
+            acked.append(i)
+        os.unlink(self.filler)
+        self.take_all_space("filler2")
+        acked += self.fill(50)                       # ends within one segment's room
+        self.assertTrue(self.srv.running(), "the server died on a full disk")
+        log = self.srv._current_log()
+        self.assertIn("wal: no space for a new segment", log)
+        self.assertIn('msg="refusing writes: no space for the WAL"', log)
+        with urllib.request.urlopen(self.srv.client_url + "/health", timeout=5) as r:
+            self.assertIn(b'"health":"true"', r.read())  # refusing writes, not broken
+        self.check_keys(acked)
+
+        os.unlink(os.path.join(self.mnt, "filler2"))
+        resumed = None
+        for _ in range(100):                          # the writer retries every second
+            try:
+                self.put(70000)
+                resumed = True
+                break
+            except grpc.RpcError as e:
+                self.assertEqual(e.details(), NO_SPACE)
+                time.sleep(0.1)
+        self.assertTrue(resumed, "writes did not resume after space was freed")
+        self.assertIn("wal: space for a new segment again", self.srv._current_log())
+        acked.append(70000)
+        for i in range(70001, 72000):                 # several more segments
+            self.put(i)
+            acked.append(i)
+
+        self.srv.kill9()
+        self.srv.start()
+        self._connect()
+        self.check_keys(acked)
 
 
 class BusErrorSafetyNet(unittest.TestCase):
