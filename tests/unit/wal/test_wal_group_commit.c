@@ -80,12 +80,9 @@ static void test_group_commit_burst(void **state) {
   assert_true(c.ncalls <= fs);
   assert_int_equal(close_ctx(&c), 0);
   coll_t col = {0};
-  wal_replay_t r = coll_replay(&col);
-  wal_t *w;
-  assert_int_equal(wal_open(dir, NULL, &r, &w), 0);
+  replay_dir(dir, &col);
   assert_int_equal(col.n, 1000);
   assert_int_equal(col.e[999].index, 1000);
-  assert_int_equal(wal_close(w), 0);
   coll_free(&col);
   rm_tmpdir(dir);
 }
@@ -177,11 +174,8 @@ static void test_write_error(void **state) {
   assert_int_equal(close_ctx(&c), -EIO);
   assert_int_equal(c.nerr, 1);
   coll_t col = {0};
-  wal_replay_t r = coll_replay(&col);
-  wal_t *w;
-  assert_int_equal(wal_open(dir, NULL, &r, &w), 0);
+  replay_dir(dir, &col);
   assert_int_equal(col.n, 10);
-  assert_int_equal(wal_close(w), 0);
   coll_free(&col);
   rm_tmpdir(dir);
 }
@@ -197,13 +191,10 @@ static void test_close_flushes(void **state) {
   assert_int_equal(close_ctx(&c), 0);
   assert_int_equal(c.ncalls, 0); /* no callbacks after wal_close */
   coll_t col = {0};
-  wal_replay_t r = coll_replay(&col);
-  wal_t *w;
-  assert_int_equal(wal_open(dir, NULL, &r, &w), 0);
+  replay_dir(dir, &col);
   assert_int_equal(col.n, 100);
   assert_int_equal(col.nhs, 1);
   assert_int_equal(col.hs[2], 100);
-  assert_int_equal(wal_close(w), 0);
   coll_free(&col);
   rm_tmpdir(dir);
 }
@@ -274,9 +265,7 @@ static void test_deferred_flush(void **state) {
   assert_int_equal(close_ctx(&c), 0);
 
   coll_t col = {0};
-  wal_replay_t r = coll_replay(&col);
-  wal_t *w;
-  assert_int_equal(wal_open(dir, NULL, &r, &w), 0);
+  replay_dir(dir, &col);
   assert_int_equal(col.n, 40);
   for (size_t i = 0; i < col.n; i++) {
     assert_int_equal(col.e[i].index, i + 1);
@@ -285,7 +274,6 @@ static void test_deferred_flush(void **state) {
       assert_int_equal(col.e[i].data[999], 'A' + (i + 1) % 26);
     }
   }
-  assert_int_equal(wal_close(w), 0);
   coll_free(&col);
   rm_tmpdir(dir);
 }

@@ -63,6 +63,13 @@ static inline wal_replay_t coll_replay(coll_t *c) {
   return (wal_replay_t){.entry = coll_entry, .hardstate = coll_hs, .snapshot = coll_snap, .ctx = c};
 }
 
+/* Reads back the whole WAL in dir into col (the WAL is opened and closed again). */
+static inline void replay_dir(const char *dir, coll_t *col) {
+  wal_replay_t r = coll_replay(col);
+  wal_t *w;
+  if (wal_open(dir, NULL, &r, &w) != 0 || wal_close(w) != 0) abort();
+}
+
 static inline char *make_tmpdir(void) {
   char *d = xstrdup("/tmp/cetcd-wal-test-XXXXXX");
   if (!mkdtemp(d)) abort();
