@@ -187,11 +187,19 @@ void server_on_durable(server_t *srv, uint64_t durable) {
   }
 }
 
+/* Inline rounds per prepare phase before the writer thread takes over. */
+#define MAX_INLINE_ROUNDS 16
+
 void server_wal_flush_cb(uv_prepare_t *h) {
   server_t *srv = h->data;
-  uv_prepare_stop(h);
-  uint64_t durable;
-  if (wal_flush(srv->wal, &durable) == 1 && durable) {
+  /* Answering a proposal may propose again (Campaign re-proclaiming, a quota alarm):
+   * restarting this handle from inside its own callback would only run it after the loop's
+   * next wake-up, so the new entries are flushed here, in rounds, before the loop sleeps. */
+  for (int round = 0;; round++) {
+    uv_prepare_stop(h);
+    uint64_t durable;
+    if (wal_flush(srv->wal, &durable, round < MAX_INLINE_ROUNDS) != 1) return; /* the writer has it */
+    if (!durable) return;
     server_on_durable(srv, durable);
     grpc_server_flush(srv->grpc); /* the answers go out before the loop sleeps */
   }

@@ -280,7 +280,7 @@ static int open_storage(server_t *srv) {
   srv->term = (rctx.last_term ? rctx.last_term : 1) + 1;
   if ((rc = wal_append_hardstate(srv->wal, srv->term, 0, srv->last_index))) return rc;
   uint64_t none;
-  return wal_flush(srv->wal, &none) < 0 ? CETCD_ESTOPPED : 0; /* no entry: the writer takes it */
+  return wal_flush(srv->wal, &none, false) < 0 ? CETCD_ESTOPPED : 0; /* the writer takes it */
 }
 
 /* Binds every --listen-client-urls address. */

@@ -311,14 +311,14 @@ static bool inline_write_ok(wal_t *w) {
          !w->full && w->off + WAL_BATCH_REC_SIZE + b->buf.len + w->room < w->seg_size;
 }
 
-int wal_flush(wal_t *w, uint64_t *durable) {
+int wal_flush(wal_t *w, uint64_t *durable, bool allow_inline) {
   *durable = 0;
   pthread_mutex_lock(&w->mu);
   if (!w->pending->buf.len) {
     pthread_mutex_unlock(&w->mu);
     return 0;
   }
-  if (!inline_write_ok(w)) {
+  if (!allow_inline || !inline_write_ok(w)) {
     bool idle = w->writer_idle;
     pthread_mutex_unlock(&w->mu);
     if (idle) pthread_cond_signal(&w->wake);

@@ -104,14 +104,15 @@ int wal_append_snapshot(wal_t *w, uint64_t index, uint64_t term);
  * segment every second; writes go through again once it exists), or the writer's error. */
 int wal_check_room(wal_t *w, size_t len);
 
-/* With opts->defer_wake, on the loop thread: gets what was appended written. When the
- * writer is idle, the pending batch holds a single entry and so did the batch before it
- * (one client at a time), the calling thread writes and syncs it itself: the fdatasync
+/* With opts->defer_wake, on the loop thread: gets what was appended written. When
+ * allow_inline is set, the writer is idle, the pending batch holds a single entry and so
+ * did the batch before it (one client at a time), the calling thread writes and syncs it
+ * itself: the fdatasync
  * costs the same, and the two thread hand-offs are saved. Then *durable is set to the
  * batch's last entry index (0 if it held no entry) and 1 is returned; the caller applies
  * those entries itself (on_durable is not called for them). Otherwise the writer is woken
  * and 0 is returned. A failed inline write returns the error after on_error ran. */
-int wal_flush(wal_t *w, uint64_t *durable);
+int wal_flush(wal_t *w, uint64_t *durable, bool allow_inline);
 
 /* Blocks the calling thread until everything appended before the call is durable (and
  * pending wal_release_before work is done). on_durable still runs later on the loop.

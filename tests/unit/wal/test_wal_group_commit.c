@@ -204,7 +204,7 @@ static void test_close_flushes(void **state) {
 static int append_and_flush(ctx_t *c, uint64_t index, const char *data, size_t len) {
   assert_int_equal(wal_append_entry(c->w, index, 1, data, len), 0);
   uint64_t before = c->ncalls, durable = 99;
-  int r = wal_flush(c->w, &durable);
+  int r = wal_flush(c->w, &durable, true);
   if (r == 1) {
     assert_int_equal(durable, index);
     assert_int_equal(c->ncalls, before); /* reported by the return, not by on_durable */
@@ -237,7 +237,7 @@ static void test_deferred_flush(void **state) {
   usleep(20000);
   assert_int_equal(wal_fsync_count(c.w), 0); /* nobody woke the writer */
   uint64_t durable;
-  assert_int_equal(wal_flush(c.w, &durable), 0); /* first batch: the writer */
+  assert_int_equal(wal_flush(c.w, &durable, true), 0); /* first batch: the writer */
   c.stop_at = 1;
   uv_run(&c.loop, UV_RUN_DEFAULT);
   assert_int_equal(c.durable, 1);
@@ -248,7 +248,7 @@ static void test_deferred_flush(void **state) {
   assert_int_equal(append_and_flush(&c, 4, "d", 1), 0); /* two entries: the writer */
   assert_int_equal(append_and_flush(&c, 5, "e", 1), 0); /* lone after two: the writer */
   assert_int_equal(append_and_flush(&c, 6, "f", 1), 1);
-  assert_int_equal(wal_flush(c.w, &durable), 0); /* nothing pending */
+  assert_int_equal(wal_flush(c.w, &durable, true), 0); /* nothing pending */
 
   char big[1000];
   int inline_n = 0, writer_n = 0;
