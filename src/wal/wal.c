@@ -303,10 +303,12 @@ int wal_append_snapshot(wal_t *w, uint64_t index, uint64_t term) {
 /* Under mu: may the loop write the pending batch itself? Only when the writer sleeps with
  * nothing else to do, and the batch is a lone entry after a lone entry (one client at a
  * time; under load the writer overlaps its fdatasync with the loop's work, which is
- * worth more than the saved hand-offs), and it does not end the segment. */
+ * worth more than the saved hand-offs), the disk syncs fast (a slow sync would stall the
+ * loop), and it does not end the segment. */
 static bool inline_write_ok(wal_t *w) {
   const wal_batch_t *b = w->pending;
   return w->writer_idle && !w->err && !w->stopping && !w->inject_err && b->entries == 1 &&
+         w->sync_avg_us < WAL_INLINE_MAX_SYNC_US &&
          w->last_batch_entries == 1 && w->sync_req == w->sync_done && w->release_req == w->release_done &&
          !w->full && w->off + WAL_BATCH_REC_SIZE + b->buf.len + w->room < w->seg_size;
 }
@@ -429,6 +431,12 @@ size_t wal_segment_count(wal_t *w) {
   size_t v = w->nsegs_pub;
   pthread_mutex_unlock(&w->mu);
   return v;
+}
+
+void wal_debug_set_sync_avg(wal_t *w, double us) {
+  pthread_mutex_lock(&w->mu);
+  w->sync_avg_us = us;
+  pthread_mutex_unlock(&w->mu);
 }
 
 void wal_debug_inject_error(wal_t *w, int err) {

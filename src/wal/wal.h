@@ -106,8 +106,8 @@ int wal_check_room(wal_t *w, size_t len);
 
 /* With opts->defer_wake, on the loop thread: gets what was appended written. When
  * allow_inline is set, the writer is idle, the pending batch holds a single entry and so
- * did the batch before it (one client at a time), the calling thread writes and syncs it
- * itself: the fdatasync
+ * did the batch before it (one client at a time) and fdatasync has been fast (under 1 ms on
+ * average), the calling thread writes and syncs it itself: the fdatasync
  * costs the same, and the two thread hand-offs are saved. Then *durable is set to the
  * batch's last entry index (0 if it held no entry) and 1 is returned; the caller applies
  * those entries itself (on_durable is not called for them). Otherwise the writer is woken
@@ -133,6 +133,9 @@ uint64_t wal_fsync_count(wal_t *w);
 
 /* Number of segment files currently in use (for tests and metrics). */
 size_t wal_segment_count(wal_t *w);
+
+/* Test hook: pretend fdatasync has recently averaged `us` microseconds. */
+void wal_debug_set_sync_avg(wal_t *w, double us);
 
 /* Test hook: the next batch write fails with err (negative errno) as if the disk failed. */
 void wal_debug_inject_error(wal_t *w, int err);

@@ -55,6 +55,9 @@
 /* A segment is rotated while this much (or an eighth of it) is left, so that on a full disk
  * the current segment still has room for the writes in flight. */
 #define WAL_ROOM_MAX ((uint64_t)8 << 20)
+/* The loop writes lone entries itself only while fdatasync averages below this: on a slow
+ * disk the writer thread keeps reads and other work going during the sync. */
+#define WAL_INLINE_MAX_SYNC_US 1000.0
 
 enum wal_rec_type { WAL_REC_ENTRY = 1, WAL_REC_HARDSTATE = 2, WAL_REC_SNAPSHOT = 3, WAL_REC_BATCH = 4 };
 
@@ -208,6 +211,7 @@ struct wal {
   bool loop_writing;          /* wal_flush writes a batch: the writer keeps off the files */
   uint32_t last_batch_entries; /* entries in the last batch written */
   bool full;                   /* no space for the next segment: the current one's room is all */
+  double sync_avg_us;          /* moving average of fdatasync times (1/8 weight per sync) */
   uint64_t off_pub;            /* the writer's offset in the current segment */
   bool stopping;
   uint64_t sync_req, sync_done;

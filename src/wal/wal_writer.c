@@ -72,9 +72,11 @@ static int write_records(wal_t *w, const uint8_t *recs, size_t len, int inj) {
   clock_gettime(CLOCK_MONOTONIC, &t0);
   rc = wal_fsync_fd(w->fd, true);
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  if (w->on_fsync) w->on_fsync((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+  double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  if (w->on_fsync) w->on_fsync(secs);
   pthread_mutex_lock(&w->mu);
   w->fsyncs++;
+  w->sync_avg_us = (w->sync_avg_us * 7 + secs * 1e6) / 8;
   pthread_mutex_unlock(&w->mu);
   if (rc) {
     LOGE("wal: fdatasync failed, the WAL is unusable dir=%s file=%s err=\"%s\"", w->dir,
