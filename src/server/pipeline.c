@@ -138,7 +138,6 @@ void server_propose(server_t *srv, Cetcdinternal__InternalRequest *req, arena_t 
   if (srv->wal_flush_on) uv_prepare_start(&srv->wal_flush, server_wal_flush_cb);
 }
 
-
 /* Decodes and applies one logged entry. */
 static void apply_bytes(server_t *srv, const uint8_t *data, size_t len, arena_t *decode_arena, arena_t *out,
                         apply_result_t *res) {
