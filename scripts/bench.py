@@ -94,10 +94,10 @@ class Server:
         return f"127.0.0.1:{self.cport}"
 
 
-def run_bench(bench_bin, server, args, label, section=None, n=None):
-    """Runs one workload; `section` picks the summary after that heading, `n` overrides the
-    request count used for CPU per request (default: --total)."""
-    cmd = ["taskset", "-c", "0", bench_bin, "--precise", "--endpoints", server.endpoint] + args
+def measure(cmd, server, n, label, section=None):
+    """Runs a load generator (etcd's benchmark tool or cetcd-bench: both print the same
+    summary lines) against server. `section` picks the summary after that heading; n is the
+    request count for CPU per request. Prints the rate, latency and server CPU line."""
     before = cpu_ticks(server.proc.pid)
     t0 = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -108,9 +108,6 @@ def run_bench(bench_bin, server, args, label, section=None, n=None):
     if section and section in text:
         text = text.split(section, 1)[1]
     m = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    total = re.search(r"--total[= ](\d+)", " ".join(args))
-    if n is None:
-        n = int(total.group(1)) if total else 0
     p50 = re.search(r"50% in ([\d.e-]+) secs", text)
     p99 = re.search(r"99% in ([\d.e-]+) secs", text)
     res = {
@@ -129,6 +126,21 @@ def run_bench(bench_bin, server, args, label, section=None, n=None):
     return res
 
 
+def run_bench(bench_bin, server, args, label, section=None, n=None):
+    """Runs one workload of etcd's benchmark tool; `n` overrides the request count used for
+    CPU per request (default: --total)."""
+    cmd = ["taskset", "-c", "0", bench_bin, "--precise", "--endpoints", server.endpoint] + args
+    if n is None:
+        total = re.search(r"--total[= ](\d+)", " ".join(args))
+        n = int(total.group(1)) if total else 0
+    return measure(cmd, server, n, label, section)
+
+
+def run_cetcd_bench(cetcd_bench, server, args, label):
+    """Runs one cetcd-bench workload (args: MODE TOTAL ...)."""
+    return measure(["taskset", "-c", "0", cetcd_bench, server.endpoint] + args, server, int(args[1]), label)
+
+
 def client_compare(bench_bin, cetcd_bench, server, scale):
     """The same put and range workloads driven by etcd's Go benchmark client and by
     libcetcd (bench/cetcd_bench.c): requests/s and client CPU per request."""
@@ -138,30 +150,15 @@ def client_compare(bench_bin, cetcd_bench, server, scale):
                    "--val-size", "256", "--key-space-size", "100000"]),
           ("range", ["--conns", "4", "--clients", "32", "range", "key", "--total", n_range])]
     for op, args in go:
-        r = run_bench(bench_bin, server, args, f"{op}: etcd Go benchmark client")
-        rows.append(r)
+        rows.append(run_bench(bench_bin, server, args, f"{op}: etcd Go benchmark client"))
     modes = [("put", ["put", n_put, "32", "4", "256"]), ("range", ["range", n_range, "32", "4", "0"])]
     async_ok = subprocess.run([cetcd_bench], capture_output=True, text=True).stderr.find("async") >= 0
     if async_ok:
         modes += [("put-async", ["put-async", n_put, "32", "4", "256"]),
                   ("range-async", ["range-async", n_range, "32", "4", "0"])]
     for op, args in modes:
-        cmd = ["taskset", "-c", "0", cetcd_bench, server.endpoint] + args
-        before = cpu_ticks(server.proc.pid)
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        text = proc.stdout.read().decode()
-        _, _, ru = os.wait4(proc.pid, 0)
-        after = cpu_ticks(server.proc.pid)
-        n = int(args[1])
-        m = re.search(r"Requests/sec:\s+([\d.]+)", text)
-        p50 = re.search(r"50% in ([\d.e-]+) secs", text)
-        p99 = re.search(r"99% in ([\d.e-]+) secs", text)
-        r = {"label": f"{op}: libcetcd (cetcd-bench)", "rps": float(m.group(1)) if m else 0.0,
-             "p50_ms": float(p50.group(1)) * 1000 if p50 else float("nan"),
-             "p99_ms": float(p99.group(1)) * 1000 if p99 else float("nan"),
-             "cpu_us": (after - before) / CLK * 1e6 / n, "client_cpu_us": (ru.ru_utime + ru.ru_stime) * 1e6 / n,
-             "wall": 0}
-        print(f"  {r['label']:40s} {r['rps']:10.0f} req/s  client cpu {r['client_cpu_us']:.1f} us/req", flush=True)
+        r = run_cetcd_bench(cetcd_bench, server, args, f"{op}: libcetcd (cetcd-bench)")
+        print(f"  {r['label']:40s} client cpu {r['client_cpu_us']:.1f} us/req", flush=True)
         rows.append(r)
     return rows
 
@@ -171,29 +168,11 @@ def lean_single_client(cetcd_bench, server, scale):
     (each completion sends the next request from the client's I/O thread, so the client
     adds no thread hand-off): the round trip a lean client sees, for put and for a
     serializable range, against whichever server. Rows in run_bench's format."""
-    rows = []
     n = str(max(500, int(3000 * scale)))
-    for label, args in (("put 1 in flight 256 B (libcetcd async client)", ["put-async", n, "1", "1", "256"]),
-                        ("range serializable 1 in flight (libcetcd async client)",
-                         ["range-async", n, "1", "1", "1"])):
-        before, t0 = cpu_ticks(server.proc.pid), time.monotonic()
-        r = subprocess.run(["taskset", "-c", "0", cetcd_bench, server.endpoint] + args, capture_output=True,
-                           text=True)
-        after = cpu_ticks(server.proc.pid)
-        text = r.stdout + r.stderr
-        m = re.search(r"Requests/sec:\s+([\d.]+)", text)
-        p50 = re.search(r"50% in ([\d.e-]+) secs", text)
-        p99 = re.search(r"99% in ([\d.e-]+) secs", text)
-        res = {"label": label, "rps": float(m.group(1)) if m else 0.0,
-               "p50_ms": float(p50.group(1)) * 1000 if p50 else float("nan"),
-               "p99_ms": float(p99.group(1)) * 1000 if p99 else float("nan"),
-               "cpu_us": (after - before) / CLK * 1e6 / int(n), "wall": time.monotonic() - t0}
-        print(f"  {server.name:6s} {label:28s} {res['rps']:10.0f} req/s  p50 {res['p50_ms']:.3f} ms  "
-              f"p99 {res['p99_ms']:.3f} ms  cpu {res['cpu_us']:.1f} us/req", flush=True)
-        if not m:
-            print(text[-2000:], file=sys.stderr)
-        rows.append(res)
-    return rows
+    return [run_cetcd_bench(cetcd_bench, server, ["put-async", n, "1", "1", "256"],
+                            "put 1 in flight 256 B (libcetcd async client)"),
+            run_cetcd_bench(cetcd_bench, server, ["range-async", n, "1", "1", "1"],
+                            "range serializable 1 in flight (libcetcd async client)")]
 
 
 def lock_handoff(server, rounds):

@@ -73,13 +73,7 @@ class Standby:
         limit = int(RATE * self.duration) + 1
         deadline = self.t0 + self.duration
         n = 0
-        while n < limit and not self.stop_ev.is_set():
-            now = time.monotonic()
-            if now >= deadline:
-                break
-            due = self.t0 + n / RATE
-            if due > now:
-                time.sleep(due - now)
+        while n < limit and not self.stop_ev.is_set() and ti.wait_turn(self.t0, n, RATE, deadline):
             try:
                 tr, dr, _, owner = self.poller.try_once()
             except Exception as e:  # noqa: BLE001 - reported at the end

@@ -204,6 +204,18 @@ class TryLockPoller:
         return t.header.revision, d.header.revision, f, owner.key
 
 
+def wait_turn(t0, n, rate, deadline):
+    """Paces try n of a poller running at `rate` tries/s from t0: sleeps until it is due.
+    Returns False (without sleeping) once `deadline` has passed."""
+    now = time.monotonic()
+    if now >= deadline:
+        return False
+    due = t0 + n / rate
+    if due > now:
+        time.sleep(due - now)
+    return True
+
+
 def filler_value(i):
     """Deterministic, incompressible-enough 1 KiB value for filler put i."""
     seed = b"%08d" % i
@@ -275,13 +287,7 @@ class DefaultsRun:
         limit = int(POLL_RATE * POLL_SECONDS) + 1
         deadline = self.t0 + POLL_SECONDS
         prev = self.r0
-        while n < limit and not self.stop_ev.is_set():
-            now = time.monotonic()
-            if now >= deadline:
-                break
-            due = self.t0 + n / POLL_RATE
-            if due > now:
-                time.sleep(due - now)
+        while n < limit and not self.stop_ev.is_set() and wait_turn(self.t0, n, POLL_RATE, deadline):
             try:
                 tr, dr, _, owner = self.poller.try_once()
             except Exception as e:  # noqa: BLE001 - recorded and asserted on

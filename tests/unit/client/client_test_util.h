@@ -231,6 +231,21 @@ static inline cetcd_client_t *tu_client(const char *const *eps, size_t n, bool l
   return c;
 }
 
+/* A test group's fixture: starts the server under test and one client on it. Returns 0,
+ * or -1 (cmocka then skips the group's tests and reports the failure). */
+static inline int tu_start_with_client(test_server_t *s, cetcd_client_t **c) {
+  if (tu_server_new(s)) return -1;
+  const char *eps[] = {s->endpoint};
+  *c = tu_client(eps, 1, false);
+  return *c ? 0 : -1;
+}
+
+/* Undoes tu_start_with_client. */
+static inline void tu_stop_with_client(test_server_t *s, cetcd_client_t *c) {
+  cetcd_client_free(c);
+  tu_server_free(s);
+}
+
 /* Put helper: asserts success, returns the revision. */
 static inline int64_t tu_put(cetcd_client_t *c, const char *k, const char *v) {
   cetcd_put_result_t *r = NULL;

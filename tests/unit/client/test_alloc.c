@@ -9,10 +9,7 @@ static cetcd_client_t *cli;
 
 static int setup(void **state) {
   (void)state;
-  if (tu_server_new(&srv)) return -1;
-  const char *eps[] = {srv.endpoint};
-  cli = tu_client(eps, 1, false);
-  if (!cli) return -1;
+  if (tu_start_with_client(&srv, &cli)) return -1;
   tu_put(cli, "a/1", "one");
   tu_put(cli, "a/2", "two");
   return 0;
@@ -20,8 +17,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
-  cetcd_client_free(cli);
-  tu_server_free(&srv);
+  tu_stop_with_client(&srv, cli);
   return 0;
 }
 

@@ -55,17 +55,13 @@ static int child_standby(const char *ep, const char *prefix, int id) {
 static int setup(void **state) {
   (void)state;
   ct_init();
-  if (tu_server_new(&srv)) return -1;
-  const char *eps[] = {srv.endpoint};
-  cli = tu_client(eps, 1, false);
-  return cli ? 0 : -1;
+  return tu_start_with_client(&srv, &cli);
 }
 
 static int teardown(void **state) {
   (void)state;
   ct_kill_all();
-  cetcd_client_free(cli);
-  tu_server_free(&srv);
+  tu_stop_with_client(&srv, cli);
   return 0;
 }
 

@@ -10,16 +10,12 @@ static cetcd_client_t *cli;
 
 static int setup(void **state) {
   (void)state;
-  if (tu_server_new(&srv)) return -1;
-  const char *eps[] = {srv.endpoint};
-  cli = tu_client(eps, 1, false);
-  return cli ? 0 : -1;
+  return tu_start_with_client(&srv, &cli);
 }
 
 static int teardown(void **state) {
   (void)state;
-  cetcd_client_free(cli);
-  tu_server_free(&srv);
+  tu_stop_with_client(&srv, cli);
   return 0;
 }
 
