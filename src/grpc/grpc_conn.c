@@ -49,6 +49,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   grpc_conn_t *c = st->data;
   if (n > 0) {
+    c->srv->reads++;
     grpc_conn_feed(c, (const uint8_t *)b->base, (size_t)n);
   } else if (n == UV_EOF && c->mode == GRPC_CONN_HTTP1 && !c->hreq && (c->writing || c->out.len)) {
     /* the client half-closed after its request: finish writing the answer, then close */

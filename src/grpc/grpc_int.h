@@ -146,6 +146,7 @@ struct grpc_server {
   nghttp2_session_callbacks *cbs;
   nghttp2_option *h2opt;
   uint8_t *rbuf; /* shared read buffer: reads are processed synchronously */
+  uint64_t reads; /* socket reads that brought bytes, for the loop's spinner */
   grpc_call_t *free_calls;
   size_t n_free_calls, live_calls;
   size_t live_reqs;   /* plain HTTP requests not yet freed */

@@ -116,6 +116,8 @@ void grpc_server_flush(grpc_server_t *s) {
   }
 }
 
+const uint64_t *grpc_server_read_counter(grpc_server_t *s) { return &s->reads; }
+
 void grpc_server_on_prepare(uv_prepare_t *p) {
   grpc_server_flush(p->data);
   uv_prepare_stop(p);

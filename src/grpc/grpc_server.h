@@ -114,6 +114,9 @@ void grpc_server_add_methods(grpc_server_t *s, const grpc_method_t *methods, siz
 int grpc_server_listen(grpc_server_t *s, const char *host, int port);
 /* The local port of the first listener (useful after listening on port 0), or -1. */
 int grpc_server_port(grpc_server_t *s);
+/* Counts the socket reads that brought bytes (never reset): a change means a client sent
+ * something. Valid until grpc_server_free. */
+const uint64_t *grpc_server_read_counter(grpc_server_t *s);
 /* Writes out now what calls answered since the last flush (normally done once per loop
  * iteration, just before the loop waits for I/O); for code that answers calls late in an
  * iteration, after the server's own flush may have run. */

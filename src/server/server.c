@@ -316,6 +316,13 @@ static int listen_clients(server_t *srv) {
   return 0;
 }
 
+/* The spinner's condition: no proposal waits for the WAL writer (spinning on a shared core
+ * would only delay the writer's answer). */
+static bool nothing_in_flight(void *ctx) {
+  server_t *srv = ctx;
+  return !srv->pending_head;
+}
+
 int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
   memset(srv, 0, sizeof(*srv));
   srv->loop = loop;
@@ -341,6 +348,11 @@ int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
   quota_log_config(cfg);
   grpc_set_call_observer(metrics_grpc_observe);
   if ((rc = listen_clients(srv))) return rc;
+  if (srv->wal_flush_on) {
+    loop_spin_init(&srv->spin, loop, grpc_server_read_counter(srv->grpc), loop_spin_max_from_env(),
+                   nothing_in_flight, srv);
+    srv->spin_on = true;
+  }
   srv->compactor = compactor_start(srv);
   uv_signal_init(loop, &srv->sigterm);
   uv_signal_init(loop, &srv->sigint);
@@ -401,6 +413,10 @@ static void after_grpc_shutdown(void *arg) {
 void server_stop(server_t *srv) {
   if (srv->stopping) return;
   srv->stopping = true;
+  if (srv->spin_on) {
+    srv->spin_on = false;
+    loop_spin_close(&srv->spin); /* it reads the gRPC server's counter */
+  }
   raft_node_stop(srv->rn);
   uv_timer_stop(&srv->sync_timer);
   compactor_stop(srv->compactor); /* freed once its timer closed and its proposal answered */

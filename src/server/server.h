@@ -10,6 +10,7 @@
 
 #include "base/arena.h"
 #include "internal.pb-c.h"
+#include "net/loop_spin.h"
 #include "rpc.pb-c.h"
 #include "server/config.h"
 
@@ -69,6 +70,8 @@ typedef struct server {
   uint64_t disk_full_logged_ms; /* last "refusing writes: disk full" warning */
   uv_prepare_t wal_flush; /* single member: gets this iteration's appends written */
   bool wal_flush_on;      /* wal_flush is initialised */
+  loop_spin_t spin;       /* single member: keeps polling briefly after answering (net/loop_spin.h) */
+  bool spin_on;           /* spin is initialised */
   bool stopping;
   bool wal_failed;
   uv_signal_t sigterm, sigint;
