@@ -44,8 +44,12 @@ static void on_check(uv_check_t *h) {
 
 void loop_spin_init(loop_spin_t *s, uv_loop_t *loop, const uint64_t *arrivals, uint64_t max_ns,
                     bool (*may_spin)(void *ctx), void *ctx) {
-  *s = (loop_spin_t){.arrivals = arrivals, .seen = *arrivals, .max_ns = max_ns, .may_spin = may_spin,
-                     .ctx = ctx, .quiet_since_ns = uv_hrtime()};
+  *s = (loop_spin_t){.arrivals = arrivals,
+                     .seen = *arrivals,
+                     .max_ns = max_ns,
+                     .may_spin = may_spin,
+                     .ctx = ctx,
+                     .quiet_since_ns = uv_hrtime()};
   uv_idle_init(loop, &s->idle);
   uv_check_init(loop, &s->check);
   s->idle.data = s->check.data = s;

@@ -24,8 +24,8 @@
 #define LOOP_SPIN_START_NS (25u * 1000)
 
 typedef struct loop_spin {
-  uv_idle_t idle;   /* active while spinning: makes the loop poll without blocking */
-  uv_check_t check; /* after every poll: notices arrivals and ends the window */
+  uv_idle_t idle;           /* active while spinning: makes the loop poll without blocking */
+  uv_check_t check;         /* after every poll: notices arrivals and ends the window */
   const uint64_t *arrivals; /* the owner's count of reads; a change means work arrived */
   uint64_t seen;            /* *arrivals at the last check */
   uint64_t quiet_since_ns;  /* end of the last activity (uv_hrtime) */

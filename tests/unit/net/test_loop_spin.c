@@ -22,10 +22,10 @@ static void test_adapt(void **state) {
   assert_int_equal(loop_spin_adapt(0, 30 * US, WMAX), LOOP_SPIN_START_NS);
   assert_int_equal(loop_spin_adapt(LOOP_SPIN_START_NS, 30 * US, WMAX), 2 * LOOP_SPIN_START_NS);
   assert_int_equal(loop_spin_adapt(100 * US, 150 * US, WMAX), WMAX);
-  assert_int_equal(loop_spin_adapt(WMAX, 150 * US, WMAX), WMAX);       /* covered: unchanged */
+  assert_int_equal(loop_spin_adapt(WMAX, 150 * US, WMAX), WMAX);        /* covered: unchanged */
   assert_int_equal(loop_spin_adapt(100 * US, 90 * US, WMAX), 100 * US); /* covered */
-  assert_int_equal(loop_spin_adapt(WMAX, 5000 * US, WMAX), WMAX / 2);  /* too late: halves */
-  assert_int_equal(loop_spin_adapt(40 * US, 5000 * US, WMAX), 0);     /* below the start: off */
+  assert_int_equal(loop_spin_adapt(WMAX, 5000 * US, WMAX), WMAX / 2);   /* too late: halves */
+  assert_int_equal(loop_spin_adapt(40 * US, 5000 * US, WMAX), 0);       /* below the start: off */
   assert_int_equal(loop_spin_adapt(0, 5000 * US, WMAX), 0);
   assert_int_equal(loop_spin_adapt(WMAX, 30 * US, 0), 0); /* disabled */
   /* a steady 60 µs gap settles on a window that covers it within three requests */
