@@ -50,6 +50,8 @@ struct raft_node {
   peer_transport_t *peers;
   uv_timer_t tick;
   bool started, stopped, processing, announced;
+  bool tick_open;      /* the tick handle is not closed yet (it lives in this struct) */
+  bool free_requested; /* raft_node_free ran: free once the tick handle has closed */
   uint64_t lead;
   raft_role_t role;
   uint64_t commit;
@@ -433,6 +435,7 @@ int raft_node_start(raft_node_t *rn) {
   if (r) return r;
   uv_timer_init(srv->loop, &rn->tick);
   rn->tick.data = rn;
+  rn->tick_open = true;
   uv_timer_start(&rn->tick, on_tick, hb, hb);
   rn->started = true;
   LOGI("msg=\"starting raft\" member-id=%016" PRIx64 " members=%zu term=%" PRIu64 " applied-index=%" PRIu64
@@ -491,12 +494,38 @@ void raft_node_info(raft_node_t *rn, uint64_t *leader, uint64_t *index, uint64_t
   if (term) *term = st.term;
 }
 
+/* Releases everything the node owns. */
+static void free_node(raft_node_t *rn) {
+  raft_free(rn->raft);
+  for (size_t i = 0; i < rn->n_rents; i++) free((void *)rn->rents[i].data);
+  free(rn->rents);
+  free(rn->voters);
+  ids_cluster_free(&rn->cluster);
+  free(rn);
+}
+
+/* libuv: the tick handle is closed; a free that was asked for meanwhile happens now. */
+static void tick_closed(uv_handle_t *h) {
+  raft_node_t *rn = h->data;
+  rn->tick_open = false;
+  if (rn->free_requested) free_node(rn);
+}
+
+void raft_node_free(raft_node_t *rn) {
+  if (!rn) return;
+  raft_node_stop(rn);
+  if (rn->tick_open)
+    rn->free_requested = true; /* tick_closed frees it */
+  else
+    free_node(rn);
+}
+
 void raft_node_stop(raft_node_t *rn) {
   if (!rn || rn->stopped) return;
   rn->stopped = true;
   if (rn->started) {
     uv_timer_stop(&rn->tick);
-    uv_close((uv_handle_t *)&rn->tick, NULL);
+    uv_close((uv_handle_t *)&rn->tick, tick_closed);
     peer_free(rn->peers);
     rn->peers = NULL;
   }

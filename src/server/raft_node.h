@@ -40,5 +40,8 @@ void raft_node_info(raft_node_t *rn, uint64_t *leader, uint64_t *index, uint64_t
 const ids_cluster_t *raft_node_cluster(raft_node_t *rn);
 /* Stops ticking and the peer transport and fails what waits. */
 void raft_node_stop(raft_node_t *rn);
+/* Stops the node if needed and frees it (the memory goes once its timer handle has closed,
+ * so the loop must run on). NULL is a no-op. */
+void raft_node_free(raft_node_t *rn);
 
 #endif

@@ -388,6 +388,8 @@ static void close_storage(server_t *srv) {
   srv->mvcc = NULL;
   lease_free(srv->lessor);
   srv->lessor = NULL;
+  raft_node_free(srv->rn); /* stopped in server_stop; its memory goes once its timer closed */
+  srv->rn = NULL;
   LOGI("msg=\"stopped cetcd\"");
 }
 
