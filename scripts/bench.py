@@ -9,6 +9,9 @@ disk. Results go to docs/PERFORMANCE.md (the numbers section is regenerated each
 """
 import argparse, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from harness import cpu_ticks, pb_decode, pb_field  # noqa: E402
+
 CLK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -19,12 +22,6 @@ def free_port():
     p = s.getsockname()[1]
     s.close()
     return p
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return int(parts[11]) + int(parts[12])  # utime + stime
 
 
 def rss_kib(pid):
@@ -178,10 +175,8 @@ def lean_single_client(cetcd_bench, server, scale):
 def lock_handoff(server, rounds):
     """Lock-service handoff latency: A holds, B waits in Lock, A unlocks; the time from
     A's Unlock call to B's Lock returning. Returns (p50 ms, p99 ms, server CPU us/handoff)."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
     import threading
     import grpc
-    from harness import pb_field, pb_decode
     ch = grpc.insecure_channel(server.endpoint)
     grant = ch.unary_unary("/etcdserverpb.Lease/LeaseGrant")
     lock = ch.unary_unary("/v3lockpb.Lock/Lock")

@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 
+#include "base/log.h"
+
 uint64_t loop_spin_adapt(uint64_t window_ns, uint64_t gap_ns, uint64_t max_ns) {
   if (!max_ns) return 0;
   if (gap_ns <= window_ns) return window_ns;
@@ -72,6 +74,12 @@ uint64_t loop_spin_max_from_env(void) {
   if (!e || !*e) return LOOP_SPIN_DEFAULT_MAX_NS;
   char *end;
   unsigned long long us = strtoull(e, &end, 10);
-  if (*end || us > 10000) return LOOP_SPIN_DEFAULT_MAX_NS; /* at most 10 ms */
+  if (*end || us > 10000) { /* at most 10 ms */
+    LOGW(
+        "msg=\"ignoring CETCD_SPIN_MAX_US\" value=\"%s\" using-us=%u fix=\"set microseconds from 0 (off) "
+        "to 10000\"",
+        e, LOOP_SPIN_DEFAULT_MAX_NS / 1000);
+    return LOOP_SPIN_DEFAULT_MAX_NS;
+  }
   return (uint64_t)us * 1000;
 }

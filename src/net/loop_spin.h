@@ -54,7 +54,8 @@ void loop_spin_touch(loop_spin_t *s);
 /* Closes the handles (the loop must run once more to finish closing them). */
 void loop_spin_close(loop_spin_t *s);
 
-/* Longest window from CETCD_SPIN_MAX_US (microseconds), else the default. */
+/* Longest window from CETCD_SPIN_MAX_US (microseconds), else the default (also, with a
+ * warning naming the fix, when the value is not a number from 0 to 10000). */
 uint64_t loop_spin_max_from_env(void);
 
 #endif

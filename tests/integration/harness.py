@@ -41,6 +41,13 @@ _port_lock = threading.Lock()
 _next_base_port = None
 
 
+def cpu_ticks(pid):
+    """User + system CPU a process has used, in clock ticks (from /proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def server_bin():
     """The server binary under test: the override, else $CETCD_BIN, else build/cetcd."""
     return (os.environ.get("CETCD_TEST_SERVER_OVERRIDE")

@@ -20,13 +20,6 @@ QUIET_SECONDS = 2.0
 MAX_IDLE_TICKS = 10
 
 
-def cpu_ticks(pid):
-    """User + system CPU of a process, in clock ticks."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
 class IdleCpuTest(unittest.TestCase):
     def test_idle_after_lone_writes(self):
         srv = harness.Server(label="sut")
@@ -37,9 +30,9 @@ class IdleCpuTest(unittest.TestCase):
                 c.put("idle/k%03d" % i, "v")
             self.assertEqual(c.get("idle/k%03d" % (PUTS - 1))[0], b"v")
             time.sleep(0.2)  # the last window ends long before this
-            before = cpu_ticks(srv.pid)
+            before = harness.cpu_ticks(srv.pid)
             time.sleep(QUIET_SECONDS)
-            used = cpu_ticks(srv.pid) - before
+            used = harness.cpu_ticks(srv.pid) - before
         self.assertLessEqual(used, MAX_IDLE_TICKS, "idle server used %d ticks in %.0f s" % (used, QUIET_SECONDS))
 
 

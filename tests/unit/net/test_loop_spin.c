@@ -37,11 +37,31 @@ static void test_adapt(void **state) {
 
 static void timer_noop(uv_timer_t *t) { (void)t; }
 
-/* Keeps a test loop alive like a server's listeners do (the spinner's check handle alone
- * does not: uv_run would return without running callbacks). */
-static void keep_alive(uv_loop_t *loop, uv_timer_t *t) {
-  uv_timer_init(loop, t);
-  uv_timer_start(t, timer_noop, 3600 * 1000, 0);
+/* A loop with a spinner on it, kept alive by a far-off timer as a server's listeners keep
+ * its loop alive (the spinner's check handle alone does not: uv_run would return without
+ * running callbacks). */
+typedef struct {
+  uv_loop_t loop;
+  uv_timer_t alive;
+  uint64_t arrivals;
+  loop_spin_t s;
+} spin_fixture_t;
+
+/* Starts f's loop and a spinner with the longest window max_ns and the owner's condition. */
+static void fixture_open(spin_fixture_t *f, uint64_t max_ns, bool (*may_spin)(void *ctx)) {
+  uv_loop_init(&f->loop);
+  uv_timer_init(&f->loop, &f->alive);
+  uv_timer_start(&f->alive, timer_noop, 3600 * 1000, 0);
+  f->arrivals = 0;
+  loop_spin_init(&f->s, &f->loop, &f->arrivals, max_ns, may_spin, NULL);
+}
+
+/* Closes the spinner and the loop; the loop must close cleanly. */
+static void fixture_close(spin_fixture_t *f) {
+  loop_spin_close(&f->s);
+  uv_close((uv_handle_t *)&f->alive, NULL);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
 }
 
 static bool allow_flag;
@@ -65,59 +85,52 @@ static long spin_duration_us(uv_loop_t *loop, loop_spin_t *s, long limit_ms) {
  * itself; without permission or with spinning disabled a touch does nothing. */
 static void test_loop(void **state) {
   (void)state;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  uv_timer_t alive;
-  keep_alive(&loop, &alive);
-  uint64_t arrivals = 0;
-  loop_spin_t s;
+  spin_fixture_t f;
   allow_flag = true;
-  loop_spin_init(&s, &loop, &arrivals, WMAX, allow, NULL);
+  fixture_open(&f, WMAX, allow);
+  loop_spin_t *s = &f.s;
 
   /* nothing learnt yet: a touch does not spin */
-  loop_spin_touch(&s);
-  assert_false(uv_is_active((uv_handle_t *)&s.idle));
+  loop_spin_touch(s);
+  assert_false(uv_is_active((uv_handle_t *)&s->idle));
 
   /* requests arriving 150 µs after the last activity grow the window to the cap */
   for (int i = 0; i < 6; i++) {
-    loop_spin_touch(&s);
-    s.quiet_since_ns = uv_hrtime() - 150 * US;
-    arrivals++;
-    uv_run(&loop, UV_RUN_NOWAIT); /* the check callback sees the arrival */
+    loop_spin_touch(s);
+    s->quiet_since_ns = uv_hrtime() - 150 * US;
+    f.arrivals++;
+    uv_run(&f.loop, UV_RUN_NOWAIT); /* the check callback sees the arrival */
   }
-  assert_int_equal(s.window_ns, WMAX);
+  assert_int_equal(s->window_ns, WMAX);
 
   /* a touch spins for about the window, then the loop is free to block again */
-  loop_spin_touch(&s);
-  assert_true(uv_is_active((uv_handle_t *)&s.idle));
-  long us = spin_duration_us(&loop, &s, 1000);
+  loop_spin_touch(s);
+  assert_true(uv_is_active((uv_handle_t *)&s->idle));
+  long us = spin_duration_us(&f.loop, s, 1000);
   assert_true(us >= 150); /* the window is 200 µs; the first check may come a little late */
   assert_true(us < 100000);
 
   /* the owner forbids spinning: a touch does nothing, and a running spin stops */
   allow_flag = false;
-  loop_spin_touch(&s);
-  assert_false(uv_is_active((uv_handle_t *)&s.idle));
+  loop_spin_touch(s);
+  assert_false(uv_is_active((uv_handle_t *)&s->idle));
   allow_flag = true;
-  loop_spin_touch(&s);
+  loop_spin_touch(s);
   allow_flag = false;
-  assert_true(spin_duration_us(&loop, &s, 1000) >= 0);
+  assert_true(spin_duration_us(&f.loop, s, 1000) >= 0);
   allow_flag = true;
 
   /* requests that come much later than the longest window turn spinning off */
   for (int i = 0; i < 6; i++) {
-    s.quiet_since_ns = uv_hrtime() - 10 * WMAX; /* as if the last activity was 2 ms ago */
-    arrivals++;
-    uv_run(&loop, UV_RUN_NOWAIT);
+    s->quiet_since_ns = uv_hrtime() - 10 * WMAX; /* as if the last activity was 2 ms ago */
+    f.arrivals++;
+    uv_run(&f.loop, UV_RUN_NOWAIT);
   }
-  assert_int_equal(s.window_ns, 0);
-  loop_spin_touch(&s);
-  assert_false(uv_is_active((uv_handle_t *)&s.idle));
+  assert_int_equal(s->window_ns, 0);
+  loop_spin_touch(s);
+  assert_false(uv_is_active((uv_handle_t *)&s->idle));
 
-  loop_spin_close(&s);
-  uv_close((uv_handle_t *)&alive, NULL);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  fixture_close(&f);
 }
 
 /* CETCD_SPIN_MAX_US sets the longest window; 0 turns spinning off; a bad value keeps the
@@ -134,24 +147,16 @@ static void test_env_and_disabled(void **state) {
   assert_int_equal(loop_spin_max_from_env(), LOOP_SPIN_DEFAULT_MAX_NS);
   unsetenv("CETCD_SPIN_MAX_US");
 
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  uv_timer_t alive;
-  keep_alive(&loop, &alive);
-  uint64_t arrivals = 0;
-  loop_spin_t s;
-  loop_spin_init(&s, &loop, &arrivals, 0, NULL, NULL);
+  spin_fixture_t f;
+  fixture_open(&f, 0, NULL);
   for (int i = 0; i < 4; i++) {
-    loop_spin_touch(&s);
-    arrivals++;
-    uv_run(&loop, UV_RUN_NOWAIT);
+    loop_spin_touch(&f.s);
+    f.arrivals++;
+    uv_run(&f.loop, UV_RUN_NOWAIT);
   }
-  loop_spin_touch(&s);
-  assert_false(uv_is_active((uv_handle_t *)&s.idle));
-  loop_spin_close(&s);
-  uv_close((uv_handle_t *)&alive, NULL);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&loop), 0);
+  loop_spin_touch(&f.s);
+  assert_false(uv_is_active((uv_handle_t *)&f.s.idle));
+  fixture_close(&f);
 }
 
 int main(void) {
