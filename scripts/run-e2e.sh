@@ -14,8 +14,9 @@ repo=$(cd "$here/.." && pwd)
 runner="$here/../../shared/tools/run-etcd-e2e.sh"
 
 if [[ ! -f $runner ]]; then
-  echo "[run-e2e] WARNING: $runner not found; skipping etcd's e2e suite" >&2
-  exit 0
+  echo "[run-e2e] ERROR: $runner not found: etcd's e2e gate cannot run. It comes with the" \
+    "project's shared/ folder beside this repository (../shared/tools); clone the repo there." >&2
+  exit 1
 fi
 
 # TestCtlV3GetQuorum runs a 3-member cluster (the Raft path, server/raft_node.c).

@@ -74,6 +74,8 @@ struct transport {
   size_t ep;
   uv_tcp_t tcp;
   uv_getaddrinfo_t gai;
+  struct addrinfo *addrs; /* resolved addresses of a named endpoint (owned), or NULL */
+  struct addrinfo *next_addr; /* the address to try when the current connect fails */
   uv_connect_t conn_req;
   bool gai_pending, tcp_inited, tcp_closing, connecting;
   bool ready;  /* session created, settings sent */
@@ -674,6 +676,7 @@ static void *ng_realloc(void *p, size_t n, void *ud) { return ((grpc_client_t *)
 static void transport_maybe_free(transport_t *tr) {
   if (tr->gai_pending || tr->tcp_inited) return;
   grpc_client_t *gc = tr->gc;
+  if (tr->addrs) uv_freeaddrinfo(tr->addrs);
   gc->mem.free_fn(tr->rbuf);
   gc->mem.free_fn(tr->wbuf);
   gc->mem.free_fn(tr);
@@ -684,6 +687,22 @@ static void tcp_closed(uv_handle_t *h) {
   transport_t *tr = h->data;
   tr->tcp_inited = false;
   transport_maybe_free(tr);
+}
+
+static void transport_connect_addr(transport_t *tr, const struct sockaddr *sa);
+
+/* The socket of a refused connect attempt closed: dial the name's next address. */
+static void tcp_closed_try_next(uv_handle_t *h) {
+  transport_t *tr = h->data;
+  tr->tcp_inited = false;
+  tr->tcp_closing = false;
+  if (tr->failed) {
+    transport_maybe_free(tr);
+    return;
+  }
+  struct addrinfo *ai = tr->next_addr;
+  tr->next_addr = ai->ai_next;
+  transport_connect_addr(tr, ai->ai_addr);
 }
 
 static void remove_draining(transport_t *tr) {
@@ -846,6 +865,13 @@ static void on_connect(uv_connect_t *req, int status) {
   grpc_client_t *gc = tr->gc;
   tr->connecting = false;
   if (tr->failed) return;
+  if (status < 0 && tr->next_addr) {
+    /* a name resolves to several addresses (localhost: ::1 and 127.0.0.1): try them in
+     * turn, as etcd's Go client does, before the endpoint counts as failed */
+    tr->tcp_closing = true;
+    uv_close((uv_handle_t *)&tr->tcp, tcp_closed_try_next);
+    return;
+  }
   if (status < 0) {
     transport_fail(tr, uv_strerror(status));
     return;
@@ -914,8 +940,9 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     transport_fail(tr, status < 0 ? uv_strerror(status) : "no address");
     return;
   }
+  tr->addrs = res;
+  tr->next_addr = res->ai_next;
   transport_connect_addr(tr, res->ai_addr);
-  uv_freeaddrinfo(res);
 }
 
 /* Starts a new connection attempt of ch to its current endpoint. */

@@ -55,6 +55,11 @@ def server_bin():
             or os.path.join(REPO, "build", "cetcd"))
 
 
+def cetcdctl_bin():
+    """cetcdctl under test: $CETCDCTL_BIN (ctest sets it), else build/cetcdctl."""
+    return os.environ.get("CETCDCTL_BIN") or os.path.join(REPO, "build", "cetcdctl")
+
+
 def testing_real_etcd():
     """True when the server under test is real etcd (cetcd-specific checks are skipped)."""
     b = server_bin()
