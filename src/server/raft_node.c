@@ -15,6 +15,7 @@
 #include "mvcc/mvcc.h"
 #include "raft/raft.h"
 #include "server/peer.h"
+#include "server/raft_snapshot.h"
 #include "wal/wal.h"
 
 #define RN_REQUEST_TIMEOUT_MS 5000 /* proposals and reads not answered by then fail */
@@ -63,6 +64,8 @@ struct raft_node {
   raft_entry_t *rents;
   size_t n_rents, cap_rents;
   raft_hard_state_t rhs;
+  rsnap_state_t snaps; /* --snapshot-count compaction and snap files (raft_snapshot.c) */
+  uint64_t snap_warned_ms;
 };
 
 static void rn_process(raft_node_t *rn);
@@ -94,6 +97,7 @@ int raft_node_create(server_t *srv, raft_node_t **out) {
   rn->n_voters = c.n_members;
   rn->voters = xcalloc(c.n_members, sizeof(uint64_t));
   for (size_t i = 0; i < c.n_members; i++) rn->voters[i] = c.members[i].id;
+  rsnap_state_init(&rn->snaps, cfg->data_dir, cfg->snapshot_count, 0);
   *out = rn;
   return 0;
 }
@@ -265,6 +269,19 @@ static void on_soft_state(raft_node_t *rn, const raft_soft_state_t *ss) {
   if (rn->lead != RAFT_NONE && !rn->announced) announce(rn);
 }
 
+/* A follower needs entries compacted away: the backend would have to be shipped. */
+static void send_snapshot(raft_node_t *rn, const raft_msg_t *m) {
+  uint64_t now = uv_now(rn->srv->loop);
+  if (now >= rn->snap_warned_ms + 10000) {
+    rn->snap_warned_ms = now;
+    LOGW(
+        "msg=\"cannot send a snapshot: shipping the backend to followers is not implemented; the "
+        "follower stays behind\" remote-peer-id=%016" PRIx64 " snapshot-index=%" PRIu64,
+        m->to, m->snapshot ? m->snapshot->index : 0);
+  }
+  raft_report_snapshot(rn->raft, m->to, false);
+}
+
 /* Drains the Ready loop: persist, sync, send, apply, advance. */
 static void rn_process(raft_node_t *rn) {
   if (rn->processing || !rn->raft || rn->stopped) return;
@@ -292,6 +309,10 @@ static void rn_process(raft_node_t *rn) {
       break;
     }
     for (size_t i = 0; i < rd.n_msgs; i++) {
+      if (rd.msgs[i].type == RAFT_MSG_SNAP) {
+        send_snapshot(rn, &rd.msgs[i]);
+        continue;
+      }
       buf_reset(&b);
       raft_msg_encode(&rd.msgs[i], &b);
       peer_send(rn->peers, rd.msgs[i].to, b.data, b.len);
@@ -311,6 +332,7 @@ static void rn_process(raft_node_t *rn) {
     }
     serve_reads(rn);
     raft_advance(rn->raft, &rd);
+    rsnap_maybe_snapshot(&rn->snaps, rn->raft, srv->wal);
   }
   buf_free(&b);
   rn->processing = false;
@@ -374,13 +396,39 @@ static void on_peer_unreachable(void *ctx, uint64_t id) {
   raft_report_unreachable(rn->raft, id);
 }
 
+/* rsnap_load_newest filter: the WAL holds every entry after the snapshot (or none). */
+static bool snap_fits(void *ctx, const rsnap_meta_t *m) {
+  raft_node_t *rn = ctx;
+  return !rn->n_rents || rn->rents[0].index <= m->index + 1;
+}
+
+/* Drops the replayed entries the snapshot at index covers. */
+static void drop_replayed_through(raft_node_t *rn, uint64_t index) {
+  size_t k = 0;
+  while (k < rn->n_rents && rn->rents[k].index <= index) free((void *)rn->rents[k++].data);
+  memmove(rn->rents, rn->rents + k, (rn->n_rents - k) * sizeof(raft_entry_t));
+  rn->n_rents -= k;
+}
+
 int raft_node_start(raft_node_t *rn) {
   server_t *srv = rn->srv;
   cetcd_config_t *cfg = srv->cfg;
   uint64_t applied = mvcc_consistent_index(srv->mvcc);
   raft_snapshot_t snap = {.voters = rn->voters, .n_voters = rn->n_voters};
   raft_restore_t rs = {.hs = rn->rhs, .applied = applied};
-  if (rn->n_rents) {
+  rn->snaps.member_id = srv->member_id;
+  rsnap_meta_t meta = {0};
+  bool have_meta = rsnap_load_newest(rn->snaps.dir, applied, snap_fits, rn, &meta) == 0;
+  if (have_meta) {
+    snap = rsnap_as_raft(&meta);
+    rs.snapshot = &snap;
+    drop_replayed_through(rn, meta.index);
+    uint64_t last = rn->n_rents ? rn->rents[rn->n_rents - 1].index : meta.index;
+    if (applied > last) applied = last; /* an installed backend may be ahead of the log */
+    LOGI("msg=\"recovered from snapshot\" snapshot-index=%" PRIu64 " snapshot-term=%" PRIu64
+         " voters=%zu learners=%zu",
+         meta.index, meta.term, meta.n_voters, meta.n_learners);
+  } else if (rn->n_rents) {
     if (rn->rents[0].index > 1) {
       snap.index = rn->rents[0].index - 1;
       snap.term = rn->rents[0].term;
@@ -394,6 +442,7 @@ int raft_node_start(raft_node_t *rn) {
   rs.entries = rn->rents;
   rs.n_entries = rn->n_rents;
   if (rs.hs.commit < applied) rs.hs.commit = applied;
+  rsnap_state_restored(&rn->snaps, have_meta ? meta.index : 0, applied);
   rn->rng = srv->member_id ^ (uint64_t)uv_hrtime() ^ 0x9e3779b97f4a7c15ULL;
   if (!rn->rng) rn->rng = 1;
   uint32_t hb = cfg->heartbeat_interval_ms ? cfg->heartbeat_interval_ms : 100;
@@ -410,6 +459,7 @@ int raft_node_start(raft_node_t *rn) {
       .restore = (rs.hs.term || rs.n_entries || rs.snapshot) ? &rs : NULL};
   if (rc.restore && !rs.snapshot && rs.n_entries == 0) rs.applied = 0;
   rn->raft = raft_new(&rc);
+  rsnap_meta_free(&meta);
   for (size_t i = 0; i < rn->n_rents; i++) free((void *)rn->rents[i].data);
   free(rn->rents);
   rn->rents = NULL;
@@ -485,6 +535,10 @@ void raft_node_read_index(raft_node_t *rn, raft_node_read_cb cb, void *ctx) {
   rn_process(rn);
 }
 
+uint64_t raft_node_release_index(raft_node_t *rn, uint64_t synced) {
+  return rsnap_release_index(&rn->snaps, synced);
+}
+
 void raft_node_info(raft_node_t *rn, uint64_t *leader, uint64_t *index, uint64_t *term) {
   raft_status_t st;
   memset(&st, 0, sizeof(st));
@@ -500,6 +554,7 @@ static void free_node(raft_node_t *rn) {
   for (size_t i = 0; i < rn->n_rents; i++) free((void *)rn->rents[i].data);
   free(rn->rents);
   free(rn->voters);
+  rsnap_state_free(&rn->snaps);
   ids_cluster_free(&rn->cluster);
   free(rn);
 }

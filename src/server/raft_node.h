@@ -34,6 +34,9 @@ void raft_node_propose(raft_node_t *rn, const uint8_t *data, size_t len, uint64_
                        propose_cb cb, void *ctx);
 /* Waits for a read index and for the local state to reach it, then calls cb. */
 void raft_node_read_index(raft_node_t *rn, raft_node_read_cb cb, void *ctx);
+/* The index before which WAL segments may go once the backend is durable up to synced (the
+ * newest saved raft snapshot at or below it, plus one), or 0. */
+uint64_t raft_node_release_index(raft_node_t *rn, uint64_t synced);
 /* Leader id (0 if none), commit index and term. */
 void raft_node_info(raft_node_t *rn, uint64_t *leader, uint64_t *index, uint64_t *term);
 /* The initial cluster (member names, peer URLs, ids). */

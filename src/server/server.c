@@ -113,9 +113,9 @@ static void close_storage(server_t *srv);
 /* Loop thread: the backend is durable up to sync_index, so older WAL segments can go. */
 static void sync_done(uv_work_t *w, int status) {
   server_t *srv = w->data;
-  /* a cluster keeps its whole log: raft has no snapshots to catch followers up with yet */
-  if (status == 0 && srv->sync_running && srv->wal && !srv->rn)
-    wal_release_before(srv->wal, srv->sync_index + 1);
+  /* a cluster member keeps the log after its newest raft snapshot (server/raft_snapshot.c) */
+  uint64_t release = srv->rn ? raft_node_release_index(srv->rn, srv->sync_index) : srv->sync_index + 1;
+  if (status == 0 && srv->sync_running && srv->wal && release) wal_release_before(srv->wal, release);
   srv->sync_running = false;
   w->data = NULL;
   if (srv->close_pending) close_storage(srv);
