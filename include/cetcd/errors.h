@@ -36,6 +36,11 @@ enum cetcd_error {
   CETCD_ECONFPENDING = -40025,    /* a raft membership change is still pending */
   CETCD_ERAFTCOMPACTED = -40026,  /* raft log index already compacted */
   CETCD_ERAFTUNAVAIL = -40027,    /* raft log index not available yet */
+  /* leadership (server/leadership.c, server/raft_node.c) */
+  CETCD_ELEADERCHANGED = -40040,   /* the leader changed while a read waited for its index */
+  CETCD_EBADTRANSFEREE = -40041,   /* MoveLeader target is not a voting member */
+  CETCD_ETRANSFERTIMEOUT = -40042, /* a leadership transfer did not finish in time */
+  CETCD_EPROPTIMEOUT = -40043,     /* a proposal found no leader to take it before its deadline */
   /* client concurrency recipes (cetcd/concurrency.h) */
   CETCD_ELOCKED = -40050,           /* mutex held by another session (trylock) */
   CETCD_ESESSIONEXPIRED = -40051,   /* the session's lease was lost */

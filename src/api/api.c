@@ -7,7 +7,9 @@
 #include "api/api_errors.h"
 #include "auth.pb-c.h"
 #include "base/alloc.h"
+#include "cetcd/errors.h"
 #include "mvcc/mvcc.h"
+#include "server/raft_node.h"
 #include "v3election.pb-c.h"
 #include "v3lock.pb-c.h"
 
@@ -33,6 +35,16 @@ Etcdserverpb__ResponseHeader *api_header(grpc_call_t *call, Etcdserverpb__Respon
 void api_reply(grpc_call_t *call, const ProtobufCMessage *msg) {
   grpc_call_send(call, msg);
   grpc_call_finish(call, GRPC_OK, NULL);
+}
+
+int api_gate(grpc_call_t *call, const char **message) {
+  server_t *srv = server_get();
+  const char *v = grpc_call_metadata(call, "hasleader");
+  if (!v || strcmp(v, "true") != 0 || !srv || !srv->rn) return GRPC_OK;
+  uint64_t lead = 0;
+  raft_node_info(srv->rn, &lead, NULL, NULL);
+  if (lead) return GRPC_OK;
+  return api_error_status(CETCD_ENOLEADER, message);
 }
 
 /* Answers any method that cetcd does not implement yet. */

@@ -26,6 +26,16 @@ void api_register_all(grpc_server_t *g);
  * ones: called when the server begins shutting down, so streams do not hold it up. */
 void api_watch_stop_all(void);
 
+/* Ends the open Watch streams that carry `hasleader: true` metadata (clientv3's
+ * WithRequireLeader) with UNAVAILABLE "etcdserver: no leader": called when this member
+ * has been without a leader for a while, as etcd's monitorLeader does. */
+void api_watch_end_requiring_leader(void);
+
+/* The gRPC server's gate (grpc_server_opts_t.gate): a call with `hasleader: true`
+ * metadata on a cluster member that knows no leader ends at once with UNAVAILABLE
+ * "etcdserver: no leader", like etcd's interceptors. */
+int api_gate(grpc_call_t *call, const char **message);
+
 /* Method tables of the services, one per api/<service>.c. */
 extern const grpc_method_t api_kv_methods[];
 extern const size_t api_kv_methods_len;

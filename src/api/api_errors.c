@@ -29,6 +29,15 @@ int api_error_status(int code, const char **message) {
     case CETCD_ENOLEADER: *message = "etcdserver: no leader"; return GRPC_UNAVAILABLE;
     case CETCD_ETIMEOUT: *message = "etcdserver: request timed out"; return GRPC_UNAVAILABLE;
     case CETCD_ESTOPPED: *message = "etcdserver: server stopped"; return GRPC_UNAVAILABLE;
+    case CETCD_ENOTLEADER: *message = "etcdserver: not leader"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_ELEADERCHANGED: *message = "etcdserver: leader changed"; return GRPC_UNAVAILABLE;
+    case CETCD_EBADTRANSFEREE: *message = "etcdserver: bad leader transferee"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_ETRANSFERTIMEOUT: /* etcd has no gRPC mapping for it: Unknown */
+      *message = "etcdserver: request timed out, leader transfer took too long";
+      return GRPC_UNKNOWN;
+    case CETCD_EPROPTIMEOUT: /* etcd: raft never took the proposal, the context expired */
+      *message = "context deadline exceeded";
+      return GRPC_UNKNOWN;
     case CETCD_ECANCELED: *message = "context canceled"; return GRPC_CANCELLED;
     case CETCD_ECORRUPT: *message = "etcdserver: corrupt cluster"; return GRPC_DATA_LOSS;
     case CETCD_EINVAL: *message = "etcdserver: invalid request"; return GRPC_INVALID_ARGUMENT;

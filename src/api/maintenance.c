@@ -1,4 +1,5 @@
-/* etcdserverpb.Maintenance: Status, Hash, HashKV, Alarm, Defragment (and Snapshot). */
+/* etcdserverpb.Maintenance: Status, Hash, HashKV, Alarm, Defragment, MoveLeader (and
+ * Snapshot). */
 #include <string.h>
 
 #include "api/api.h"
@@ -6,6 +7,7 @@
 #include "cetcd/errors.h"
 #include "mvcc/mvcc.h"
 #include "server/alarm.h"
+#include "server/leadership.h"
 #include "server/raft_node.h"
 #include "snapshot/snapshot.h"
 
@@ -24,9 +26,10 @@ static void mt_status(grpc_call_t *call, ProtobufCMessage *m) {
   resp.raftappliedindex = srv->applied_index;
   if (srv->rn) raft_node_info(srv->rn, &resp.leader, &resp.raftindex, &resp.raftterm);
   size_t na = alarm_count(srv->alarms, ETCDSERVERPB__ALARM_TYPE__NONE);
-  if (na) { /* etcd: one "memberID:<id> alarm:<type> " string per raised alarm */
+  if (na || !resp.leader) { /* etcd: one "memberID:<id> alarm:<type> " string per raised alarm */
     arena_t *a = grpc_call_arena(call);
-    resp.errors = arena_alloc(a, na * sizeof(*resp.errors));
+    resp.errors = arena_alloc(a, (na + 1) * sizeof(*resp.errors));
+    if (!resp.leader) resp.errors[resp.n_errors++] = (char *)"etcdserver: no leader"; /* etcd's too */
     for (size_t i = 0; i < na; i++) {
       uint64_t member;
       int type;
@@ -113,6 +116,31 @@ static void mt_defragment(grpc_call_t *call, ProtobufCMessage *m) {
   api_reply(call, &resp.base);
 }
 
+/* Answers MoveLeader once the transfer finished or failed. */
+static void move_leader_done(void *ctx, int err) {
+  grpc_call_t *call = ctx;
+  if (err) {
+    api_finish_error(call, err);
+    return;
+  }
+  Etcdserverpb__MoveLeaderResponse resp = ETCDSERVERPB__MOVE_LEADER_RESPONSE__INIT;
+  api_reply(call, &resp.base); /* etcd's carries no header */
+}
+
+/* Maintenance.MoveLeader: only the leader accepts it ("etcdserver: not leader"); it answers
+ * once the target leads, like etcd's (a bad target: "etcdserver: bad leader transferee"). */
+static void mt_move_leader(grpc_call_t *call, ProtobufCMessage *m) {
+  Etcdserverpb__MoveLeaderRequest *req = (Etcdserverpb__MoveLeaderRequest *)m;
+  server_t *srv = server_get();
+  uint64_t lead = srv->member_id;
+  if (srv->rn) raft_node_info(srv->rn, &lead, NULL, NULL);
+  if (lead != srv->member_id) {
+    api_finish_error(call, CETCD_ENOTLEADER);
+    return;
+  }
+  leadership_move(srv, req->targetid, grpc_call_deadline_ms(call), move_leader_done, call);
+}
+
 const grpc_method_t api_maintenance_methods[] = {
     {"/etcdserverpb.Maintenance/Status", GRPC_UNARY, &etcdserverpb__status_request__descriptor, mt_status,
      NULL, NULL},
@@ -126,5 +154,7 @@ const grpc_method_t api_maintenance_methods[] = {
      snapshot_rpc_on_message, NULL, snapshot_rpc_on_cancel},
     {"/etcdserverpb.Maintenance/Defragment", GRPC_UNARY, &etcdserverpb__defragment_request__descriptor,
      mt_defragment, NULL, NULL},
+    {"/etcdserverpb.Maintenance/MoveLeader", GRPC_UNARY, &etcdserverpb__move_leader_request__descriptor,
+     mt_move_leader, NULL, NULL},
 };
 const size_t api_maintenance_methods_len = sizeof(api_maintenance_methods) / sizeof(*api_maintenance_methods);

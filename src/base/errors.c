@@ -34,6 +34,10 @@ const char *cetcd_strerror(int code) {
     case CETCD_ECONFPENDING: return "a membership change is still pending";
     case CETCD_ERAFTCOMPACTED: return "raft log index already compacted";
     case CETCD_ERAFTUNAVAIL: return "raft log index not available yet";
+    case CETCD_ELEADERCHANGED: return "the raft leader changed";
+    case CETCD_EBADTRANSFEREE: return "bad leader transferee";
+    case CETCD_ETRANSFERTIMEOUT: return "leader transfer took too long";
+    case CETCD_EPROPTIMEOUT: return "no raft leader took the proposal before its deadline";
     case CETCD_ELOCKED: return "mutex: Locked by another session";
     case CETCD_ESESSIONEXPIRED: return "session: lease expired";
     case CETCD_EELECTIONNOLEADER: return "election: no leader";

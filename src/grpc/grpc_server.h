@@ -99,6 +99,10 @@ typedef struct grpc_server_opts {
   uint32_t max_concurrent_streams; /* per connection, 0 = unlimited */
   grpc_http1_handler_fn http1;     /* may be NULL */
   void *http1_ctx;
+  /* Optional interceptor, run before a method's handler first sees a call (remote or
+   * local): returns GRPC_OK to let it through, or a status (and *message, static) that
+   * ends the call instead, without the handler. */
+  int (*gate)(grpc_call_t *call, const char **message);
 } grpc_server_opts_t;
 
 /* Creates a server on `loop` (opts copied; may be NULL for defaults). Returns NULL only if

@@ -393,3 +393,21 @@ int raft_progress_match(const raft_t *r, uint64_t id, uint64_t *match) {
   *match = pr->match;
   return 0;
 }
+
+bool raft_is_voter(const raft_t *r, uint64_t id) {
+  raft_progress_t *pr = raft_pr_find((raft_t *)r, id);
+  return pr && !pr->learner;
+}
+
+int raft_best_transferee(const raft_t *r, uint64_t *id) {
+  *id = RAFT_NONE;
+  if (r->role != RAFT_LEADER) return CETCD_ENOTLEADER;
+  uint64_t best = 0;
+  for (size_t i = 0; i < r->n_prs; i++) {
+    const raft_progress_t *pr = &r->prs[i];
+    if (pr->id == r->id || pr->learner || (*id != RAFT_NONE && pr->match <= best)) continue;
+    *id = pr->id;
+    best = pr->match;
+  }
+  return 0;
+}

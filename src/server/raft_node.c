@@ -18,8 +18,6 @@
 #include "server/raft_snapshot.h"
 #include "wal/wal.h"
 
-#define RN_REQUEST_TIMEOUT_MS 5000 /* proposals and reads not answered by then fail */
-
 typedef struct rn_prop {
   struct rn_prop *next;
   uint64_t id;
@@ -29,7 +27,17 @@ typedef struct rn_prop {
   void *ctx;
   uint64_t deadline;
   apply_result_t res;
+  uint8_t *held; /* not in raft yet (no leader, or a transfer): the entry to propose again */
+  size_t held_len;
 } rn_prop_t;
+
+/* A proposal forwarded by a peer that raft could not take (see hold_peer_prop). */
+typedef struct rn_held_msg {
+  struct rn_held_msg *next;
+  uint64_t deadline;
+  size_t len;
+  uint8_t data[]; /* the encoded raft message */
+} rn_held_msg_t;
 
 typedef struct rn_read {
   struct rn_read *next;
@@ -56,8 +64,9 @@ struct raft_node {
   uint64_t lead;
   raft_role_t role;
   uint64_t commit;
-  rn_prop_t *props; /* local proposals waiting to be applied */
-  rn_read_t *reads; /* linearizable reads waiting */
+  rn_prop_t *props;         /* local proposals waiting to be applied */
+  rn_read_t *reads;         /* linearizable reads waiting */
+  rn_held_msg_t *held_msgs; /* peers' proposals waiting for a leader, oldest first */
   uint64_t next_read;
   uint64_t rng;
   /* WAL replay */
@@ -69,6 +78,11 @@ struct raft_node {
 };
 
 static void rn_process(raft_node_t *rn);
+
+/* etcd's request timeout (ReqTimeout): 5 s plus two election timeouts. */
+static uint64_t req_timeout(raft_node_t *rn) {
+  return 5000 + 2 * (uint64_t)rn->srv->cfg->election_timeout_ms;
+}
 
 /* xorshift64* random source for election timeouts. */
 static uint64_t rn_rand(void *ctx) {
@@ -133,6 +147,7 @@ void raft_node_replay_hardstate(raft_node_t *rn, uint64_t term, uint64_t vote, u
 
 /* Frees a proposal record. */
 static void prop_free(rn_prop_t *p) {
+  free(p->held);
   if (p->dec) {
     arena_destroy(p->dec);
     free(p->dec);
@@ -186,6 +201,104 @@ static rn_prop_t *take_prop(raft_node_t *rn, uint64_t id) {
       return p;
     }
   return NULL;
+}
+
+/* ---- proposals waiting for a leader ------------------------------------------------ */
+
+/* Raft's answers that mean "nobody can take a proposal right now": no leader is known, or
+ * the leader is handing leadership over. etcd's proposers wait for a leader then (until
+ * their request timeout), and so do ours. */
+static bool transient(int rc) { return rc == CETCD_ENOLEADER || rc == CETCD_EPROPDROPPED; }
+
+/* Keeps a proposal a peer forwarded while this member could not take it (a transfer in
+ * progress, or no leader known) until a leader can, instead of dropping it and leaving the
+ * peer's client to time out. data is the encoded raft message (copied). */
+static void hold_peer_prop(raft_node_t *rn, const uint8_t *data, size_t len) {
+  rn_held_msg_t *h = xmalloc(sizeof(*h) + len);
+  h->next = NULL;
+  h->deadline = uv_now(rn->srv->loop) + req_timeout(rn);
+  h->len = len;
+  memcpy(h->data, data, len);
+  rn_held_msg_t **tail = &rn->held_msgs;
+  while (*tail) tail = &(*tail)->next;
+  *tail = h;
+}
+
+/* Frees every held peer proposal. */
+static void drop_held_msgs(raft_node_t *rn) {
+  while (rn->held_msgs) {
+    rn_held_msg_t *h = rn->held_msgs;
+    rn->held_msgs = h->next;
+    free(h);
+  }
+}
+
+/* Unlinks p from the waiting proposals. */
+static void unlink_prop(raft_node_t *rn, rn_prop_t *p) {
+  for (rn_prop_t **pp = &rn->props; *pp; pp = &(*pp)->next)
+    if (*pp == p) {
+      *pp = p->next;
+      p->next = NULL;
+      return;
+    }
+}
+
+/* Proposes again, oldest first, what waits for a leader; stops at the first that still
+ * cannot go. Held peer proposals past their deadline are dropped (their proposer times
+ * out by itself); local ones time out in on_tick. */
+static void retry_held(raft_node_t *rn) {
+  uint64_t now = uv_now(rn->srv->loop);
+  while (rn->held_msgs) {
+    rn_held_msg_t *h = rn->held_msgs;
+    int rc = 0;
+    if (h->deadline > now) {
+      arena_t a;
+      arena_init(&a);
+      raft_msg_t m;
+      if (raft_msg_decode(h->data, h->len, &a, &m) == 0) rc = raft_step(rn->raft, &m);
+      arena_destroy(&a);
+      if (transient(rc)) break;
+    }
+    rn->held_msgs = h->next;
+    free(h);
+  }
+  size_t n = 0;
+  for (rn_prop_t *p = rn->props; p; p = p->next) n += p->held != NULL;
+  if (!n) return;
+  rn_prop_t **held = xmalloc(n * sizeof(*held)); /* props is newest first */
+  size_t k = n;
+  for (rn_prop_t *p = rn->props; p; p = p->next)
+    if (p->held) held[--k] = p;
+  for (size_t i = 0; i < n; i++) {
+    rn_prop_t *p = held[i];
+    int rc = raft_propose(rn->raft, p->held, p->held_len);
+    if (transient(rc)) break;
+    free(p->held);
+    p->held = NULL;
+    if (rc) {
+      unlink_prop(rn, p);
+      apply_result_t res = {.err = rc};
+      p->cb(p->ctx, &res);
+      prop_free(p);
+    }
+  }
+  free(held);
+}
+
+/* Fails the linearizable reads still waiting for their read index (etcd: a new leader
+ * makes them retry with "leader changed"). */
+static void fail_unindexed_reads(raft_node_t *rn) {
+  rn_read_t **pp = &rn->reads;
+  while (*pp) {
+    rn_read_t *r = *pp;
+    if (r->have_index) {
+      pp = &r->next;
+      continue;
+    }
+    *pp = r->next;
+    r->cb(r->ctx, CETCD_ELEADERCHANGED);
+    free(r);
+  }
 }
 
 /* Applies committed entries in one mvcc batch, then answers local proposers in order. */
@@ -264,8 +377,13 @@ static void on_soft_state(raft_node_t *rn, const raft_soft_state_t *ss) {
   if (ss->lead != rn->lead)
     LOGI("msg=\"raft leader changed\" member-id=%016" PRIx64 " leader=%016" PRIx64 " term=%" PRIu64,
          srv->member_id, ss->lead, srv->term);
+  bool new_leader = ss->lead != RAFT_NONE && ss->lead != rn->lead;
   rn->role = ss->role;
   rn->lead = ss->lead;
+  if (new_leader) {
+    fail_unindexed_reads(rn);
+    retry_held(rn);
+  }
   if (rn->lead != RAFT_NONE && !rn->announced) announce(rn);
 }
 
@@ -349,6 +467,7 @@ static void on_tick(uv_timer_t *t) {
   raft_node_t *rn = t->data;
   if (rn->stopped) return;
   raft_tick(rn->raft);
+  retry_held(rn);
   uint64_t now = uv_now(rn->srv->loop);
   rn_prop_t **pp = &rn->props;
   while (*pp) {
@@ -358,7 +477,7 @@ static void on_tick(uv_timer_t *t) {
       continue;
     }
     *pp = p->next;
-    apply_result_t res = {.err = CETCD_ETIMEOUT};
+    apply_result_t res = {.err = p->held ? CETCD_EPROPTIMEOUT : CETCD_ETIMEOUT};
     p->cb(p->ctx, &res);
     prop_free(p);
   }
@@ -384,7 +503,9 @@ static void on_peer_message(void *ctx, const uint8_t *data, size_t len) {
   arena_t a;
   arena_init(&a);
   raft_msg_t m;
-  if (raft_msg_decode(data, len, &a, &m) == 0) raft_step(rn->raft, &m);
+  if (raft_msg_decode(data, len, &a, &m) == 0 && transient(raft_step(rn->raft, &m)) &&
+      m.type == RAFT_MSG_PROP)
+    hold_peer_prop(rn, data, len);
   arena_destroy(&a);
   rn_process(rn);
 }
@@ -503,17 +624,22 @@ void raft_node_propose(raft_node_t *rn, const uint8_t *data, size_t len, uint64_
     return;
   }
   int rc = raft_propose(rn->raft, data, len);
-  if (rc) {
+  if (rc && !transient(rc)) {
     apply_result_t res = {.err = rc};
     cb(ctx, &res);
     return;
   }
   rn_prop_t *p = xcalloc(1, sizeof(*p));
+  if (rc) { /* proposed again once a leader can take it (retry_held) */
+    p->held = xmalloc(len ? len : 1);
+    memcpy(p->held, data, len);
+    p->held_len = len;
+  }
   p->id = req_id;
   p->arena = arena;
   p->cb = cb;
   p->ctx = ctx;
-  p->deadline = uv_now(rn->srv->loop) + RN_REQUEST_TIMEOUT_MS;
+  p->deadline = uv_now(rn->srv->loop) + req_timeout(rn);
   p->next = rn->props;
   rn->props = p;
   rn_process(rn);
@@ -528,7 +654,7 @@ void raft_node_read_index(raft_node_t *rn, raft_node_read_cb cb, void *ctx) {
   r->ctx_id = ++rn->next_read ^ (rn->srv->member_id << 32);
   r->cb = cb;
   r->ctx = ctx;
-  r->deadline = uv_now(rn->srv->loop) + RN_REQUEST_TIMEOUT_MS;
+  r->deadline = uv_now(rn->srv->loop) + req_timeout(rn);
   r->next = rn->reads;
   rn->reads = r;
   ask_read(rn, r);
@@ -546,6 +672,27 @@ void raft_node_info(raft_node_t *rn, uint64_t *leader, uint64_t *index, uint64_t
   if (leader) *leader = st.lead;
   if (index) *index = st.commit;
   if (term) *term = st.term;
+}
+
+int raft_node_transfer_leader(raft_node_t *rn, uint64_t target) {
+  if (!rn->raft || rn->stopped) return CETCD_ESTOPPED;
+  if (!raft_is_voter(rn->raft, target)) return CETCD_EBADTRANSFEREE;
+  int rc = raft_transfer_leader(rn->raft, target);
+  rn_process(rn);
+  return rc;
+}
+
+uint64_t raft_node_transferee(raft_node_t *rn) {
+  raft_status_t st;
+  if (!rn->raft) return 0;
+  raft_status(rn->raft, &st);
+  return st.role == RAFT_LEADER ? st.lead_transferee : 0;
+}
+
+uint64_t raft_node_best_transferee(raft_node_t *rn) {
+  uint64_t id = RAFT_NONE;
+  if (rn->raft) raft_best_transferee(rn->raft, &id);
+  return id;
 }
 
 /* Releases everything the node owns. */
@@ -585,4 +732,5 @@ void raft_node_stop(raft_node_t *rn) {
     rn->peers = NULL;
   }
   fail_all(rn, CETCD_ESTOPPED);
+  drop_held_msgs(rn);
 }

@@ -39,6 +39,14 @@ void raft_node_read_index(raft_node_t *rn, raft_node_read_cb cb, void *ctx);
 uint64_t raft_node_release_index(raft_node_t *rn, uint64_t synced);
 /* Leader id (0 if none), commit index and term. */
 void raft_node_info(raft_node_t *rn, uint64_t *leader, uint64_t *index, uint64_t *term);
+/* Asks raft to hand leadership to target (a leader sends it TimeoutNow once its log is
+ * caught up; see server/leadership.c for the waiting). Returns 0, CETCD_EBADTRANSFEREE
+ * (target is not a voting member) or CETCD_ENOLEADER. */
+int raft_node_transfer_leader(raft_node_t *rn, uint64_t target);
+/* The member a transfer started on this leader goes to, or 0 when none is in progress. */
+uint64_t raft_node_transferee(raft_node_t *rn);
+/* On a leader: the most caught-up other voter (highest match index), or 0 if none. */
+uint64_t raft_node_best_transferee(raft_node_t *rn);
 /* The initial cluster (member names, peer URLs, ids). */
 const ids_cluster_t *raft_node_cluster(raft_node_t *rn);
 /* Stops ticking and the peer transport and fails what waits. */

@@ -19,6 +19,7 @@
 #include "server/alarm.h"
 #include "server/compactor.h"
 #include "server/http.h"
+#include "server/leadership.h"
 #include "server/metrics.h"
 #include "server/quota.h"
 #include "server/raft_node.h"
@@ -157,10 +158,15 @@ static int load_identity(server_t *srv) {
 
 /* ---- start / stop ------------------------------------------------------------------- */
 
-/* Signal handler: graceful stop. */
+/* Signal handler: graceful stop. A leader first hands leadership to the most caught-up
+ * voter (etcd's TransferLeadership on Stop); a second signal stops at once. */
 static void on_signal(uv_signal_t *s, int signum) {
   server_t *srv = s->data;
   LOGI("msg=\"received signal; shutting down\" signal=%d", signum);
+  if (!srv->handing_off && !srv->stopping && leadership_handoff(srv, server_stop)) {
+    srv->handing_off = true;
+    return;
+  }
   server_stop(srv);
 }
 
@@ -291,6 +297,7 @@ static int listen_clients(server_t *srv) {
       .max_concurrent_streams = cfg->max_concurrent_streams,
       .http1 = http_handle,
       .http1_ctx = srv,
+      .gate = api_gate,
   };
   srv->grpc = grpc_server_new(srv->loop, &go);
   api_register_all(srv->grpc);
@@ -362,6 +369,7 @@ int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
   uv_timer_init(loop, &srv->sync_timer);
   srv->sync_timer.data = srv;
   uv_timer_start(&srv->sync_timer, on_sync_timer, 1000, 1000);
+  leadership_monitor_start(srv);
   if (srv->rn) return raft_node_start(srv->rn); /* readiness lines once a leader is known */
   /* The lines etcd's tooling waits for. */
   LOGI("msg=\"%016" PRIx64 " became leader at term %" PRIu64 "\"", srv->member_id, srv->term);
@@ -420,6 +428,7 @@ void server_stop(server_t *srv) {
     loop_spin_close(&srv->spin); /* it reads the gRPC server's counter */
   }
   raft_node_stop(srv->rn);
+  leadership_monitor_stop();
   uv_timer_stop(&srv->sync_timer);
   compactor_stop(srv->compactor); /* freed once its timer closed and its proposal answered */
   srv->compactor = NULL;

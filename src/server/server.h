@@ -73,6 +73,7 @@ typedef struct server {
   loop_spin_t spin;       /* single member: keeps polling briefly after answering (net/loop_spin.h) */
   bool spin_on;           /* spin is initialised */
   bool stopping;
+  bool handing_off; /* stopping: a leader hands leadership over first (server/leadership.c) */
   bool wal_failed;
   uv_signal_t sigterm, sigint;
   uv_timer_t sync_timer; /* periodic LMDB sync + WAL release */
