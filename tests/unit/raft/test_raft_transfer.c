@@ -1,5 +1,6 @@
 /* Leadership transfer: to an up-to-date member, to a lagging one, proposals dropped while it
- * runs, abandoned after an election timeout, forwarded from a follower. */
+ * runs, abandoned after an election timeout, forwarded from a follower; the choice of the
+ * most caught-up voter (raft_best_transferee) and raft_is_voter. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,11 +76,40 @@ static void test_transfer_drops_proposals_then_aborts(void **state) {
   free(net);
 }
 
+/* The best transferee is the voter whose log matches furthest; learners never are. */
+static void test_best_transferee(void **state) {
+  (void)state;
+  tnet_t *net = calloc(1, sizeof(*net));
+  tn_opts_t o = {.n_learners = 1}; /* voters 1..3, learner 4 */
+  tn_init(net, 4, &o);
+  tn_elect(net, 1);
+  uint64_t id = 99;
+  assert_int_equal(raft_best_transferee(net->r[2], &id), CETCD_ENOTLEADER);
+  assert_int_equal(id, RAFT_NONE);
+  tn_isolate(net, 2, true);
+  for (int i = 0; i < 5; i++) tn_propose(net, 1, "x");
+  tn_settle(net);
+  assert_int_equal(raft_best_transferee(net->r[1], &id), 0);
+  assert_int_equal(id, 3); /* 2 lags; 4 is caught up but a learner */
+  tn_isolate(net, 2, false);
+  tn_isolate(net, 3, true);
+  for (int i = 0; i < 5; i++) tn_propose(net, 1, "y");
+  tn_settle(net);
+  assert_int_equal(raft_best_transferee(net->r[1], &id), 0);
+  assert_int_equal(id, 2);
+  assert_true(raft_is_voter(net->r[2], 3));
+  assert_false(raft_is_voter(net->r[2], 4));
+  assert_false(raft_is_voter(net->r[2], 7));
+  tn_free(net);
+  free(net);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_transfer_basic),
       cmocka_unit_test(test_transfer_lagging_and_forwarded),
       cmocka_unit_test(test_transfer_drops_proposals_then_aborts),
+      cmocka_unit_test(test_best_transferee),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,178 @@
+"""Leadership transfers on 3-member clusters, cetcd and real etcd side by side.
+
+- MoveLeader through etcdctl: through a follower, to an unknown id, to the leader itself,
+  to a follower (it answers once the follower leads), through every endpoint; raw gRPC to a
+  follower gets etcd's "etcdserver: not leader". The masked transcripts must be equal.
+- A leader asked to stop (SIGTERM) hands leadership to the most caught-up voter first, as
+  etcd's Stop does: both servers log "leadership transfer starting/finished" naming the
+  member that then leads. A client writing continuously through a follower sees a pause of
+  about a round trip with cetcd (measured, asserted well below an election timeout), while
+  SIGKILL of the leader shows the election gap (at least an election timeout).
+Every wait is bounded."""
+
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from cluster_harness import Cluster, until  # noqa: E402
+
+ELECTION_S = 0.5  # cluster_harness' --election-timeout
+PUT_TIMEOUT_S = 1.0  # per-request deadline of the continuous writer
+WRITE_S = 3.0  # how long the writer runs after the signal
+
+
+def ctl_result(label, r):
+    """One etcdctl outcome as masked text: rc, stdout, and the final Error line only (the
+    retry warnings before it carry timestamps and client pointers)."""
+    errs = [ln for ln in r.err.splitlines() if ln.startswith("Error:")]
+    return "$ %s\nrc=%s\n%s%s\n" % (label, r.rc, harness.mask(r.out).strip(),
+                                    ("\n" + harness.mask(errs[-1])) if errs else "")
+
+
+def raw_move_leader(member, target):
+    """Maintenance.MoveLeader over raw gRPC: ("OK", "") or (code name, details)."""
+    import grpc
+    from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
+    with grpc.insecure_channel(member.endpoint) as ch:
+        try:
+            rpc_pb2_grpc.MaintenanceStub(ch).MoveLeader(rpc_pb2.MoveLeaderRequest(targetID=target),
+                                                        timeout=10)
+            return ("OK", "")
+        except grpc.RpcError as e:
+            return (e.code().name, e.details())
+
+
+def move_leader_scenario(binary):
+    """Runs the MoveLeader scenario; returns (masked transcript, seconds the move took)."""
+    with Cluster(binary, 3) as c:
+        c.start()
+        lead = until(c.leader)
+        f1, f2 = c.followers(lead)
+        out = [ctl_result("move-leader through a follower", f1.ctl("move-leader", "%x" % f1.id)),
+               ctl_result("move-leader to an unknown id", lead.ctl("move-leader", "1234")),
+               ctl_result("move-leader to the leader itself", lead.ctl("move-leader", "%x" % lead.id))]
+        t0 = time.monotonic()
+        r = lead.ctl("move-leader", "%x" % f1.id)
+        took = time.monotonic() - t0
+        out.append(ctl_result("move-leader to a follower", r))
+        # it answered once the target leads: every member names it at once
+        st = c.status()
+        out.append("leaders after the move: %s\n" % sorted(
+            {("target" if int(s.get("leader", 0)) == f1.id else "other") for s in st.values()}))
+        out.append(ctl_result("move-leader through every endpoint",
+                              c.ctl("move-leader", "%x" % f1.id)))
+        out.append("raw MoveLeader to a follower: %s\n" % (raw_move_leader(f2, f1.id),))
+        out.append(ctl_result("put through the old leader", lead.ctl("put", "k", "v")))
+        return "".join(out), took
+
+
+def write_gap(binary, sig):
+    """Writes continuously through a follower while the leader gets sig. Returns (largest gap
+    in seconds between successive acknowledged writes around the signal, failed writes, the
+    stopped leader, the cluster's new leader, the stopped leader's log after the signal)."""
+    import grpc
+    from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
+    with Cluster(binary, 3) as c:
+        c.start()
+        lead = until(c.leader)
+        follower = c.followers(lead)[0]
+        ch = grpc.insecure_channel(follower.endpoint)
+        kv = rpc_pb2_grpc.KVStub(ch)
+        acked, failed = [], []
+        stop = threading.Event()
+
+        def writer():
+            for i in range(200000):
+                if stop.is_set():
+                    return
+                try:
+                    kv.Put(rpc_pb2.PutRequest(key=b"gap", value=b"%d" % i), timeout=PUT_TIMEOUT_S)
+                    acked.append(time.monotonic())
+                except grpc.RpcError as e:
+                    failed.append((e.code().name, e.details()))
+
+        th = threading.Thread(target=writer)
+        th.start()
+        try:
+            time.sleep(1.0)
+            log_offset = os.path.getsize(lead.log_path)
+            t_sig = time.monotonic()
+            os.kill(lead.pid, sig)
+            time.sleep(WRITE_S)
+        finally:
+            stop.set()
+            th.join(PUT_TIMEOUT_S + 5)
+            ch.close()
+        exited = lead.proc.wait(10) if sig == signal.SIGTERM else None
+        new = until(c.leader)
+        window = [t for t in acked if t > t_sig - 0.5]
+        gap = max(b - a for a, b in zip(window, window[1:]))
+        with open(lead.log_path, "rb") as f:
+            f.seek(log_offset)
+            log = f.read().decode("utf-8", "replace")
+        return gap, failed, lead, new, log, exited
+
+
+def transfer_lines(log):
+    """The ("leadership transfer starting"/"finished", transferee id) pairs logged: cetcd's
+    and etcd's zap lines, or etcd 3.4's default capnslog lines ("<id> starts leadership
+    transfer from <lead> to <transferee>", "... finished leadership transfer from ...")."""
+    found = []
+    for line in log.splitlines():
+        m = re.search(r'"?msg"?[=:]"leadership transfer (starting|finished)"', line)
+        if m:
+            who = re.search(r'"?(?:transferee|new-leader)-member-id"?[=:]"?([0-9a-f]+)', line)
+            found.append(("leadership transfer " + m.group(1), int(who.group(1), 16) if who else None))
+            continue
+        m = re.search(r"(starts|finished) leadership transfer from [0-9a-f]+ to ([0-9a-f]+)", line)
+        if m:
+            found.append(("leadership transfer " + ("starting" if m.group(1) == "starts" else "finished"),
+                          int(m.group(2), 16)))
+    return found
+
+
+class MoveLeaderTest(unittest.TestCase):
+    def test_move_leader_same_as_etcd(self):
+        want, took_etcd = move_leader_scenario(harness.ETCD_BIN)
+        got, took = move_leader_scenario(harness.server_bin())
+        print("move-leader took %.3fs (etcd %.3fs)" % (took, took_etcd))
+        harness.assert_same(self, want, got, "etcd", "cetcd")
+        self.assertIn("Leadership transferred from", got)
+        self.assertIn("FAILED_PRECONDITION', 'etcdserver: not leader'", got)
+        self.assertLess(took, 2 * ELECTION_S + 1.0)
+
+
+class GracefulShutdownTest(unittest.TestCase):
+    def check_handoff(self, label, lead, new, log):
+        lines = transfer_lines(log)
+        self.assertEqual([m for m, _ in lines], ["leadership transfer starting", "leadership transfer finished"],
+                         "%s: %s" % (label, log))
+        self.assertIsNotNone(new, "%s: no leader after the hand-off" % label)
+        self.assertIsNot(new, lead)
+        self.assertEqual({who for _, who in lines}, {new.id}, "%s: the new leader is the transferee" % label)
+
+    def test_sigterm_hands_leadership_over(self):
+        gap_e, failed_e, lead_e, new_e, log_e, _ = write_gap(harness.ETCD_BIN, signal.SIGTERM)
+        self.check_handoff("etcd", lead_e, new_e, log_e)
+        gap, failed, lead, new, log, rc = write_gap(harness.server_bin(), signal.SIGTERM)
+        self.check_handoff("cetcd", lead, new, log)
+        self.assertEqual(rc, 0, log)
+        kgap, kfailed, *_ = write_gap(harness.server_bin(), signal.SIGKILL)
+        print("write gap through a follower: cetcd SIGTERM %.3fs (failed writes %d), SIGKILL %.3fs; "
+              "etcd SIGTERM %.3fs (failed writes %d)" % (gap, len(failed), kgap, gap_e, len(failed_e)))
+        # about a round trip: no write is lost or waits for an election
+        self.assertEqual(failed, [])
+        self.assertLess(gap, 0.3, "SIGTERM gap %.3fs" % gap)
+        # the followers only notice a killed leader after an election timeout (less the last
+        # heartbeat's age)
+        self.assertGreater(kgap, ELECTION_S - 0.05, "SIGKILL gap %.3fs" % kgap)
+
+
+if __name__ == "__main__":
+    harness.run_tests()
