@@ -7,10 +7,16 @@
  * whose start revision was compacted with compact_revision and canceled=true.
  * Half-closing the stream does not end it (etcd keeps sending until the client goes).
  *
- * Slow consumers: when the bytes queued on the call exceed STREAM_PAUSE_BYTES, every
- * watcher of the stream is paused (nothing more is buffered for it) and resumed once the
- * queue drains below STREAM_RESUME_BYTES; the hub then replays what they missed from
- * history, so nothing is lost. */
+ * Slow consumers: when the bytes queued on the call (not yet taken by HTTP/2 flow control)
+ * exceed STREAM_PAUSE_BYTES, every watcher of the stream leaves the synced set (paused:
+ * nothing more is buffered for it) and resumes once the queue drains below
+ * STREAM_RESUME_BYTES; the hub then catches it up from history in batches of whole
+ * revisions (up to --max-request-bytes each), so a lagging consumer gets few large
+ * responses, nothing is lost and at most one batch plus STREAM_PAUSE_BYTES is buffered.
+ *
+ * Progress requests are answered (watch_id -1, the store's revision) only while every
+ * watcher of the stream is synced, as etcd 3.5 does; otherwise the answer waits until they
+ * are, so it never reports a revision below an event still to be sent. */
 #include "watch/watch.h"
 
 #include <stdlib.h>
@@ -22,9 +28,9 @@
 #include "mvcc/mvcc.h"
 
 enum {
-  STREAM_PAUSE_BYTES = 4 << 20,
-  STREAM_RESUME_BYTES = 1 << 20,
-  DRAIN_POLL_MS = 5,
+  STREAM_PAUSE_BYTES = 256 << 10,
+  STREAM_RESUME_BYTES = 64 << 10,
+  TICK_MS = 5,           /* while paused or a progress answer waits */
   MIN_PROGRESS_MS = 100, /* etcd's minWatchProgressInterval */
   GRPC_OVERHEAD_BYTES = 512 * 1024,
 };
@@ -46,11 +52,12 @@ struct wstream {
   wentry_t **slots;       /* open addressing by id; NULL = empty */
   size_t cap, n;
   int64_t next_id;
-  bool paused;   /* watchers paused for a slow consumer */
-  bool finished; /* grpc_call_finish done */
-  int nprogress; /* watches with progress_notify */
-  bool progress_on, drain_on;
-  uv_timer_t progress_timer, drain_timer;
+  bool paused;           /* watchers paused for a slow consumer */
+  bool progress_pending; /* a progress request waits for the watchers to be synced */
+  bool finished;         /* grpc_call_finish done */
+  int nprogress;         /* watches with progress_notify */
+  bool progress_on, tick_init, tick_on;
+  uv_timer_t progress_timer, tick_timer;
   int open_handles;
 };
 
@@ -172,14 +179,30 @@ static void send_fragments(grpc_call_t *call, Etcdserverpb__WatchResponse *r, si
   r->n_events = n;
 }
 
-static void pause_all(wstream_t *s, bool paused);
+/* True if every watcher of the stream is synced (progress may be reported). */
+static bool stream_synced(const wstream_t *s) {
+  if (s->paused) return false;
+  for (size_t i = 0; i < s->cap; i++)
+    if (s->slots[i] && s->slots[i]->w && !watch_is_synced(s->slots[i]->w)) return false;
+  return true;
+}
 
-/* Drain poll while paused: resumes the watchers once the queue is short again. */
-static void on_drain(uv_timer_t *t) {
-  wstream_t *s = t->data;
-  if (grpc_call_pending_bytes(s->call) > STREAM_RESUME_BYTES) return;
-  uv_timer_stop(t);
-  pause_all(s, false);
+/* Answers a progress request: the store's revision, under no watch id. */
+static void send_progress(wstream_t *s) { send_ctl(s, mvcc_rev(server_get()->mvcc), -1, false, false, NULL); }
+
+static void on_tick(uv_timer_t *t);
+
+/* Starts the stream's tick (resume poll, waiting progress answer) if it is not running. */
+static void tick_start(wstream_t *s) {
+  if (s->tick_on) return;
+  if (!s->tick_init) {
+    uv_timer_init(server_get()->loop, &s->tick_timer);
+    s->tick_timer.data = s;
+    s->tick_init = true;
+    s->open_handles++;
+  }
+  s->tick_on = true;
+  uv_timer_start(&s->tick_timer, on_tick, TICK_MS, TICK_MS);
 }
 
 /* Pauses or resumes every watcher of the stream. */
@@ -189,15 +212,33 @@ static void pause_all(wstream_t *s, bool paused) {
        grpc_call_peer(s->call), grpc_call_pending_bytes(s->call));
   for (size_t i = 0; i < s->cap; i++)
     if (s->slots[i] && s->slots[i]->w) watch_set_paused(s->slots[i]->w, paused);
-  if (paused) {
-    if (!s->drain_on) {
-      uv_timer_init(server_get()->loop, &s->drain_timer);
-      s->drain_timer.data = s;
-      s->drain_on = true;
-      s->open_handles++;
-    }
-    uv_timer_start(&s->drain_timer, on_drain, DRAIN_POLL_MS, DRAIN_POLL_MS);
+  if (paused) tick_start(s);
+}
+
+/* Stream tick (outside any hub dispatch): resumes the watchers once the queue is short
+ * again, and answers a waiting progress request once they are all synced. */
+static void on_tick(uv_timer_t *t) {
+  wstream_t *s = t->data;
+  if (s->paused && grpc_call_pending_bytes(s->call) <= STREAM_RESUME_BYTES) pause_all(s, false);
+  if (s->progress_pending && stream_synced(s)) {
+    s->progress_pending = false;
+    send_progress(s);
   }
+  if (!s->paused && !s->progress_pending) {
+    uv_timer_stop(t);
+    s->tick_on = false;
+  }
+}
+
+/* A progress request: answered now if the stream's watchers are synced, else once they are
+ * (one answer for any number of requests meanwhile, as etcd's deferred progress). */
+static void do_progress(wstream_t *s) {
+  if (!s->progress_pending && stream_synced(s)) {
+    send_progress(s);
+    return;
+  }
+  s->progress_pending = true;
+  tick_start(s);
 }
 
 /* Pauses the stream's watchers if the client is not reading fast enough. */
@@ -366,7 +407,7 @@ static void watch_on_message(grpc_call_t *call, ProtobufCMessage *m) {
       if (req->cancel_request) do_cancel(s, req->cancel_request->watch_id);
       break;
     case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
-      send_ctl(s, 0, -1, false, false, NULL);
+      do_progress(s);
       break;
     default:
       break;
@@ -402,7 +443,7 @@ static void stream_end(wstream_t *s, int status, const char *message) {
   grpc_call_set_user(call, NULL);
   grpc_call_finish(call, status, message);
   if (s->progress_on) uv_close((uv_handle_t *)&s->progress_timer, on_timer_closed);
-  if (s->drain_on) uv_close((uv_handle_t *)&s->drain_timer, on_timer_closed);
+  if (s->tick_init) uv_close((uv_handle_t *)&s->tick_timer, on_timer_closed);
   if (!s->open_handles) free(s);
 }
 

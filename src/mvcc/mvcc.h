@@ -113,9 +113,10 @@ int mvcc_delete_keys(mvcc_store_t *s, const ProtobufCBinaryData *keys, size_t n,
 /* A read of the events of a span of revisions. Zero-initialize. */
 typedef struct mvcc_events_query {
   int64_t from_rev, to_rev; /* inclusive; to_rev is capped at the current revision */
-  size_t max_revs;          /* stop after this many revisions (0 = 1000) ... */
-  size_t max_bytes;         /* ... or once this many record bytes were read (0 = 8 MiB);
-                             * whole revisions only, so at least one is always read */
+  size_t max_revs;          /* stop after this many revisions were scanned (0 = 1000) */
+  size_t max_bytes;         /* the returned events' size in a WatchResponse (prev_kv
+                             * included) stays within this (0 = 8 MiB): whole revisions
+                             * that fit, or the first revision alone if it is larger */
   bool prev_kv;             /* fill prev_kv (the key at rev-1) on non-create events */
   /* Optional key filter: only events whose key it accepts are returned (key borrowed). */
   bool (*match)(void *ctx, const uint8_t *key, size_t klen);

@@ -241,6 +241,7 @@ static int open_storage(server_t *srv) {
     return rc;
   }
   srv->watch = watch_hub_new(srv->loop, srv->mvcc);
+  watch_hub_set_batch_bytes(srv->watch, cfg->max_request_bytes);
   if ((rc = alarm_store_open(srv->mvcc, &srv->alarms))) { /* before replay: entries may raise alarms */
     LOGE("msg=\"cannot restore alarms\" error=\"%s\"", cetcd_strerror(rc));
     return rc;

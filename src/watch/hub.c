@@ -21,10 +21,8 @@
 #include "watch/watch_int.h"
 
 enum {
-  SYNC_MAX_REVS = 1000,     /* revisions read per catch-up step */
-  SYNC_MAX_BYTES = 1 << 20, /* record bytes read per catch-up step (keeps responses
-                             * well under clients' 4 MiB receive limit) */
-  SYNC_RETRY_MS = 100,      /* after a failed history read */
+  SYNC_SCAN_REVS = 100000, /* revisions scanned per catch-up step (bounds its time) */
+  SYNC_RETRY_MS = 100,     /* after a failed history read */
 };
 
 struct watch_hub {
@@ -33,7 +31,8 @@ struct watch_hub {
   wset_t synced, unsynced;
   watcher_t *all; /* every live watcher */
   size_t count;
-  int depth; /* dispatches running (callbacks may nest watch calls) */
+  size_t batch_bytes; /* response size a catch-up batch stays within */
+  int depth;          /* dispatches running (callbacks may nest watch calls) */
   watcher_t *zombies;
   uint64_t seq;   /* dispatch sequence, for watcher->seq */
   bool notifying; /* inside watch_hub_notify's delivery */
@@ -152,6 +151,7 @@ watch_hub_t *watch_hub_new(uv_loop_t *loop, mvcc_store_t *store) {
   watch_hub_t *h = xcalloc(1, sizeof(*h));
   h->loop = loop;
   h->store = store;
+  h->batch_bytes = WATCH_BATCH_BYTES_DEFAULT;
   watch_set_init(&h->synced);
   watch_set_init(&h->unsynced);
   uv_idle_init(loop, &h->idle);
@@ -191,6 +191,10 @@ void watch_hub_free(watch_hub_t *h) {
 }
 
 size_t watch_count(const watch_hub_t *h) { return h->count; }
+
+void watch_hub_set_batch_bytes(watch_hub_t *h, size_t bytes) {
+  h->batch_bytes = bytes ? bytes : WATCH_BATCH_BYTES_DEFAULT;
+}
 
 /* ---- watchers ---- */
 
@@ -348,9 +352,10 @@ static void sync_group(void *arg, wgroup_t *g) {
 /* Retry timer after a failed history read. */
 static void on_retry(uv_timer_t *t) { schedule_sync(t->data); }
 
-/* One catch-up step: compacted watchers are told so; the others get the events of up to
- * SYNC_MAX_REVS revisions from the earliest one needed; those that reach the store's
- * revision move to the synced set. Returns the number of unsynced watchers left. */
+/* One catch-up step: compacted watchers are told so; the others get the events of the
+ * whole revisions from the earliest one needed that fit in batch_bytes (at most
+ * SYNC_SCAN_REVS scanned), one callback each; those that reach the store's revision move
+ * to the synced set. Returns the number of unsynced watchers left. */
 static size_t sync_step(watch_hub_t *h) {
   int64_t cur = mvcc_rev(h->store), compact = mvcc_compact_rev(h->store);
   h->depth++;
@@ -389,8 +394,8 @@ static size_t sync_step(watch_hub_t *h) {
   arena_init(&arena);
   mvcc_events_query_t q = {.from_rev = min,
                            .to_rev = cur,
-                           .max_revs = SYNC_MAX_REVS,
-                           .max_bytes = SYNC_MAX_BYTES,
+                           .max_revs = SYNC_SCAN_REVS,
+                           .max_bytes = h->batch_bytes,
                            .prev_kv = h->unsynced.nprev > 0,
                            .match = sync_match,
                            .match_ctx = h};

@@ -31,7 +31,8 @@ enum watch_filter { WATCH_FILTER_NOPUT = 1, WATCH_FILTER_NODELETE = 2 };
 /* Delivers events of one or more whole revisions to a watcher, in order. `events` and
  * their KeyValues are borrowed for the call. `rev` is the revision to report in the
  * response header, as etcd does: the events' revision for live events, the store's
- * revision for a catch-up batch from history (up to 1000 revisions / ~1 MiB of records).
+ * revision for a catch-up batch from history (the whole revisions that fit in the hub's
+ * batch size, see watch_hub_set_batch_bytes).
  * Revisions whose events are all filtered out are not delivered. A watcher's callback may
  * cancel, pause or add watchers (itself included), but must not write to the store
  * synchronously (the server's writes go through the WAL, so they never do). */
@@ -57,6 +58,11 @@ typedef struct watch_opts {
 /* Creates the hub over store (borrowed). The caller routes mvcc's on_events hook to
  * watch_hub_notify. */
 watch_hub_t *watch_hub_new(uv_loop_t *loop, mvcc_store_t *store);
+/* Default size of a catch-up batch: etcd's default --max-request-bytes. */
+#define WATCH_BATCH_BYTES_DEFAULT ((size_t)1572864)
+/* Sets how large (in WatchResponse bytes, prev_kv included) a catch-up batch may be: it
+ * carries the whole revisions that fit, or a single larger revision alone. 0 = default. */
+void watch_hub_set_batch_bytes(watch_hub_t *hub, size_t bytes);
 /* Frees the hub and every watcher still registered (no callbacks). */
 void watch_hub_free(watch_hub_t *hub);
 /* mvcc's on_events hook: one revision's events, right after they were applied. */

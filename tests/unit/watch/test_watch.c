@@ -265,8 +265,9 @@ static void test_compaction_while_catching_up(void **st) {
   for (int i = 0; i < 5000; i++) tu_put(f->s, "c", "v");
   static rec_t r;
   memset(&r, 0, sizeof(r));
+  watch_hub_set_batch_bytes(g_hub, 16 << 10);
   add("c", NULL, 0, 2, 0, false, &r);
-  uv_run(&f->loop, UV_RUN_NOWAIT); /* one step: 1000 revisions */
+  uv_run(&f->loop, UV_RUN_NOWAIT); /* one step: the revisions that fit in 16 KiB */
   assert_true(r.n > 0 && r.n < 5000);
   arena_t a;
   arena_init(&a);
@@ -284,6 +285,7 @@ static void test_pause_resume(void **st) {
   fix_t *f = *st;
   static rec_t r;
   memset(&r, 0, sizeof(r));
+  watch_hub_set_batch_bytes(g_hub, 16 << 10);
   add("z", NULL, 0, 0, 0, false, &r);
   tu_put(f->s, "z", "1");
   watch_set_paused(r.self, true);
@@ -365,6 +367,104 @@ static void test_events_range(void **st) {
   arena_destroy(&a);
 }
 
+/* What a watcher received, counted (for catch-ups too long for rec_t). */
+typedef struct batch_rec {
+  int calls;
+  size_t n, max_n;
+  size_t max_bytes; /* largest WatchResponse events payload seen */
+  int64_t last_rev;
+  bool out_of_order, split; /* a revision before the last, or continued in a later call */
+} batch_rec_t;
+
+static void batch_events(void *ctx, watcher_t *w, const Mvccpb__Event *const *evs, size_t n, int64_t rev) {
+  (void)w, (void)rev;
+  batch_rec_t *b = ctx;
+  Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+  r.events = (Mvccpb__Event **)evs;
+  r.n_events = n;
+  size_t bytes = protobuf_c_message_get_packed_size(&r.base);
+  if (bytes > b->max_bytes) b->max_bytes = bytes;
+  if (n && evs[0]->kv->mod_revision == b->last_rev) b->split = true;
+  for (size_t i = 0; i < n; i++) {
+    if (evs[i]->kv->mod_revision < b->last_rev) b->out_of_order = true;
+    b->last_rev = evs[i]->kv->mod_revision;
+  }
+  b->calls++;
+  b->n += n;
+  if (n > b->max_n) b->max_n = n;
+}
+
+/* Adds a counting watcher on [key, end) from start. */
+static watcher_t *add_counted(const char *key, const char *end, int64_t start, bool prev, batch_rec_t *b) {
+  watch_opts_t o = {.key = (const uint8_t *)key,
+                    .key_len = strlen(key),
+                    .range_end = (const uint8_t *)end,
+                    .range_end_len = strlen(end),
+                    .start_rev = start,
+                    .prev_kv = prev,
+                    .on_events = batch_events,
+                    .ctx = b};
+  return watch_add(g_hub, &o);
+}
+
+/* A watcher far behind gets its backlog in few large callbacks: each within the batch
+ * size, whole revisions only, in order, nothing lost. */
+static void test_catchup_batches_fit(void **st) {
+  fix_t *f = *st;
+  const char *ks[] = {"b0", "b1", "b2"};
+  for (int i = 0; i < 600; i++) put_txn(f->s, ks, 3);
+  for (int i = 0; i < 600; i++) tu_put(f->s, "b1", "0123456789012345678901234567890123456789");
+  static batch_rec_t all, small;
+  memset(&all, 0, sizeof(all));
+  memset(&small, 0, sizeof(small));
+  add_counted("b", "c", 2, true, &all); /* default batch size: the backlog in one callback */
+  drain(f);
+  assert_int_equal(all.n, 2400);
+  assert_int_equal(all.calls, 1);
+  assert_false(all.out_of_order);
+  watch_hub_set_batch_bytes(g_hub, 8 << 10);
+  watcher_t *w = add_counted("b", "c", 2, true, &small);
+  drain(f);
+  assert_true(watch_is_synced(w));
+  assert_int_equal(small.n, 2400);
+  assert_true(small.calls > 3);
+  assert_true(small.max_bytes <= 8 << 10);
+  assert_true(small.max_n >= 40);
+  assert_false(small.out_of_order);
+  assert_false(small.split);
+  tu_put(f->s, "b2", "live");
+  assert_int_equal(small.n, 2401);
+}
+
+/* mvcc_events_range keeps whole revisions within max_bytes; a larger single revision comes
+ * alone. */
+static void test_events_range_bytes(void **st) {
+  fix_t *f = *st;
+  const char *ks[] = {"a", "b", "c"};
+  for (int i = 0; i < 10; i++) put_txn(f->s, ks, 3); /* revisions 2..11, 3 events each */
+  arena_t a;
+  arena_init(&a);
+  mvcc_events_query_t q = {.from_rev = 2, .to_rev = 100, .max_bytes = 1};
+  mvcc_events_t out;
+  assert_int_equal(mvcc_events_range(f->s, &q, &a, &out), 0);
+  assert_int_equal(out.n, 3); /* one revision alone, larger than the limit */
+  assert_int_equal(out.next_rev, 3);
+  size_t one = 0;
+  for (size_t i = 0; i < out.n; i++) one += 2 + protobuf_c_message_get_packed_size(&out.evs[i]->base);
+  mvcc_events_free(&out);
+  q.max_bytes = one * 4 + one / 2; /* room for 4.5 revisions: 4 whole ones */
+  assert_int_equal(mvcc_events_range(f->s, &q, &a, &out), 0);
+  assert_int_equal(out.n, 12);
+  assert_int_equal(out.next_rev, 6);
+  mvcc_events_free(&out);
+  q.from_rev = 8; /* the last 4 revisions fit: read to the current revision */
+  assert_int_equal(mvcc_events_range(f->s, &q, &a, &out), 0);
+  assert_int_equal(out.n, 12);
+  assert_int_equal(out.next_rev, 12);
+  mvcc_events_free(&out);
+  arena_destroy(&a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_live_fanout, setup, teardown),
@@ -376,6 +476,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_many_watchers_cancel_in_callback, setup, teardown),
       cmocka_unit_test_setup_teardown(test_txn_atomic_live, setup, teardown),
       cmocka_unit_test_setup_teardown(test_events_range, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_catchup_batches_fit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_events_range_bytes, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
