@@ -4,7 +4,9 @@
 - A slow consumer (5 ms between receives) watches a prefix while ~800 writes/s of every kind
   (puts, txns, deletes, leased puts, lease revocations) go to it for 15 s: every event
   arrives, in revision order, each revision whole in one response, and the watcher is done
-  within a bound after the load stops. Progress requests sent meanwhile are never answered
+  within a bound after the load stops; once with the client's default flow control (its
+  window grows and absorbs most of the backlog) and once with a window that does not grow
+  (no BDP probing: the server holds the backlog). Progress requests sent meanwhile are never answered
   with a revision below an event already received (cetcd).
 - A watcher started thousands of revisions back is caught up in batches of hundreds of
   events per response.
@@ -135,11 +137,11 @@ class Load:
             self.errors.append(repr(e))
 
 
-def slow_consumer(srv, prefix=b"lag/"):
+def slow_consumer(srv, prefix=b"lag/", options=()):
     """Runs the slow-consumer scenario on srv; returns a dict of what was observed."""
     import grpc
     from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
-    ch = grpc.insecure_channel(srv.endpoint)
+    ch = grpc.insecure_channel(srv.endpoint, options=list(options))
     kv = rpc_pb2_grpc.KVStub(ch)
     end = prefix[:-1] + bytes([prefix[-1] + 1])
     st = Stream(ch)
@@ -312,11 +314,11 @@ class WatchLag(unittest.TestCase):
         cls.sut.close()
         cls.ref.close()
 
-    def check_slow_consumer(self, srv):
-        o = slow_consumer(srv)
+    def check_slow_consumer(self, srv, options=()):
+        o = slow_consumer(srv, options=options)
         name = srv.label
-        print("%s: %d writes, %d events, %d responses, max %d events/response, drained %.1fs after the "
-              "load, progress answers %d" % (name, o["writes"], len(o["got"]), o["responses"], o["max_events"],
+        print("%s%s: %d writes, %d events, %d responses, max %d events/response, drained %.1fs after the "
+              "load, progress answers %d" % (name, " (window not grown)" if options else "", o["writes"], len(o["got"]), o["responses"], o["max_events"],
                                              -1 if o["drain_s"] is None else o["drain_s"], len(o["progress"])))
         self.assertEqual(o["load_errors"], [], name)
         self.assertGreater(o["writes"], LOAD_SECONDS * WRITES_PER_S * 0.6, "%s: load too slow to mean much" % name)
@@ -340,6 +342,15 @@ class WatchLag(unittest.TestCase):
         ref = self.check_slow_consumer(self.ref)
         sut = self.check_slow_consumer(self.sut)
         # lagging consumers get batches, as from etcd
+        self.assertGreater(ref["max_events"], 100)
+        self.assertGreater(sut["max_events"], 100)
+
+    def test_slow_consumer_small_window(self):
+        """The same with a client whose flow-control window does not grow (no BDP probing):
+        the server holds the backlog, so lagging watchers pause and catch up many times."""
+        opts = [("grpc.http2.bdp_probe", 0)]
+        ref = self.check_slow_consumer(self.ref, opts)
+        sut = self.check_slow_consumer(self.sut, opts)
         self.assertGreater(ref["max_events"], 100)
         self.assertGreater(sut["max_events"], 100)
 
