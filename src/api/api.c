@@ -47,6 +47,20 @@ int api_gate(grpc_call_t *call, const char **message) {
   return api_error_status(CETCD_ENOLEADER, message);
 }
 
+/* grpc_server_abort_calls' filter: a stream whose client requires a leader. */
+static bool stream_requires_leader(grpc_call_t *call, void *arg) {
+  (void)arg;
+  const char *v = grpc_call_metadata(call, "hasleader");
+  return grpc_call_method(call)->kind != GRPC_UNARY && v && strcmp(v, "true") == 0;
+}
+
+void api_end_streams_requiring_leader(void) {
+  server_t *srv = server_get();
+  const char *message;
+  int status = api_error_status(CETCD_ENOLEADER, &message);
+  if (srv && srv->grpc) grpc_server_abort_calls(srv->grpc, stream_requires_leader, NULL, status, message);
+}
+
 /* Answers any method that cetcd does not implement yet. */
 static void unimplemented_message(grpc_call_t *call, ProtobufCMessage *msg) {
   (void)msg;

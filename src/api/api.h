@@ -26,10 +26,11 @@ void api_register_all(grpc_server_t *g);
  * ones: called when the server begins shutting down, so streams do not hold it up. */
 void api_watch_stop_all(void);
 
-/* Ends the open Watch streams that carry `hasleader: true` metadata (clientv3's
- * WithRequireLeader) with UNAVAILABLE "etcdserver: no leader": called when this member
- * has been without a leader for a while, as etcd's monitorLeader does. */
-void api_watch_end_requiring_leader(void);
+/* Ends the open streams (Watch, LeaseKeepAlive, ...) that carry `hasleader: true` metadata
+ * (clientv3's WithRequireLeader; its lease keep-alives always do) with UNAVAILABLE
+ * "etcdserver: no leader": called when this member has been without a leader for a while,
+ * as etcd's monitorLeader does. */
+void api_end_streams_requiring_leader(void);
 
 /* The gRPC server's gate (grpc_server_opts_t.gate): a call with `hasleader: true`
  * metadata on a cluster member that knows no leader ends at once with UNAVAILABLE

@@ -461,16 +461,6 @@ void api_watch_stop_all(void) {
   while (g_streams) stream_end(g_streams, GRPC_UNAVAILABLE, "etcdserver: server stopped");
 }
 
-void api_watch_end_requiring_leader(void) {
-  wstream_t *s = g_streams;
-  while (s) {
-    wstream_t *next = s->next; /* stream_end unlinks s and may free it */
-    const char *v = grpc_call_metadata(s->call, "hasleader");
-    if (v && strcmp(v, "true") == 0) stream_end(s, GRPC_UNAVAILABLE, "etcdserver: no leader");
-    s = next;
-  }
-}
-
 const grpc_method_t api_watch_methods[] = {
     {"/etcdserverpb.Watch/Watch", GRPC_BIDI_STREAM, &etcdserverpb__watch_request__descriptor,
      watch_on_message, NULL, watch_on_cancel},

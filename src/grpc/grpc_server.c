@@ -262,6 +262,26 @@ void grpc_server_shutdown(grpc_server_t *s, unsigned grace_ms, void (*done)(void
   grpc_server_conn_gone(s);
 }
 
+void grpc_server_abort_calls(grpc_server_t *s, bool (*match)(grpc_call_t *call, void *arg), void *arg,
+                             int status, const char *message) {
+  grpc_call_t **sel = NULL; /* chosen first: aborting runs handlers that may end calls */
+  size_t n = 0, cap = 0;
+  for (grpc_list_t *l = s->conns.next; l != &s->conns; l = l->next) {
+    grpc_conn_t *c = GRPC_CONTAINER(l, grpc_conn_t, link);
+    for (grpc_list_t *k = c->calls.next; k != &c->calls; k = k->next) {
+      grpc_call_t *call = GRPC_CONTAINER(k, grpc_call_t, link);
+      if (call->cancelled || call->wire_finished || !call->method || !match(call, arg)) continue;
+      if (n == cap) {
+        cap = cap ? 2 * cap : 16;
+        sel = xrealloc(sel, cap * sizeof(*sel));
+      }
+      sel[n++] = call;
+    }
+  }
+  for (size_t i = 0; i < n; i++) grpc_call_abort(sel[i], status, message);
+  free(sel);
+}
+
 void grpc_server_maybe_release(grpc_server_t *s) {
   if (!s->free_requested || !s->shutdown_complete || s->live_calls > 0 || s->live_reqs > 0) return;
   grpc_call_pool_drain(s);

@@ -121,6 +121,11 @@ int grpc_server_port(grpc_server_t *s);
 /* Counts the socket reads that brought bytes (never reset): a change means a client sent
  * something. Valid until grpc_server_free. */
 const uint64_t *grpc_server_read_counter(grpc_server_t *s);
+/* Ends every open call on a connection (local calls are not included) that match(call, arg)
+ * selects, as an expired deadline does: the client gets status and message (static), and
+ * the method's on_cancel runs; the handler still finishes the call. */
+void grpc_server_abort_calls(grpc_server_t *s, bool (*match)(grpc_call_t *call, void *arg), void *arg,
+                             int status, const char *message);
 /* Writes out now what calls answered since the last flush (normally done once per loop
  * iteration, just before the loop waits for I/O); for code that answers calls late in an
  * iteration, after the server's own flush may have run. */

@@ -27,9 +27,9 @@ void leadership_move(server_t *srv, uint64_t target, uint64_t deadline_ms, leade
 int leadership_handoff(server_t *srv, void (*done)(server_t *srv));
 
 /* etcd's monitorLeader, on a cluster member: once per election timeout it checks for a
- * leader; after three checks in a row without one it ends the Watch streams that require
- * a leader (api_watch_end_requiring_leader). New calls that require one are refused by
- * api_gate. No-op on a single member. */
+ * leader; after three checks in a row without one it ends the streams (Watch,
+ * LeaseKeepAlive, ...) that require a leader (api_end_streams_requiring_leader). New calls
+ * that require one are refused by api_gate. No-op on a single member. */
 void leadership_monitor_start(server_t *srv);
 /* Stops the monitor (its timer closes with the loop). */
 void leadership_monitor_stop(void);

@@ -6,7 +6,8 @@
 - A minority partition (SIGSTOP the leader and one follower; the third member is asked):
   status reports no leader with etcd's "etcdserver: no leader" in its errors; requests with
   `hasleader: true` metadata (clientv3's WithRequireLeader) fail at once with UNAVAILABLE
-  "etcdserver: no leader", and a Watch stream carrying it is ended the same way; a plain Put
+  "etcdserver: no leader", and Watch and LeaseKeepAlive streams carrying it (clientv3's
+  keep-alives always do) are ended the same way after 3 election timeouts; a plain Put
   fails after etcd's request timeout (5 s + 2 election timeouts) with UNKNOWN "context
   deadline exceeded" (raft never took it) and a linearizable Range with UNAVAILABLE
   "etcdserver: request timed out"; a serializable Range is served. A linearizable Range
@@ -94,6 +95,11 @@ def partition_scenario(binary):
             time.sleep(40)  # keeps the stream open; the call's own timeout ends it first
         stream = rpc_pb2_grpc.WatchStub(ch).Watch(watch_requests(), metadata=MD, timeout=30)
         out.append(("watch created", next(stream).created))
+
+        def no_requests():
+            time.sleep(40)  # the stream stays open without a message
+            yield rpc_pb2.LeaseKeepAliveRequest(ID=1)
+        keepalive = rpc_pb2_grpc.LeaseStub(ch).LeaseKeepAlive(no_requests(), metadata=MD, timeout=30)
         stopped = []
         try:
             for m in others:
@@ -119,6 +125,13 @@ def partition_scenario(binary):
                 ended = (e.code().name, e.details(), "within 3 election timeouts + 1 s"
                          if time.monotonic() - t0 < 3 * 0.5 + 1.0 else "late")
             out.append(("hasleader watch stream", ended))
+            try:
+                for _ in range(10):
+                    next(keepalive)
+                ended = ("no end",)
+            except grpc.RpcError as e:
+                ended = (e.code().name, e.details())
+            out.append(("hasleader lease keep-alive stream", ended))
             put = in_thread(lambda: rpc(kv.Put, rpc_pb2.PutRequest(key=b"k", value=b"3")))
             get = in_thread(lambda: rpc(kv.Range, rpc_pb2.RangeRequest(key=b"k")))
             out.append(("serializable get", rpc(kv.Range, rpc_pb2.RangeRequest(key=b"k", serializable=True))))
@@ -168,6 +181,7 @@ class LeaderErrorsTest(unittest.TestCase):
         outcome = dict(got)
         self.assertEqual(outcome["hasleader put"], ("UNAVAILABLE", "etcdserver: no leader", "at once"))
         self.assertEqual(outcome["hasleader watch stream"][:2], ("UNAVAILABLE", "etcdserver: no leader"))
+        self.assertEqual(outcome["hasleader lease keep-alive stream"], ("UNAVAILABLE", "etcdserver: no leader"))
         self.assertEqual(outcome["put"], ("UNKNOWN", "context deadline exceeded", "after the request timeout"))
         self.assertEqual(outcome["linearizable get"],
                          ("UNAVAILABLE", "etcdserver: request timed out", "after the request timeout"))
