@@ -24,7 +24,10 @@ static void mt_status(grpc_call_t *call, ProtobufCMessage *m) {
   resp.raftindex = srv->last_index;
   resp.raftterm = srv->term;
   resp.raftappliedindex = srv->applied_index;
-  if (srv->rn) raft_node_info(srv->rn, &resp.leader, &resp.raftindex, &resp.raftterm);
+  if (srv->rn) {
+    raft_node_info(srv->rn, &resp.leader, &resp.raftindex, &resp.raftterm);
+    resp.islearner = raft_node_is_learner(srv->rn);
+  }
   size_t na = alarm_count(srv->alarms, ETCDSERVERPB__ALARM_TYPE__NONE);
   if (na || !resp.leader) { /* etcd: one "memberID:<id> alarm:<type> " string per raised alarm */
     arena_t *a = grpc_call_arena(call);

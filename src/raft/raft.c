@@ -399,6 +399,11 @@ bool raft_is_voter(const raft_t *r, uint64_t id) {
   return pr && !pr->learner;
 }
 
+bool raft_is_learner(const raft_t *r, uint64_t id) {
+  raft_progress_t *pr = raft_pr_find((raft_t *)r, id);
+  return pr && pr->learner;
+}
+
 int raft_best_transferee(const raft_t *r, uint64_t *id) {
   *id = RAFT_NONE;
   if (r->role != RAFT_LEADER) return CETCD_ENOTLEADER;

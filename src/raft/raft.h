@@ -266,6 +266,8 @@ int raft_entry_at(const raft_t *r, uint64_t index, raft_entry_t *out);
 int raft_progress_match(const raft_t *r, uint64_t id, uint64_t *match);
 /* True if id is a voter (not a learner) in r's current configuration. */
 bool raft_is_voter(const raft_t *r, uint64_t id);
+/* True if id is a learner in r's current configuration. */
+bool raft_is_learner(const raft_t *r, uint64_t id);
 /* On a leader, sets *id to the voter other than itself whose log matches the leader's
  * furthest (the most caught-up transferee; RAFT_NONE if there is no other voter). Returns 0
  * or CETCD_ENOTLEADER. */

@@ -682,6 +682,10 @@ int raft_node_transfer_leader(raft_node_t *rn, uint64_t target) {
   return rc;
 }
 
+bool raft_node_is_learner(raft_node_t *rn) {
+  return rn->raft && raft_is_learner(rn->raft, rn->srv->member_id);
+}
+
 uint64_t raft_node_transferee(raft_node_t *rn) {
   raft_status_t st;
   if (!rn->raft) return 0;

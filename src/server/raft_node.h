@@ -43,6 +43,8 @@ void raft_node_info(raft_node_t *rn, uint64_t *leader, uint64_t *index, uint64_t
  * caught up; see server/leadership.c for the waiting). Returns 0, CETCD_EBADTRANSFEREE
  * (target is not a voting member) or CETCD_ENOLEADER. */
 int raft_node_transfer_leader(raft_node_t *rn, uint64_t target);
+/* True if this member is a learner in the current configuration (Status' isLearner). */
+bool raft_node_is_learner(raft_node_t *rn);
 /* The member a transfer started on this leader goes to, or 0 when none is in progress. */
 uint64_t raft_node_transferee(raft_node_t *rn);
 /* On a leader: the most caught-up other voter (highest match index), or 0 if none. */

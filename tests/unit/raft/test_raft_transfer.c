@@ -100,6 +100,9 @@ static void test_best_transferee(void **state) {
   assert_true(raft_is_voter(net->r[2], 3));
   assert_false(raft_is_voter(net->r[2], 4));
   assert_false(raft_is_voter(net->r[2], 7));
+  assert_true(raft_is_learner(net->r[2], 4));
+  assert_false(raft_is_learner(net->r[2], 3));
+  assert_false(raft_is_learner(net->r[2], 7));
   tn_free(net);
   free(net);
 }
