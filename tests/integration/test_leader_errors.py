@@ -12,8 +12,11 @@
   deadline exceeded" (raft never took it) and a linearizable Range with UNAVAILABLE
   "etcdserver: request timed out"; a serializable Range is served. A linearizable Range
   waiting when the partition heals fails with "etcdserver: leader changed". After SIGCONT
-  writes work again. The outcomes (code, message, and whether the answer came at once or
-  after the request timeout) of both servers must be equal.
+  writes work again.
+- A Put to a leader whose followers were just stopped is taken by raft but never committed:
+  UNAVAILABLE "etcdserver: request timed out" after the request timeout.
+The outcomes (code, message, and whether the answer came at once or after the request
+timeout) of both servers must be equal.
 Every wait is bounded."""
 
 import json
@@ -151,6 +154,34 @@ def partition_scenario(binary):
     return out
 
 
+def isolated_leader_scenario(binary):
+    """A Put to a leader whose followers were just stopped: raft takes it but cannot commit
+    it. Returns the outcomes."""
+    import grpc
+    from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
+    out = []
+    with Cluster(binary, 3) as c:
+        c.start()
+        lead = until(c.leader)
+        followers = c.followers(lead)
+        ch = grpc.insecure_channel(lead.endpoint)
+        kv = rpc_pb2_grpc.KVStub(ch)
+        out.append(("put before", rpc(kv.Put, rpc_pb2.PutRequest(key=b"k", value=b"1"))))
+        stopped = []
+        try:
+            for m in followers:
+                os.kill(m.pid, signal.SIGSTOP)
+                stopped.append(m)
+            # sent at once: the leader steps down only after an election timeout (check-quorum)
+            out.append(("put to the isolated leader", rpc(kv.Put, rpc_pb2.PutRequest(key=b"k", value=b"2"))))
+        finally:
+            for m in stopped:
+                os.kill(m.pid, signal.SIGCONT)
+        assert until(c.leader), "%s: no leader after SIGCONT" % c.label
+        ch.close()
+    return out
+
+
 class LeaderErrorsTest(unittest.TestCase):
     def check_status(self, label, st, ids):
         self.assertEqual(len(st), 3, (label, st))
@@ -187,6 +218,13 @@ class LeaderErrorsTest(unittest.TestCase):
                          ("UNAVAILABLE", "etcdserver: request timed out", "after the request timeout"))
         self.assertEqual(outcome["linearizable get waiting while the partition heals"],
                          ("UNAVAILABLE", "etcdserver: leader changed"))
+
+    def test_isolated_leader_times_out(self):
+        want = isolated_leader_scenario(harness.ETCD_BIN)
+        got = isolated_leader_scenario(harness.server_bin())
+        self.assertEqual(want, got)
+        self.assertEqual(dict(got)["put to the isolated leader"],
+                         ("UNAVAILABLE", "etcdserver: request timed out", "after the request timeout"))
 
 
 if __name__ == "__main__":
