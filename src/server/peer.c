@@ -33,9 +33,14 @@
 #include "server/urls.h"
 
 #define PEER_SEND_PATH "/cetcdraftpb.Raft/Send"
+#define PEER_LEASE_PATH "/cetcdraftpb.Raft/Lease"
+
+/* The stream each kind of message travels on. */
+static const char *const kind_paths[PEER_N_KINDS] = {PEER_SEND_PATH, PEER_LEASE_PATH};
 
 typedef struct peer_msg {
   struct peer_msg *next;
+  peer_kind_t kind;
   size_t len;
   uint8_t data[];
 } peer_msg_t;
@@ -43,11 +48,11 @@ typedef struct peer_msg {
 typedef struct peer {
   peer_transport_t *pt;
   uint64_t id;
-  int channel;             /* endpoint index in the client */
-  pthread_mutex_t mu;      /* guards head/tail */
-  peer_msg_t *head, *tail; /* queued by the loop thread, drained by the I/O thread */
-  grpc_cstream_t *stream;  /* I/O thread only */
-  atomic_bool broken;      /* set by the I/O thread, consumed by the loop thread */
+  int channel;                          /* endpoint index in the client */
+  pthread_mutex_t mu;                   /* guards head/tail */
+  peer_msg_t *head, *tail;              /* queued by the loop thread, drained by the I/O thread */
+  grpc_cstream_t *stream[PEER_N_KINDS]; /* one stream per kind; I/O thread only */
+  atomic_bool broken;                   /* set by the I/O thread, consumed by the loop thread */
 } peer_t;
 
 struct peer_transport {
@@ -76,6 +81,13 @@ static void on_send_message(grpc_call_t *call, ProtobufCMessage *msg) {
   free(b);
 }
 
+/* One lease message (a forwarded keep-alive or TimeToLive, or its answer): handed over as
+ * decoded, borrowed during the callback. */
+static void on_lease_message(grpc_call_t *call, ProtobufCMessage *msg) {
+  (void)call;
+  if (the_pt && the_pt->cbs.on_lease) the_pt->cbs.on_lease(the_pt->cbs.ctx, msg);
+}
+
 /* The peer closed its side: end the call. */
 static void on_send_half_close(grpc_call_t *call) {
   Cetcdraftpb__Message empty = CETCDRAFTPB__MESSAGE__INIT;
@@ -87,6 +99,8 @@ static void on_send_cancel(grpc_call_t *call) { grpc_call_finish(call, GRPC_CANC
 
 static const grpc_method_t peer_methods[] = {
     {PEER_SEND_PATH, GRPC_CLIENT_STREAM, &cetcdraftpb__message__descriptor, on_send_message,
+     on_send_half_close, on_send_cancel},
+    {PEER_LEASE_PATH, GRPC_CLIENT_STREAM, &cetcdraftpb__lease_forward__descriptor, on_lease_message,
      on_send_half_close, on_send_cancel},
 };
 
@@ -105,7 +119,8 @@ static int stream_on_message(void *ctx, grpc_cstream_t *s, const uint8_t *msg, s
 static void stream_on_close(void *ctx, grpc_cstream_t *s, const grpc_close_info_t *info) {
   peer_t *p = ctx;
   (void)info;
-  if (p->stream == s) p->stream = NULL;
+  for (int k = 0; k < PEER_N_KINDS; k++)
+    if (p->stream[k] == s) p->stream[k] = NULL;
   atomic_store(&p->broken, true);
   uv_async_send(&p->pt->loop_async);
 }
@@ -123,10 +138,11 @@ static void on_io_async(uv_async_t *a) {
     pthread_mutex_unlock(&p->mu);
     while (m) {
       peer_msg_t *next = m->next;
-      if (!p->stream) p->stream = grpc_cstream_open(pt->gc, PEER_SEND_PATH, p->channel, 0, &stream_cbs, p);
-      if (p->stream && grpc_cstream_send(p->stream, m->data, m->len, false) != 0) {
-        grpc_cstream_cancel(p->stream);
-        p->stream = NULL;
+      grpc_cstream_t **st = &p->stream[m->kind];
+      if (!*st) *st = grpc_cstream_open(pt->gc, kind_paths[m->kind], p->channel, 0, &stream_cbs, p);
+      if (*st && grpc_cstream_send(*st, m->data, m->len, false) != 0) {
+        grpc_cstream_cancel(*st);
+        *st = NULL;
       }
       free(m);
       m = next;
@@ -146,10 +162,11 @@ static void fini_io_async(grpc_client_t *gc, void *arg) {
   (void)gc;
   peer_transport_t *pt = arg;
   for (size_t i = 0; i < pt->n; i++)
-    if (pt->peers[i].stream) {
-      grpc_cstream_cancel(pt->peers[i].stream);
-      pt->peers[i].stream = NULL;
-    }
+    for (int k = 0; k < PEER_N_KINDS; k++)
+      if (pt->peers[i].stream[k]) {
+        grpc_cstream_cancel(pt->peers[i].stream[k]);
+        pt->peers[i].stream[k] = NULL;
+      }
   uv_close((uv_handle_t *)&pt->io_async, NULL);
 }
 
@@ -243,11 +260,16 @@ int peer_listen(peer_transport_t *pt, char *const *urls, size_t n) {
 }
 
 void peer_send(peer_transport_t *pt, uint64_t to, const uint8_t *data, size_t len) {
+  peer_send_kind(pt, to, PEER_RAFT, data, len);
+}
+
+void peer_send_kind(peer_transport_t *pt, uint64_t to, peer_kind_t kind, const uint8_t *data, size_t len) {
   for (size_t i = 0; i < pt->n; i++) {
     peer_t *p = &pt->peers[i];
     if (p->id != to) continue;
     peer_msg_t *m = xmalloc(sizeof(*m) + len);
     m->next = NULL;
+    m->kind = kind;
     m->len = len;
     memcpy(m->data, data, len);
     pthread_mutex_lock(&p->mu);

@@ -14,6 +14,8 @@
 #include "lease/lease.h"
 #include "mvcc/mvcc.h"
 #include "raft/raft.h"
+#include "raftpb.pb-c.h"
+#include "server/lease_forward.h"
 #include "server/peer.h"
 #include "server/raft_snapshot.h"
 #include "wal/wal.h"
@@ -57,6 +59,7 @@ struct raft_node {
   uint64_t *voters;
   size_t n_voters;
   peer_transport_t *peers;
+  lease_fwd_t *lease_fwd; /* keep-alives and TimeToLive answered by the leader's lessor */
   uv_timer_t tick;
   bool started, stopped, processing, announced;
   bool tick_open;      /* the tick handle is not closed yet (it lives in this struct) */
@@ -305,13 +308,17 @@ static void fail_unindexed_reads(raft_node_t *rn) {
 static void apply_committed(raft_node_t *rn, const raft_entry_t *ents, size_t n) {
   server_t *srv = rn->srv;
   rn_prop_t *done = NULL, **tail = &done;
-  bool any = false;
+  bool any = false, promote = false;
   for (size_t i = 0; i < n; i++) {
     const raft_entry_t *e = &ents[i];
     if (e->index <= srv->applied_index) continue;
     if (!any) mvcc_batch_begin(srv->mvcc);
     any = true;
     server_reserve_apply_space(srv, e->len);
+    /* the empty entry a new leader appends: once it is applied, everything of earlier terms
+     * is too, and the lessor may take over (etcd promotes at the same point) */
+    if (e->type == RAFT_ENTRY_NORMAL && !e->len && rn->role == RAFT_LEADER && e->term == srv->term)
+      promote = true;
     if (e->type == RAFT_ENTRY_NORMAL && e->len) {
       arena_t *dec = xmalloc(sizeof(*dec));
       arena_init(dec);
@@ -344,6 +351,12 @@ static void apply_committed(raft_node_t *rn, const raft_entry_t *ents, size_t n)
     LOGE("msg=\"backend commit failed\" error=\"%s\"", cetcd_strerror(rc));
     abort(); /* the log is durable: restarting replays it */
   }
+  if (promote && !lease_is_primary(srv->lessor)) {
+    /* every lease gets its whole TTL again, plus an election timeout (etcd's Promote) */
+    lease_promote(srv->lessor, srv->cfg->election_timeout_ms);
+    LOGI("msg=\"lessor promoted\" member-id=%016" PRIx64 " term=%" PRIu64, srv->member_id, srv->term);
+    if (rn->lease_fwd) lease_forward_kick(rn->lease_fwd);
+  }
   while (done) {
     rn_prop_t *next = done->next;
     done->cb(done->ctx, &done->res);
@@ -365,13 +378,14 @@ static void announce(raft_node_t *rn) {
   LOGI("msg=\"ready to serve client requests\"");
 }
 
-/* Leadership changes: leases expire only on the leader. */
+/* Leadership changes: leases expire only on the leader, whose lessor is promoted once it
+ * applied the first entry of its term (apply_committed), and demoted as soon as it steps
+ * down. Lease requests waiting for a leader go out to the new one. */
 static void on_soft_state(raft_node_t *rn, const raft_soft_state_t *ss) {
   server_t *srv = rn->srv;
   if (ss->role == RAFT_LEADER && rn->role != RAFT_LEADER) {
     LOGI("msg=\"%016" PRIx64 " became leader at term %" PRIu64 "\"", srv->member_id, srv->term);
-    lease_promote(srv->lessor, srv->cfg->election_timeout_ms);
-  } else if (ss->role != RAFT_LEADER && rn->role == RAFT_LEADER) {
+  } else if (ss->role != RAFT_LEADER && lease_is_primary(srv->lessor)) {
     lease_demote(srv->lessor);
   }
   if (ss->lead != rn->lead)
@@ -385,6 +399,7 @@ static void on_soft_state(raft_node_t *rn, const raft_soft_state_t *ss) {
     retry_held(rn);
   }
   if (rn->lead != RAFT_NONE && !rn->announced) announce(rn);
+  if (rn->lease_fwd) lease_forward_kick(rn->lease_fwd);
 }
 
 /* A follower needs entries compacted away: the backend would have to be shipped. */
@@ -469,6 +484,7 @@ static void on_tick(uv_timer_t *t) {
   raft_tick(rn->raft);
   retry_held(rn);
   uint64_t now = uv_now(rn->srv->loop);
+  lease_forward_tick(rn->lease_fwd);
   rn_prop_t **pp = &rn->props;
   while (*pp) {
     rn_prop_t *p = *pp;
@@ -510,6 +526,13 @@ static void on_peer_message(void *ctx, const uint8_t *data, size_t len) {
   rn_process(rn);
 }
 
+/* A lease message from a peer: a forwarded request (we may be the leader) or an answer. */
+static void on_peer_lease(void *ctx, const ProtobufCMessage *msg) {
+  raft_node_t *rn = ctx;
+  if (!rn->lease_fwd || rn->stopped) return;
+  lease_forward_on_message(rn->lease_fwd, msg);
+}
+
 /* The stream to a peer broke. */
 static void on_peer_unreachable(void *ctx, uint64_t id) {
   raft_node_t *rn = ctx;
@@ -530,6 +553,17 @@ static void drop_replayed_through(raft_node_t *rn, uint64_t index) {
   memmove(rn->rents, rn->rents + k, (rn->n_rents - k) * sizeof(raft_entry_t));
   rn->n_rents -= k;
 }
+/* lease forwarder hooks: the leader we know, sending on the peer's lease stream, time */
+static uint64_t fwd_leader(void *ctx) { return ((raft_node_t *)ctx)->lead; }
+static void fwd_send(void *ctx, uint64_t to, const uint8_t *data, size_t len) {
+  raft_node_t *rn = ctx;
+  if (!rn->peers) return;
+  peer_send_kind(rn->peers, to, PEER_LEASE, data, len);
+  peer_flush(rn->peers);
+}
+static uint64_t fwd_now(void *ctx) { return uv_now(((raft_node_t *)ctx)->srv->loop); }
+
+lease_fwd_t *raft_node_lease_forward(raft_node_t *rn) { return rn->lease_fwd; }
 
 int raft_node_start(raft_node_t *rn) {
   server_t *srv = rn->srv;
@@ -598,12 +632,19 @@ int raft_node_start(raft_node_t *rn) {
       (srv->member_id & 0xffff000000000000ULL) | ((uv_hrtime() / 1000000 & 0xffffffffffULL) << 8);
   char **urls = xcalloc(rn->cluster.n_members, sizeof(char *));
   for (size_t i = 0; i < rn->cluster.n_members; i++) urls[i] = rn->cluster.members[i].peer_urls[0];
-  peer_cbs_t cbs = {.on_message = on_peer_message, .on_unreachable = on_peer_unreachable, .ctx = rn};
+  peer_cbs_t cbs = {.on_message = on_peer_message,
+                    .on_lease = on_peer_lease,
+                    .on_unreachable = on_peer_unreachable,
+                    .ctx = rn};
   rn->peers = peer_new(srv->loop, rn->voters, urls, rn->n_voters, &cbs);
   free(urls);
   if (!rn->peers) return CETCD_EINVAL;
   int r = peer_listen(rn->peers, cfg->listen_peer_urls, cfg->n_listen_peer_urls);
   if (r) return r;
+  /* etcd's request timeout: 5 s plus two election timeouts for a possible election */
+  lease_fwd_env_t env = {.leader = fwd_leader, .send = fwd_send, .now_ms = fwd_now, .ctx = rn};
+  rn->lease_fwd =
+      lease_forward_new(srv->member_id, srv->lessor, 5000 + 2 * (uint64_t)cfg->election_timeout_ms, hb, &env);
   uv_timer_init(srv->loop, &rn->tick);
   rn->tick.data = rn;
   rn->tick_open = true;
@@ -732,6 +773,8 @@ void raft_node_stop(raft_node_t *rn) {
   if (rn->started) {
     uv_timer_stop(&rn->tick);
     uv_close((uv_handle_t *)&rn->tick, tick_closed);
+    lease_forward_free(rn->lease_fwd);
+    rn->lease_fwd = NULL;
     peer_free(rn->peers);
     rn->peers = NULL;
   }

@@ -37,6 +37,9 @@ void raft_node_read_index(raft_node_t *rn, raft_node_read_cb cb, void *ctx);
 /* The index before which WAL segments may go once the backend is durable up to synced (the
  * newest saved raft snapshot at or below it, plus one), or 0. */
 uint64_t raft_node_release_index(raft_node_t *rn, uint64_t synced);
+/* The forwarder of lease requests only the leader's lessor answers (server/lease_forward.h);
+ * NULL before raft_node_start and after raft_node_stop. */
+struct lease_fwd *raft_node_lease_forward(raft_node_t *rn);
 /* Leader id (0 if none), commit index and term. */
 void raft_node_info(raft_node_t *rn, uint64_t *leader, uint64_t *index, uint64_t *term);
 /* Asks raft to hand leadership to target (a leader sends it TimeoutNow once its log is
