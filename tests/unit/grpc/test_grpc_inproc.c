@@ -1,5 +1,6 @@
 /* In-process tests of a server connection without a socket: an nghttp2 client session's
- * bytes are fed to a detached connection and its output is fed back (the fuzzing path). */
+ * bytes are fed to a detached connection and its output is fed back (the fuzzing path).
+ * Also the server's gate (grpc_server_opts_t.gate) and grpc_server_abort_calls. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,8 +47,12 @@ typedef struct rec {
 
 static int c_on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size_t nl,
                        const uint8_t *value, size_t vl, uint8_t flags, void *user) {
-  (void)h2, (void)f, (void)flags, (void)vl;
-  if (nl == 11 && !memcmp(name, "grpc-status", 11)) ((rec_t *)user)->grpc_status = value[0] - '0';
+  (void)h2, (void)f, (void)flags;
+  if (nl == 11 && !memcmp(name, "grpc-status", 11)) {
+    int st = 0;
+    for (size_t i = 0; i < vl; i++) st = st * 10 + (value[i] - '0');
+    ((rec_t *)user)->grpc_status = st;
+  }
   if (nl == 7 && !memcmp(name, ":status", 7)) ((rec_t *)user)->http_status = atoi((const char *)value);
   return 0;
 }
@@ -90,16 +95,20 @@ static nghttp2_session *client(rec_t *rec) {
   return h2;
 }
 
-/* Submits a Range request for key. */
-static void request(nghttp2_session *h2, const char *key) {
+/* Submits a Range request for key, with metadata "hasleader: true" if asked. */
+static void request_md(nghttp2_session *h2, const char *key, bool hasleader) {
   nghttp2_nv nva[] = {{(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
                       {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
                       {(uint8_t *)":path", (uint8_t *)"/etcdserverpb.KV/Range", 5, 22, 0},
                       {(uint8_t *)":authority", (uint8_t *)"x", 10, 1, 0},
-                      {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0}};
+                      {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
+                      {(uint8_t *)"hasleader", (uint8_t *)"true", 9, 4, 0}};
   nghttp2_data_provider prd = {.source.ptr = (void *)key, .read_callback = c_read};
-  assert_true(nghttp2_submit_request(h2, NULL, nva, 5, &prd, NULL) > 0);
+  assert_true(nghttp2_submit_request(h2, NULL, nva, hasleader ? 6 : 5, &prd, NULL) > 0);
 }
+
+/* Submits a Range request for key. */
+static void request(nghttp2_session *h2, const char *key) { request_md(h2, key, false); }
 
 /* Moves bytes both ways until neither side has anything to say. */
 static void exchange(nghttp2_session *h2, grpc_conn_t *c, buf_t *sink) {
@@ -147,6 +156,64 @@ static void test_unary_and_cancel(void **state) {
   assert_int_equal(cancels, 1);
   assert_true(grpc_call_cancelled(parked));
   assert_int_equal(s->live_calls, 1);
+  grpc_call_finish(parked, GRPC_OK, NULL);
+  assert_int_equal(s->live_calls, 0);
+  nghttp2_session_del(h2);
+  buf_free(&sink);
+  grpc_server_free(s);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Gate: refuses calls whose metadata has "hasleader" (a stand-in for "no leader now"). */
+static int gate_calls;
+static int refuse_hasleader(grpc_call_t *call, const char **message) {
+  gate_calls++;
+  if (!grpc_call_metadata(call, "hasleader")) return GRPC_OK;
+  *message = "etcdserver: no leader";
+  return GRPC_UNAVAILABLE;
+}
+
+/* abort_calls' filter: every call. */
+static bool match_all(grpc_call_t *call, void *arg) {
+  (void)call, (void)arg;
+  return true;
+}
+
+/* The gate ends a call before its handler sees it; abort_calls ends a running call with the
+ * given status and runs on_cancel; the handler's finish then only frees it. */
+static void test_gate_and_abort(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  grpc_server_opts_t o = {.gate = refuse_hasleader};
+  grpc_server_t *s = grpc_server_new(&loop, &o);
+  grpc_server_add_methods(s, methods, 1);
+  buf_t sink = {0};
+  grpc_conn_t *c = grpc_conn_new(s, false, &sink);
+  rec_t rec = {.grpc_status = -1};
+  nghttp2_session *h2 = client(&rec);
+  parked = NULL;
+  request_md(h2, "park", true);
+  exchange(h2, c, &sink);
+  assert_true(rec.closed);
+  assert_int_equal(rec.grpc_status, GRPC_UNAVAILABLE);
+  assert_null(parked); /* the handler never ran */
+  assert_int_equal(gate_calls, 1);
+  rec = (rec_t){.grpc_status = -1};
+  request(h2, "park");
+  exchange(h2, c, &sink);
+  assert_non_null(parked);
+  assert_false(rec.closed);
+  int before = cancels;
+  grpc_server_abort_calls(s, match_all, NULL, GRPC_UNAVAILABLE, "etcdserver: no leader");
+  exchange(h2, c, &sink);
+  assert_true(rec.closed);
+  assert_int_equal(rec.grpc_status, GRPC_UNAVAILABLE);
+  assert_int_equal(cancels, before + 1);
+  assert_true(grpc_call_cancelled(parked));
+  grpc_server_abort_calls(s, match_all, NULL, GRPC_INTERNAL, "again"); /* nothing left to end */
+  assert_int_equal(cancels, before + 1);
   grpc_call_finish(parked, GRPC_OK, NULL);
   assert_int_equal(s->live_calls, 0);
   nghttp2_session_del(h2);
@@ -381,6 +448,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unary_and_cancel),
       cmocka_unit_test(test_garbage),
+      cmocka_unit_test(test_gate_and_abort),
       cmocka_unit_test(test_http2_async),
       cmocka_unit_test(test_stream_arena_bounded),
   };
