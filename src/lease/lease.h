@@ -61,6 +61,10 @@ void lease_set_store(lessor_t *le, mvcc_store_t *s);
  * Restored leases never expire until lease_promote. Returns 0, CETCD_ECORRUPT or a
  * backend code. */
 int lease_restore(lessor_t *le, mvcc_store_t *s);
+/* Forgets every lease and the store, before the backend is replaced by a raft snapshot:
+ * then the new backend's keys attach again (mvcc's lease_attach hook) and lease_restore
+ * loads its leases. The expiry timer and options stay. */
+void lease_reset(lessor_t *le);
 /* Makes the lessor primary (the leader): every lease expires its remaining TTL plus
  * extend_ms from now (etcd's Promote; remaining = the full TTL unless checkpointed). */
 void lease_promote(lessor_t *le, uint64_t extend_ms);

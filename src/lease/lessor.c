@@ -167,6 +167,15 @@ int lease_restore(lessor_t *le, mvcc_store_t *s) {
   return 0;
 }
 
+void lease_reset(lessor_t *le) {
+  for (size_t i = 0; i < le->map.cap; i++)
+    if (le->map.slots[i]) lease_destroy(le->map.slots[i]);
+  lease_map_free(&le->map);
+  le->heap.n = 0;
+  le->n_granted = 0;
+  le->store = NULL;
+}
+
 void lease_promote(lessor_t *le, uint64_t extend_ms) {
   le->primary = true;
   uint64_t now = lease_now(le);

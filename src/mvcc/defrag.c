@@ -150,3 +150,48 @@ int mvcc_defrag(mvcc_store_t *s, int64_t *size_before, int64_t *size_after) {
        data, after - before, after, mvcc_be_size_in_use(be), t_copy - t0, t1 - t0);
   return 0;
 }
+
+int mvcc_copy_to_fd(mvcc_store_t *s, int fd) {
+  mvcc_backend_t *be = &s->be;
+  pthread_mutex_lock(&be->lock); /* the map must not be resized under the copy's reader */
+  int rc = mvcc_be_err(mdb_env_copyfd2(be->env, fd, MDB_CP_COMPACT));
+  pthread_mutex_unlock(&be->lock);
+  return rc;
+}
+
+int mvcc_replace_file(mvcc_store_t *s, const char *path) {
+  mvcc_backend_t *be = &s->be;
+  if (s->in_batch || be->wtxn || be->rdepth) return CETCD_EINVAL;
+  char data[4096];
+  snprintf(data, sizeof(data), "%s/data.mdb", be->dir);
+  int tries = 0;
+  while (pthread_mutex_trylock(&be->lock) != 0) { /* a backend sync or a snapshot reader */
+    if (++tries > 2000) {
+      int rr = mvcc_restore(s); /* the caller may have dropped what the index attaches */
+      return rr ? rr : -EBUSY;
+    }
+    usleep(1000);
+  }
+  if (be->rtxn) mdb_txn_abort(be->rtxn);
+  be->rtxn = NULL;
+  mdb_env_close(be->env);
+  be->env = NULL;
+  int rc = 0;
+  if (rename(path, data) != 0) {
+    rc = -errno;
+    LOGE("msg=\"cannot replace the backend file; keeping the old one\" from=%s to=%s error=\"%s\"", path, data,
+         strerror(errno));
+  } else if ((rc = sync_dir(be->dir))) {
+    LOGW("msg=\"cannot sync the data dir after replacing the backend\" error=\"%s\"", strerror(-rc));
+    rc = 0; /* the rename happened; a crash may bring the old file back, which replay handles */
+  }
+  int orc = reopen_env(be);
+  pthread_mutex_unlock(&be->lock);
+  if (orc) {
+    LOGE("msg=\"backend unusable after replacing it; exiting so a restart reopens it\" error=\"%s\"",
+         cetcd_strerror(orc));
+    abort();
+  }
+  int rr = mvcc_restore(s);
+  return rc ? rc : rr;
+}

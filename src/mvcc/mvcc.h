@@ -195,6 +195,18 @@ int mvcc_bucket_foreach(mvcc_store_t *s, const char *bucket,
  * negative code (the backend is then unchanged). Aborts the process only if the
  * environment cannot be reopened after the swap (the data on disk is intact). */
 int mvcc_defrag(mvcc_store_t *s, int64_t *size_before, int64_t *size_after);
+/* Writes a compacting copy of the backend (a complete LMDB file, as of the last committed
+ * batch) to fd. Meant for a worker thread: map growth on the loop thread waits for it.
+ * Returns 0 or a backend code. */
+int mvcc_copy_to_fd(mvcc_store_t *s, int fd);
+/* Replaces the backend with the complete LMDB file at path (in the same file system):
+ * closes the environment, renames path over data.mdb, syncs the directory, reopens it and
+ * rebuilds the key index, revisions and consistent index (mvcc_restore; the lease_attach
+ * hook runs for every live key, also when the swap did not happen). No batch or read may
+ * be open. Returns 0, CETCD_EINVAL, -EBUSY (a reader held the backend for 2 s: nothing
+ * changed) or a negative code (the rename failed: the old backend is reopened unchanged). Aborts only if the environment
+ * cannot be reopened (the file on disk is complete; a restart opens it). */
+int mvcc_replace_file(mvcc_store_t *s, const char *path);
 
 /* ---- snapshots and restore (snapshot_read.c) ---- */
 

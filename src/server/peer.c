@@ -285,6 +285,8 @@ void peer_send_kind(peer_transport_t *pt, uint64_t to, peer_kind_t kind, const u
 
 void peer_flush(peer_transport_t *pt) { uv_async_send(&pt->io_async); }
 
+grpc_server_t *peer_server(peer_transport_t *pt) { return pt->server; }
+
 /* Frees the transport once its loop handle closed. */
 static void on_loop_async_closed(uv_handle_t *h) {
   peer_transport_t *pt = h->data;

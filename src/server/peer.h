@@ -45,6 +45,8 @@ void peer_send(peer_transport_t *pt, uint64_t to, const uint8_t *data, size_t le
 void peer_send_kind(peer_transport_t *pt, uint64_t to, peer_kind_t kind, const uint8_t *data, size_t len);
 /* Wakes the sender to ship everything queued. Loop thread. */
 void peer_flush(peer_transport_t *pt);
+/* The peer server (after peer_listen), for more methods such as snapshot transfer. */
+struct grpc_server *peer_server(peer_transport_t *pt);
 /* Stops listening and sending and frees the transport. Loop thread. */
 void peer_free(peer_transport_t *pt);
 

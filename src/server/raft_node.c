@@ -17,6 +17,8 @@
 #include "raftpb.pb-c.h"
 #include "server/lease_forward.h"
 #include "server/peer.h"
+#include "server/peer_snapshot.h"
+#include "server/raft_ship.h"
 #include "server/raft_snapshot.h"
 #include "wal/wal.h"
 
@@ -77,7 +79,7 @@ struct raft_node {
   size_t n_rents, cap_rents;
   raft_hard_state_t rhs;
   rsnap_state_t snaps; /* --snapshot-count compaction and snap files (raft_snapshot.c) */
-  uint64_t snap_warned_ms;
+  rship_t *ship;       /* snapshots to and from peers (raft_ship.c) */
 };
 
 static void rn_process(raft_node_t *rn);
@@ -402,16 +404,13 @@ static void on_soft_state(raft_node_t *rn, const raft_soft_state_t *ss) {
   if (rn->lease_fwd) lease_forward_kick(rn->lease_fwd);
 }
 
-/* A follower needs entries compacted away: the backend would have to be shipped. */
+/* A follower needs entries compacted away: ship it the backend. */
 static void send_snapshot(raft_node_t *rn, const raft_msg_t *m) {
-  uint64_t now = uv_now(rn->srv->loop);
-  if (now >= rn->snap_warned_ms + 10000) {
-    rn->snap_warned_ms = now;
-    LOGW(
-        "msg=\"cannot send a snapshot: shipping the backend to followers is not implemented; the "
-        "follower stays behind\" remote-peer-id=%016" PRIx64 " snapshot-index=%" PRIu64,
-        m->to, m->snapshot ? m->snapshot->index : 0);
-  }
+  for (size_t i = 0; i < rn->cluster.n_members; i++)
+    if (rn->cluster.members[i].id == m->to) {
+      rship_send(rn->ship, m, rn->cluster.members[i].peer_urls[0]);
+      return;
+    }
   raft_report_snapshot(rn->raft, m->to, false);
 }
 
@@ -429,7 +428,7 @@ static void rn_process(raft_node_t *rn) {
       rn->commit = rd.hs.commit;
     }
     if (rd.soft_changed) on_soft_state(rn, &rd.soft);
-    int rc = 0;
+    int rc = rd.snapshot ? rsnap_persist_received(&rn->snaps, rd.snapshot, srv->wal, srv->applied_index) : 0;
     for (size_t i = 0; i < rd.n_entries && !rc; i++)
       rc = wal_append_entry(srv->wal, rd.entries[i].index, rd.entries[i].term, rd.entries[i].data,
                             rd.entries[i].len);
@@ -645,6 +644,8 @@ int raft_node_start(raft_node_t *rn) {
   lease_fwd_env_t env = {.leader = fwd_leader, .send = fwd_send, .now_ms = fwd_now, .ctx = rn};
   rn->lease_fwd =
       lease_forward_new(srv->member_id, srv->lessor, 5000 + 2 * (uint64_t)cfg->election_timeout_ms, hb, &env);
+  rn->ship = rship_new(srv, rn, &rn->snaps);
+  psnap_register(peer_server(rn->peers), rn->snaps.dir, rship_install, rn->ship);
   uv_timer_init(srv->loop, &rn->tick);
   rn->tick.data = rn;
   rn->tick_open = true;
@@ -699,6 +700,14 @@ void raft_node_read_index(raft_node_t *rn, raft_node_read_cb cb, void *ctx) {
   r->next = rn->reads;
   rn->reads = r;
   ask_read(rn, r);
+  rn_process(rn);
+}
+
+void raft_node_step(raft_node_t *rn, const uint8_t *msg, size_t len) { on_peer_message(rn, msg, len); }
+
+void raft_node_report_snapshot(raft_node_t *rn, uint64_t to, bool ok) {
+  if (!rn->raft || rn->stopped) return;
+  raft_report_snapshot(rn->raft, to, ok);
   rn_process(rn);
 }
 
@@ -771,6 +780,9 @@ void raft_node_stop(raft_node_t *rn) {
   if (!rn || rn->stopped) return;
   rn->stopped = true;
   if (rn->started) {
+    psnap_unregister();
+    rship_stop(rn->ship);
+    rn->ship = NULL;
     uv_timer_stop(&rn->tick);
     uv_close((uv_handle_t *)&rn->tick, tick_closed);
     lease_forward_free(rn->lease_fwd);

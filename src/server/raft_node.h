@@ -34,6 +34,10 @@ void raft_node_propose(raft_node_t *rn, const uint8_t *data, size_t len, uint64_
                        propose_cb cb, void *ctx);
 /* Waits for a read index and for the local state to reach it, then calls cb. */
 void raft_node_read_index(raft_node_t *rn, raft_node_read_cb cb, void *ctx);
+/* Steps an encoded raft message (as if a peer sent it) and processes the Ready. */
+void raft_node_step(raft_node_t *rn, const uint8_t *msg, size_t len);
+/* The transfer of a snapshot to member to ended (ok: the follower installed it). */
+void raft_node_report_snapshot(raft_node_t *rn, uint64_t to, bool ok);
 /* The index before which WAL segments may go once the backend is durable up to synced (the
  * newest saved raft snapshot at or below it, plus one), or 0. */
 uint64_t raft_node_release_index(raft_node_t *rn, uint64_t synced);

@@ -294,6 +294,22 @@ void rsnap_maybe_snapshot(rsnap_state_t *st, raft_t *r, wal_t *w) {
   rsnap_purge(st->dir, RSNAP_KEEP_FILES);
 }
 
+int rsnap_persist_received(rsnap_state_t *st, const raft_snapshot_t *s, wal_t *w, uint64_t applied) {
+  if (applied < s->index)
+    LOGE("msg=\"raft restored a snapshot the backend does not reflect\" snapshot-index=%" PRIu64
+         " applied-index=%" PRIu64,
+         s->index, applied);
+  int rc = rsnap_save(st->dir, s);
+  if (!rc) rc = wal_append_snapshot(w, s->index, s->term);
+  if (rc) return rc;
+  LOGI("msg=\"saved snapshot\" snapshot-index=%" PRIu64, s->index);
+  st->prev_index = st->snap_index;
+  st->snap_index = s->index;
+  st->last_trigger = applied;
+  rsnap_purge(st->dir, RSNAP_KEEP_FILES);
+  return 0;
+}
+
 uint64_t rsnap_release_index(const rsnap_state_t *st, uint64_t synced) {
   if (st->snap_index && st->snap_index <= synced) return st->snap_index + 1;
   if (st->prev_index && st->prev_index <= synced) return st->prev_index + 1;

@@ -80,6 +80,11 @@ void rsnap_state_restored(rsnap_state_t *st, uint64_t index, uint64_t applied);
  * metadata (rsnap_save), appends a WAL snapshot record naming it and purges old files.
  * Logs etcd's lines. A failure is logged; the log is then kept until the next trigger. */
 void rsnap_maybe_snapshot(rsnap_state_t *st, raft_t *r, wal_t *w);
+/* A follower's raft restored the snapshot s received from the leader (whose backend is
+ * installed: applied, the consistent index, is at or past s->index): saves its metadata,
+ * appends a WAL snapshot record and purges old files, like a snapshot of our own.
+ * Returns 0 or a negative code (logged). */
+int rsnap_persist_received(rsnap_state_t *st, const raft_snapshot_t *s, wal_t *w, uint64_t applied);
 /* The index before which WAL segments may be deleted once the backend is durable up to
  * synced: one past the newest persisted snapshot at or below synced, or 0 (nothing). */
 uint64_t rsnap_release_index(const rsnap_state_t *st, uint64_t synced);

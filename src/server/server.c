@@ -148,7 +148,11 @@ static int load_identity(server_t *srv) {
     return 0;
   }
   int rc = ids_for_config(srv->cfg, &srv->member_id, &srv->cluster_id);
-  if (rc) return rc;
+  return rc ? rc : server_save_identity(srv);
+}
+
+int server_save_identity(server_t *srv) {
+  uint8_t buf[16];
   for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(srv->member_id >> (56 - 8 * i));
   for (int i = 0; i < 8; i++) buf[8 + i] = (uint8_t)(srv->cluster_id >> (56 - 8 * i));
   mvcc_batch_begin(srv->mvcc);

@@ -114,6 +114,10 @@ void server_wal_flush_cb(uv_prepare_t *p);
 void server_reserve_apply_space(server_t *srv, size_t len);
 void server_apply_space_done(server_t *srv);
 
+/* Stores this member's id and the cluster id in the backend's meta bucket (they are
+ * read back at start; a raft snapshot installed from the leader carries the leader's). */
+int server_save_identity(server_t *srv);
+
 /* Applies one decoded entry inside an open mvcc batch. Responses go in `arena`. */
 void server_apply_entry(server_t *srv, const Cetcdinternal__InternalRequest *req, arena_t *arena,
                         apply_result_t *res);

@@ -239,6 +239,15 @@ void watch_cancel(watcher_t *w) {
   watcher_release(w);
 }
 
+void watch_hub_restore(watch_hub_t *h, int64_t old_rev) {
+  for (watcher_t *w = h->all; w; w = w->anext) {
+    if (w->state != WS_SYNCED) continue;
+    if (w->min_rev < old_rev + 1) w->min_rev = old_rev + 1;
+    watch_set_del(&h->synced, w);
+    place(h, w);
+  }
+}
+
 void watch_set_paused(watcher_t *w, bool paused) {
   watch_hub_t *h = w->hub;
   if (paused) {

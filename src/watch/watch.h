@@ -68,6 +68,11 @@ void watch_hub_free(watch_hub_t *hub);
 /* mvcc's on_events hook: one revision's events, right after they were applied. */
 void watch_hub_notify(watch_hub_t *hub, int64_t rev, const Mvccpb__Event *const *events, size_t n);
 
+/* The store's contents were replaced (a raft snapshot was installed) after revision
+ * old_rev: every caught-up watcher catches up again from old_rev + 1 out of the new
+ * history (or learns that it was compacted), like etcd's watchableStore.Restore. */
+void watch_hub_restore(watch_hub_t *hub, int64_t old_rev);
+
 /* Registers a watcher. Returns NULL only if opts are invalid. Catch-up from history (for
  * a start_rev at or below the current revision) is delivered asynchronously, never from
  * inside this call. */

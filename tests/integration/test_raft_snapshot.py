@@ -2,9 +2,12 @@
 
 With --snapshot-count 1000 and auto-compaction on, 50,000 writes leave every member's WAL
 directory and data dir under fixed bounds (small WAL segments, so an unbounded log would
-show as dozens of segments), each member saves snapshots and compacts its raft log, and a
-member restarted after the writes recovers from its newest snapshot plus the WAL after it
-and serves the same HashKV as the others. Every wait is bounded."""
+show as dozens of segments) and each member saves snapshots and compacts its raft log. A
+member SIGKILLed before the writes catches up through the leader's backend (a snapshot
+shipped over the peer port) and serves the same HashKV; restarted again it recovers from
+its snapshot plus the WAL after it. A transfer broken midway (test hook) leaves the
+follower's old state served and no partial image; the retry installs. Every wait is
+bounded."""
 
 import glob
 import json
@@ -109,61 +112,158 @@ class RaftSnapshotTest(unittest.TestCase):
             else:
                 os.environ[k] = v
 
-    def test_wal_and_data_dir_bounded_and_restart_from_snapshot(self):
-        c = self.cluster.start()
-        leader = ch.until(c.leader)
-        self.assertIsNotNone(leader)
-        out = write_load(leader.endpoint, WRITES)
-        sys.stderr.write("cetcd-bench: %s\n" % " ".join(out.split()[:2]))
-        # the last snapshot is saved and the backend synced (once a second) before release
-        for m in c.members:
-            ok = ch.until(lambda m=m: wal_usage(m)[0] <= MAX_WAL_SEGMENTS, timeout=10)
-            segs, size = wal_usage(m)
-            db = allocated_bytes(os.path.join(m.data_dir, "member", "snap", "data.mdb"))
-            sys.stderr.write("%s: WAL %d segments %d bytes, data.mdb %d bytes allocated, data dir "
-                             "%d bytes, snap files %d\n" % (m.name, segs, size, db,
-                                                            allocated_bytes(m.data_dir),
-                                                            len(snap_files(m))))
-            self.assertTrue(ok, "%s keeps %d WAL segments\n%s" % (m.name, segs, m.log_tail(20)))
-            self.assertLessEqual(size, MAX_WAL_BYTES, m.name)
-            self.assertLessEqual(db, MAX_DB_BYTES, m.name)
-            self.assertLessEqual(allocated_bytes(m.data_dir), MAX_DB_BYTES + MAX_WAL_BYTES + (1 << 20))
-            self.assertLessEqual(len(snap_files(m)), 5, m.name)
-            text = log_text(m)
-            saved = [int(x) for x in re.findall(r'"saved snapshot" snapshot-index=(\d+)', text)]
-            # one snapshot per 1,000 applied entries once 5,000 are behind: about 45
-            self.assertGreaterEqual(len(saved), 40, m.name)
-            self.assertEqual(saved, sorted(saved), m.name)
-            self.assertIn('"compacted Raft logs"', text)
-            self.assertIn("wal: released segments", text)
-
-        # a follower killed now restarts from its newest snapshot + the WAL after it
-        follower = c.followers(leader)[0]
-        follower.kill9()
-        follower.start()
-        rec = re.findall(r'"recovered from snapshot" snapshot-index=(\d+) snapshot-term=\d+ voters=3',
-                         follower._current_log())
-        self.assertEqual(len(rec), 1, follower.log_tail(20))
-        self.assertGreater(int(rec[0]), WRITES - 7000)
-        rev = None
-        for _ in range(50):
+    def agreed_revision(self, c):
+        """The revision every running member reports once they agree, or None."""
+        for _ in range(100):
             st = c.status()
-            if st and len(st) == 3:
+            if st and len(st) == len(c.running()):
                 revs = {s["header"]["revision"] for s in st.values()}
                 if len(revs) == 1:
-                    rev = revs.pop()
-                    break
+                    return revs.pop()
             time.sleep(0.2)
+        return None
+
+    def assert_same_hashkv(self, c):
+        rev = self.agreed_revision(c)
         self.assertIsNotNone(rev, "members never agreed on a revision")
         hashes = hashkv(c, c.members, rev)
         self.assertIsNotNone(hashes)
+        self.assertEqual(len(hashes), len(c.members))
         self.assertEqual(len(set(hashes.values())), 1, hashes)
-        # and it keeps replicating
+
+    def test_bounded_log_and_catch_up_through_snapshot(self):
+        c = self.cluster.start()
+        leader = ch.until(c.leader)
+        self.assertIsNotNone(leader)
+        # a follower killed before the writes needs the leader's backend afterwards
+        late = c.followers(leader)[0]
+        late.kill9()
+        out = write_load(leader.endpoint, WRITES)
+        sys.stderr.write("cetcd-bench: %s\n" % " ".join(out.split()[:2]))
+        for m in c.running():
+            self.assert_bounded(m)
+
+        late.start()
+        text = ch.until(lambda: "applied snapshot" in late._current_log() and late._current_log())
+        self.assertTrue(text, late.log_tail(30))
+        self.assertIn('"received and saved database snapshot"', text)
+        self.assertIn('"saved snapshot"', text)  # the metadata of the installed snapshot
+        self.assertTrue(ch.until(lambda: '"sent merged snapshot"' in log_text(leader), timeout=5),
+                        leader.log_tail(10))
+        self.assert_same_hashkv(c)
+        self.assertEqual(glob.glob(os.path.join(late.data_dir, "member", "snap", "*.db.tmp")), [])
+        self.assertEqual(glob.glob(os.path.join(leader.data_dir, "member", "snap", "*.db.tmp")), [])
+
+        # restarted again, it recovers from the installed snapshot + the WAL after it
+        late.kill9()
+        late.start()
+        rec = re.findall(r'"recovered from snapshot" snapshot-index=(\d+) snapshot-term=\d+ voters=3',
+                         late._current_log())
+        self.assertEqual(len(rec), 1, late.log_tail(20))
+        self.assertGreater(int(rec[0]), WRITES - 7000)
+        self.assert_same_hashkv(c)
         r = c.ctl("put", "after-restart", "v", members=[leader])
         self.assertTrue(r.ok, r.err)
-        got = ch.until(lambda: "after-restart" in follower.ctl(
+        got = ch.until(lambda: "after-restart" in late.ctl(
             "get", "after-restart", extra=["--consistency=s"]).out)
-        self.assertTrue(got, follower.log_tail(20))
+        self.assertTrue(got, late.log_tail(20))
+        self.assert_bounded(late)
+
+    def assert_bounded(self, m):
+        """m's WAL, snap files and data dir are under the bounds (waits for the release that
+        follows the last snapshot and backend sync)."""
+        ok = ch.until(lambda: wal_usage(m)[0] <= MAX_WAL_SEGMENTS, timeout=10)
+        segs, size = wal_usage(m)
+        db = allocated_bytes(os.path.join(m.data_dir, "member", "snap", "data.mdb"))
+        total = allocated_bytes(m.data_dir)
+        sys.stderr.write("%s: WAL %d segments %d bytes, data.mdb %d bytes allocated, data dir %d "
+                         "bytes, snap files %d\n" % (m.name, segs, size, db, total, len(snap_files(m))))
+        self.assertTrue(ok, "%s keeps %d WAL segments\n%s" % (m.name, segs, m.log_tail(20)))
+        self.assertLessEqual(size, MAX_WAL_BYTES, m.name)
+        self.assertLessEqual(db, MAX_DB_BYTES, m.name)
+        self.assertLessEqual(total, MAX_DB_BYTES + MAX_WAL_BYTES + (1 << 20), m.name)
+        self.assertLessEqual(len(snap_files(m)), 5, m.name)
+        text = log_text(m)
+        saved = [int(x) for x in re.findall(r'"saved snapshot" snapshot-index=(\d+)', text)]
+        self.assertGreaterEqual(len(saved), 1, m.name)
+        self.assertEqual(saved, sorted(saved), m.name)
+        if m.starts == 1:  # ran through all the writes: one snapshot per 1,000 entries after 5,000
+            self.assertGreaterEqual(len(saved), 40, m.name)
+            self.assertIn('"compacted Raft logs"', text)
+            self.assertIn("wal: released segments", text)
+
+
+class BrokenTransferTest(unittest.TestCase):
+    """Every transfer breaks midway (a corrupted chunk, or the stream cancelled after the
+    first chunk): the follower keeps serving its old state and leaves no partial image;
+    with the fault gone, the next transfer installs."""
+
+    def setUp(self):
+        if harness.testing_real_etcd():
+            self.fail("cetcd-specific: the fault is injected through cetcd's test hook")
+        if not os.path.exists(bench_bin()):
+            self.fail("cetcd-bench not built at %s (make build)" % bench_bin())
+        env = {"CETCD_TEST_SNAPSHOT_CATCHUP_ENTRIES": "200",
+               "CETCD_TEST_SNAPSHOT_SEND_FAILURES": "1000000"}
+        saved = {k: os.environ.get(k) for k in list(env) + ["CETCD_TEST_SNAPSHOT_SEND_FAILURES"]}
+        os.environ.update(env)
+
+        def restore():
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        self.addCleanup(restore)
+        self.cluster = ch.Cluster(n=3, extra_args=["--snapshot-count", "500"])
+        self.addCleanup(self.cluster.close)
+
+    def test_failed_transfer_keeps_old_state_and_retry_installs(self):
+        c = self.cluster.start()
+        leader = ch.until(c.leader)
+        self.assertTrue(c.ctl("put", "marker", "old", members=[leader]).ok)
+        late = c.followers(leader)[0]
+        self.assertTrue(ch.until(lambda: "old" in late.ctl("get", "marker", "--print-value-only",
+                                                           extra=["--consistency=s"]).out))
+        late.kill9()
+        self.assertTrue(c.ctl("put", "marker", "new", members=[leader]).ok)
+        write_load(leader.endpoint, 3000)
+        late.start()
+
+        def failures():
+            t = late._current_log()
+            return ("snapshot checksum mismatch" in t and "the sender went away midway" in t) and t
+        text = ch.until(failures, timeout=20)
+        self.assertTrue(text, late.log_tail(30))
+        self.assertIn("keeping the current backend", text)
+        self.assertNotIn('"applying snapshot"', text)
+        # the old state is intact and served
+        r = late.ctl("get", "marker", "--print-value-only", extra=["--consistency=s"])
+        self.assertTrue(r.ok, r.err)
+        self.assertEqual(r.out.strip(), "old")
+        self.assertTrue("test-hook=break-midway" in log_text(leader), leader.log_tail(10))
+
+        # the fault goes away: every member restarts without it, and the retry installs
+        os.environ.pop("CETCD_TEST_SNAPSHOT_SEND_FAILURES")
+        for m in c.members:
+            m.stop()
+        c.start()
+        got = ch.until(lambda: late.ctl("get", "marker", "--print-value-only",
+                                        extra=["--consistency=s"]).out.strip() == "new", timeout=20)
+        self.assertTrue(got, late.log_tail(30))
+        self.assertIn('"applied snapshot"', late._current_log())
+        self.assertEqual(glob.glob(os.path.join(late.data_dir, "member", "snap", "*.db.tmp")), [])
+        rev = None
+        for _ in range(100):
+            st = c.status()
+            revs = {s["header"]["revision"] for s in (st or {}).values()}
+            if st and len(st) == 3 and len(revs) == 1:
+                rev = revs.pop()
+                break
+            time.sleep(0.2)
+        self.assertIsNotNone(rev)
+        hashes = hashkv(c, c.members, rev)
+        self.assertEqual(len(set((hashes or {"x": 1, "y": 2}).values())), 1, hashes)
 
 
 if __name__ == "__main__":
