@@ -176,6 +176,43 @@ void lease_reset(lessor_t *le) {
   le->store = NULL;
 }
 
+/* qsort comparator: leases by expiry time. */
+static int cmp_expiry(const void *a, const void *b) {
+  const lease_t *x = *(lease_t *const *)a, *y = *(lease_t *const *)b;
+  return x->expiry_ms < y->expiry_ms ? -1 : x->expiry_ms > y->expiry_ms;
+}
+
+/* After a promotion with at least LEASE_REVOKE_RATE leases: pushes back expiries that pile
+ * up in the same second, so at most 3/4 of the revoke rate expire per second (etcd's
+ * Promote does the same; a new leader must not revoke a backlog all at once). */
+static void spread_expiries(lessor_t *le, uint64_t now, uint64_t extend_ms) {
+  lease_t **ls = xmalloc(le->n_granted * sizeof(*ls));
+  size_t n = 0;
+  for (size_t i = 0; i < le->map.cap; i++) {
+    lease_t *l = le->map.slots[i];
+    if (l && !l->placeholder) ls[n++] = l;
+  }
+  qsort(ls, n, sizeof(*ls), cmp_expiry);
+  const uint64_t target = (3 * LEASE_REVOKE_RATE) / 4; /* expiries per second */
+  uint64_t base = ls[0]->expiry_ms - now, next = base + 1000, expires = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t rem = ls[i]->expiry_ms - now;
+    if (rem > next) {
+      base = rem;
+      next = base + 1000;
+      expires = 1;
+      continue;
+    }
+    if (++expires <= target) continue;
+    /* leases n seconds past the window's start are pushed back n seconds less */
+    int64_t delay = (int64_t)(1000 * expires / target) - (int64_t)(rem - base);
+    if (delay < 0) delay = 0;
+    next = base + (uint64_t)delay;
+    refresh(le, ls[i], now, (uint64_t)delay + extend_ms);
+  }
+  free(ls);
+}
+
 void lease_promote(lessor_t *le, uint64_t extend_ms) {
   le->primary = true;
   uint64_t now = lease_now(le);
@@ -183,6 +220,7 @@ void lease_promote(lessor_t *le, uint64_t extend_ms) {
     lease_t *l = le->map.slots[i];
     if (l && !l->placeholder) refresh(le, l, now, extend_ms);
   }
+  if (le->n_granted >= LEASE_REVOKE_RATE) spread_expiries(le, now, extend_ms);
 }
 
 void lease_demote(lessor_t *le) {

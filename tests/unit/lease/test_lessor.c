@@ -114,6 +114,33 @@ static void test_not_primary(void **state) {
   lease_free(le);
 }
 
+/* A promotion with a backlog of leases that would all expire in the same second spreads
+ * their expiries: no second sees more than 3/4 of the revoke rate, and no lease expires
+ * before its TTL plus the extension (etcd's Promote). */
+static void test_promote_spreads_pileup(void **state) {
+  (void)state;
+  now_ms = 10000;
+  lease_opts_t o = {.clock = fake_clock};
+  lessor_t *le = lease_new(&o);
+  enum { N = 3000 };
+  for (int i = 1; i <= N; i++) assert_int_equal(lease_grant(le, i, 5, NULL), 0);
+  lease_promote(le, 1000);
+  int per_second[64] = {0};
+  int64_t ids[N];
+  uint64_t t0 = now_ms;
+  size_t total = 0;
+  for (int sec = 0; sec < 64; sec++) {
+    now_ms = t0 + (uint64_t)(sec + 1) * 1000;
+    size_t n = lease_find_expired(le, ids, N);
+    per_second[sec] = (int)n;
+    if (n) assert_true(now_ms - t0 >= 6000); /* TTL 5 s + extension 1 s at least */
+    total += n;
+  }
+  assert_int_equal(total, N);
+  for (int sec = 0; sec < 64; sec++) assert_true(per_second[sec] <= (3 * LEASE_REVOKE_RATE) / 4 + 1);
+  lease_free(le);
+}
+
 /* Expired leases come out in expiry order, at most `max` at a time, each once while its
  * revoke is in flight, and again after the retry period if the revoke failed. */
 static void test_expiry_order(void **state) {
@@ -243,7 +270,7 @@ int main(void) {
       cmocka_unit_test(test_ttl_and_renew), cmocka_unit_test(test_not_primary),
       cmocka_unit_test(test_expiry_order),  cmocka_unit_test(test_renew_reorders),
       cmocka_unit_test(test_keys),          cmocka_unit_test(test_map_churn),
-      cmocka_unit_test(test_idgen),
+      cmocka_unit_test(test_idgen),         cmocka_unit_test(test_promote_spreads_pileup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
