@@ -66,7 +66,9 @@ int lease_restore(lessor_t *le, mvcc_store_t *s);
  * loads its leases. The expiry timer and options stay. */
 void lease_reset(lessor_t *le);
 /* Makes the lessor primary (the leader): every lease expires its remaining TTL plus
- * extend_ms from now (etcd's Promote; remaining = the full TTL unless checkpointed). */
+ * extend_ms from now (etcd's Promote; remaining = the full TTL unless checkpointed). With
+ * LEASE_REVOKE_RATE leases or more, expiries that pile up in one second are pushed back so
+ * that at most 3/4 of the revoke rate fall in any second. */
 void lease_promote(lessor_t *le, uint64_t extend_ms);
 /* Stops expiring (etcd's Demote): every lease's expiry becomes "forever". */
 void lease_demote(lessor_t *le);
