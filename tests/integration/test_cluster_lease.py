@@ -8,7 +8,10 @@ and TimeToLive to the leader. Each scenario runs against a cetcd cluster and a r
 - the JSON gateway's /v3/lease/keepalive through a follower (Patroni's path);
 - a lock held through a follower is never granted to anyone else while its holder runs,
   also when the leader is SIGKILLed during the hold;
-- a lease kept alive through a follower survives a leader change, and its key stays.
+- a lease kept alive through a follower survives a leader change, and its key stays;
+- an election won through a follower (Election service, lease kept alive through that
+  follower) is not taken over through another member after the leader is SIGKILLed, and
+  passes to the next candidate once the winner's lease is no longer kept alive.
 """
 
 import base64
@@ -46,6 +49,37 @@ def remaining(ttl_out):
     if "remaining(" not in ttl_out:
         return None
     return int(ttl_out.split("remaining(")[1].split("s)")[0])
+
+
+def grpc_unary(endpoint, method, request, timeout):
+    """Raw unary gRPC call (request and response as protobuf bytes): (status name, bytes)."""
+    import grpc
+    with grpc.insecure_channel(endpoint) as ch:
+        call = ch.unary_unary(method, request_serializer=lambda x: x, response_deserializer=lambda x: x)
+        try:
+            return "OK", call(request, timeout=timeout)
+        except grpc.RpcError as e:
+            return e.code().name, b""
+
+
+def pb_get(buf, field):
+    """The first value of field in a protobuf message, or None."""
+    for f, _, v in harness.pb_decode(buf):
+        if f == field:
+            return v
+    return None
+
+
+def lead_away_from(c, avoid, other):
+    """After an election among avoid and other: if avoid leads, hands leadership to other,
+    so that requests through avoid keep depending on forwarding to another member."""
+    new = until(lambda: c.leader([avoid, other]))
+    if new is avoid:
+        r = avoid.ctl("move-leader", "%x" % other.id)
+        if not r.ok:
+            raise AssertionError("move-leader failed: %s" % r)
+        new = until(lambda: (lambda m: m if m is other else None)(c.leader([avoid, other])))
+    return new
 
 
 class Both(unittest.TestCase):
@@ -113,7 +147,7 @@ class Both(unittest.TestCase):
             self.assertEqual(first, "holding", holder.stderr.read() if not first else first)
             if kill_leader:
                 leader.kill9()
-                self.assertIsNotNone(until(lambda: c.leader([f1, f2])), "no new leader")
+                self.assertIs(lead_away_from(c, f1, f2), f2, "f2 did not become leader")
             time.sleep(3.5)  # past the session TTL: a lost keep-alive would have freed the lock
             second_ep = f2.endpoint if kill_leader else leader.endpoint
             t0 = time.monotonic()
@@ -152,8 +186,7 @@ class Both(unittest.TestCase):
         try:
             time.sleep(1)
             leader.kill9()
-            new = until(lambda: c.leader([f1, f2]))
-            self.assertIsNotNone(new, "no new leader")
+            self.assertIs(lead_away_from(c, f1, f2), f2, "f2 did not become leader")
             alive = []
             for _ in range(10):  # 10 s: 2.5 TTLs after the election
                 time.sleep(1)
@@ -171,6 +204,40 @@ class Both(unittest.TestCase):
         got = {c.label: self.scenario_ttl_across_election(c) for c in self.clusters()}
         self.assertEqual(got["cetcd"], got["etcd"])
         self.assertEqual(got["cetcd"], {"alive": True, "key": "x"})
+
+
+    # -- an election held through a follower -------------------------------------------------
+    def scenario_election(self, c):
+        leader = until(c.leader)
+        f1, f2 = c.followers(leader)
+        la = lease_id(f1.ctl("lease", "grant", "3").out)
+        ka = subprocess.Popen(ctl_argv([f1.endpoint], "lease", "keep-alive", la),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ctl_env())
+        try:
+            campaign = "/v3electionpb.Election/Campaign"
+            st_a, _ = grpc_unary(f1.endpoint, campaign, harness.pb_field(1, "E") + harness.pb_field(2, int(la, 16))
+                                 + harness.pb_field(3, "a"), 10)
+            leader.kill9()
+            self.assertIs(lead_away_from(c, f1, f2), f2, "f2 did not become leader")
+            lb = lease_id(f2.ctl("lease", "grant", "30").out)
+            req_b = harness.pb_field(1, "E") + harness.pb_field(2, int(lb, 16)) + harness.pb_field(3, "b")
+            st_b, _ = grpc_unary(f2.endpoint, campaign, req_b, 6)  # must still wait for "a"
+            _, lead = grpc_unary(f2.endpoint, "/v3electionpb.Election/Leader", harness.pb_field(1, "E"), 10)
+            kv = pb_get(lead, 2)
+            held = pb_get(kv, 5) if kv else None
+        finally:
+            ka.kill()
+            ka.wait(10)
+        t0 = time.monotonic()
+        st_b2, _ = grpc_unary(f2.endpoint, campaign, req_b, 20)  # "a"'s lease runs out now
+        return {"a": st_a, "b_while_a_alive": st_b, "leader_value": held,
+                "b_after_a": st_b2, "b_after_a_in_time": time.monotonic() - t0 < 15}
+
+    def test_election_through_follower(self):
+        got = {c.label: self.scenario_election(c) for c in self.clusters()}
+        self.assertEqual(got["cetcd"], got["etcd"])
+        self.assertEqual(got["cetcd"], {"a": "OK", "b_while_a_alive": "DEADLINE_EXCEEDED", "leader_value": b"a",
+                                        "b_after_a": "OK", "b_after_a_in_time": True})
 
 
 if __name__ == "__main__":
