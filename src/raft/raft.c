@@ -407,12 +407,15 @@ bool raft_is_learner(const raft_t *r, uint64_t id) {
 int raft_best_transferee(const raft_t *r, uint64_t *id) {
   *id = RAFT_NONE;
   if (r->role != RAFT_LEADER) return CETCD_ENOTLEADER;
-  uint64_t best = 0;
+  const raft_progress_t *best = NULL;
   for (size_t i = 0; i < r->n_prs; i++) {
     const raft_progress_t *pr = &r->prs[i];
-    if (pr->id == r->id || pr->learner || (*id != RAFT_NONE && pr->match <= best)) continue;
-    *id = pr->id;
-    best = pr->match;
+    if (pr->id == r->id || pr->learner) continue;
+    if (best && (best->recent_active > pr->recent_active ||
+                 (best->recent_active == pr->recent_active && best->match >= pr->match)))
+      continue;
+    best = pr;
   }
+  if (best) *id = best->id;
   return 0;
 }

@@ -269,8 +269,9 @@ bool raft_is_voter(const raft_t *r, uint64_t id);
 /* True if id is a learner in r's current configuration. */
 bool raft_is_learner(const raft_t *r, uint64_t id);
 /* On a leader, sets *id to the voter other than itself whose log matches the leader's
- * furthest (the most caught-up transferee; RAFT_NONE if there is no other voter). Returns 0
- * or CETCD_ENOTLEADER. */
+ * furthest (the most caught-up transferee), preferring voters heard from within the last
+ * election timeout (check-quorum's activity); RAFT_NONE if there is no other voter. Returns
+ * 0 or CETCD_ENOTLEADER. */
 int raft_best_transferee(const raft_t *r, uint64_t *id);
 
 /* ---- encoding (proto/raftpb.proto, package cetcdraftpb) ---- */

@@ -107,12 +107,34 @@ static void test_best_transferee(void **state) {
   free(net);
 }
 
+/* Between equally caught-up voters, one that stopped answering is not chosen. */
+static void test_best_transferee_prefers_active(void **state) {
+  (void)state;
+  tnet_t *net = calloc(1, sizeof(*net));
+  tn_opts_t o = {.pre_vote = true, .check_quorum = true};
+  tn_init(net, 3, &o);
+  tn_elect(net, 1);
+  tn_propose(net, 1, "x");
+  tn_settle(net);
+  uint64_t id = 0;
+  assert_int_equal(raft_best_transferee(net->r[1], &id), 0);
+  assert_int_equal(id, 2); /* a tie goes to the first */
+  tn_isolate(net, 2, true); /* 2 keeps its match index but goes silent */
+  tn_tick(net, 11);         /* a check-quorum round, then a heartbeat 3 answers */
+  assert_int_equal(tn_leader(net), 1);
+  assert_int_equal(raft_best_transferee(net->r[1], &id), 0);
+  assert_int_equal(id, 3);
+  tn_free(net);
+  free(net);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_transfer_basic),
       cmocka_unit_test(test_transfer_lagging_and_forwarded),
       cmocka_unit_test(test_transfer_drops_proposals_then_aborts),
       cmocka_unit_test(test_best_transferee),
+      cmocka_unit_test(test_best_transferee_prefers_active),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
