@@ -179,8 +179,8 @@ int mvcc_replace_file(mvcc_store_t *s, const char *path) {
   int rc = 0;
   if (rename(path, data) != 0) {
     rc = -errno;
-    LOGE("msg=\"cannot replace the backend file; keeping the old one\" from=%s to=%s error=\"%s\"", path, data,
-         strerror(errno));
+    LOGE("msg=\"cannot replace the backend file; keeping the old one\" from=%s to=%s error=\"%s\"", path,
+         data, strerror(errno));
   } else if ((rc = sync_dir(be->dir))) {
     LOGW("msg=\"cannot sync the data dir after replacing the backend\" error=\"%s\"", strerror(-rc));
     rc = 0; /* the rename happened; a crash may bring the old file back, which replay handles */
@@ -194,4 +194,24 @@ int mvcc_replace_file(mvcc_store_t *s, const char *path) {
   }
   int rr = mvcc_restore(s);
   return rc ? rc : rr;
+}
+
+int mvcc_file_put_meta(const char *path, const char *name, const void *val, size_t n) {
+  MDB_env *env;
+  int rc = mdb_env_create(&env);
+  if (rc) return mvcc_be_err(rc);
+  mdb_env_set_maxdbs(env, 16);
+  MDB_txn *txn = NULL;
+  MDB_dbi dbi;
+  if (!(rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK, 0600)) &&
+      !(rc = mdb_txn_begin(env, NULL, 0, &txn))) {
+    MDB_val k = {strlen(name), (void *)name}, v = {n, (void *)val};
+    if (!(rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &dbi)) && !(rc = mdb_put(txn, dbi, &k, &v, 0)))
+      rc = mdb_txn_commit(txn);
+    else
+      mdb_txn_abort(txn);
+  }
+  if (!rc) rc = mdb_env_sync(env, 1);
+  mdb_env_close(env);
+  return rc ? mvcc_be_err(rc) : 0;
 }

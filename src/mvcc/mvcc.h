@@ -207,6 +207,9 @@ int mvcc_copy_to_fd(mvcc_store_t *s, int fd);
  * changed) or a negative code (the rename failed: the old backend is reopened unchanged). Aborts only if the environment
  * cannot be reopened (the file on disk is complete; a restart opens it). */
 int mvcc_replace_file(mvcc_store_t *s, const char *path);
+/* Stores name=val in the meta bucket of the closed LMDB file at path (an image about to
+ * become the backend) and syncs it. Returns 0 or a backend code. */
+int mvcc_file_put_meta(const char *path, const char *name, const void *val, size_t n);
 
 /* ---- snapshots and restore (snapshot_read.c) ---- */
 

@@ -161,11 +161,8 @@ void rship_send(rship_t *sh, const raft_msg_t *m, const char *peer_url) {
 
 /* After the backend was replaced: everything cached from it is loaded again. */
 static void reload_from_backend(server_t *srv, int64_t old_rev) {
-  int rc = server_save_identity(srv); /* the image holds the sender's */
-  if (rc)
-    LOGE("msg=\"cannot store the member id after installing a snapshot\" error=\"%s\"", cetcd_strerror(rc));
   alarm_store_t *alarms = NULL;
-  rc = alarm_store_open(srv->mvcc, &alarms);
+  int rc = alarm_store_open(srv->mvcc, &alarms);
   if (rc) {
     LOGE("msg=\"cannot restore alarms from the snapshot\" error=\"%s\"", cetcd_strerror(rc));
   } else {
@@ -194,6 +191,13 @@ int rship_install(void *ctx, const char *image, const uint8_t *msg, size_t len) 
     LOGI("msg=\"applying snapshot\" current-snapshot-index=%" PRIu64 " current-applied-index=%" PRIu64
          " incoming-leader-snapshot-index=%" PRIu64 " incoming-leader-snapshot-term=%" PRIu64,
          sh->st->snap_index, srv->applied_index, index, term);
+    uint8_t ids[16]; /* the image holds the sender's ids: ours go in before the swap */
+    server_identity_record(srv, ids);
+    if ((rc = mvcc_file_put_meta(image, SERVER_IDS_META, ids, sizeof(ids)))) {
+      LOGE("msg=\"cannot prepare the snapshot image; keeping the current backend\" error=\"%s\"",
+           cetcd_strerror(rc));
+      return rc;
+    }
     int64_t old_rev = mvcc_rev(srv->mvcc);
     lease_reset(srv->lessor); /* the new key index attaches its keys again */
     rc = mvcc_replace_file(srv->mvcc, image);

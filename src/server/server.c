@@ -134,12 +134,26 @@ static void on_sync_timer(uv_timer_t *t) {
 
 /* ---- identity ----------------------------------------------------------------------- */
 
+void server_identity_record(const server_t *srv, uint8_t out[16]) {
+  for (int i = 0; i < 8; i++) out[i] = (uint8_t)(srv->member_id >> (56 - 8 * i));
+  for (int i = 0; i < 8; i++) out[8 + i] = (uint8_t)(srv->cluster_id >> (56 - 8 * i));
+}
+
+/* Stores this member's id and the cluster id in the backend's meta bucket. */
+static int save_identity(server_t *srv) {
+  uint8_t buf[16];
+  server_identity_record(srv, buf);
+  mvcc_batch_begin(srv->mvcc);
+  mvcc_meta_put(srv->mvcc, SERVER_IDS_META, buf, 16);
+  return mvcc_batch_commit(srv->mvcc, mvcc_consistent_index(srv->mvcc));
+}
+
 /* Loads the member and cluster ids from the backend, or derives and stores them on first
  * start (etcd's derivation: from the peer URLs, the cluster token and the members). */
 static int load_identity(server_t *srv) {
   uint8_t buf[16];
   size_t n = sizeof(buf);
-  if (mvcc_meta_get(srv->mvcc, "cetcd_ids", buf, &n) == 0 && n == 16) {
+  if (mvcc_meta_get(srv->mvcc, SERVER_IDS_META, buf, &n) == 0 && n == 16) {
     uint64_t m = 0, c = 0;
     for (int i = 0; i < 8; i++) m = m << 8 | buf[i];
     for (int i = 8; i < 16; i++) c = c << 8 | buf[i];
@@ -148,16 +162,7 @@ static int load_identity(server_t *srv) {
     return 0;
   }
   int rc = ids_for_config(srv->cfg, &srv->member_id, &srv->cluster_id);
-  return rc ? rc : server_save_identity(srv);
-}
-
-int server_save_identity(server_t *srv) {
-  uint8_t buf[16];
-  for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(srv->member_id >> (56 - 8 * i));
-  for (int i = 0; i < 8; i++) buf[8 + i] = (uint8_t)(srv->cluster_id >> (56 - 8 * i));
-  mvcc_batch_begin(srv->mvcc);
-  mvcc_meta_put(srv->mvcc, "cetcd_ids", buf, 16);
-  return mvcc_batch_commit(srv->mvcc, mvcc_consistent_index(srv->mvcc));
+  return rc ? rc : save_identity(srv);
 }
 
 /* ---- start / stop ------------------------------------------------------------------- */

@@ -114,9 +114,11 @@ void server_wal_flush_cb(uv_prepare_t *p);
 void server_reserve_apply_space(server_t *srv, size_t len);
 void server_apply_space_done(server_t *srv);
 
-/* Stores this member's id and the cluster id in the backend's meta bucket (they are
- * read back at start; a raft snapshot installed from the leader carries the leader's). */
-int server_save_identity(server_t *srv);
+/* The meta bucket key holding the member and cluster ids, read back at start; a raft
+ * snapshot image from the leader gets the receiver's own before it is swapped in. */
+#define SERVER_IDS_META "cetcd_ids"
+/* Fills out with the ids as stored under SERVER_IDS_META (two big-endian u64s). */
+void server_identity_record(const server_t *srv, uint8_t out[16]);
 
 /* Applies one decoded entry inside an open mvcc batch. Responses go in `arena`. */
 void server_apply_entry(server_t *srv, const Cetcdinternal__InternalRequest *req, arena_t *arena,

@@ -1,6 +1,8 @@
 /* Unit tests of the watch hub over a temp-dir mvcc store, driven by a private uv loop:
  * live fan-out, ranges, filters, prev_kv, catch-up (no dup, no gap, atomic revisions),
- * compaction, pause/resume, many watchers, cancel inside callbacks, mvcc_events_range. */
+ * compaction, pause/resume, many watchers, cancel inside callbacks, mvcc_events_range, and
+ * a store replaced by a snapshot image (mvcc_copy_to_fd, mvcc_file_put_meta,
+ * mvcc_replace_file, watch_hub_restore). */
 #include "../mvcc/mvcc_test_util.h"
 #include "watch/watch.h"
 
@@ -465,6 +467,67 @@ static void test_events_range_bytes(void **st) {
   arena_destroy(&a);
 }
 
+/* A raft snapshot image (a compacting copy of another store, with a meta record put in)
+ * replaces the store; a caught-up watcher then catches up from the old revision out of the
+ * new history, and live events follow. */
+static void test_restore_from_snapshot_image(void **st) {
+  fix_t *f = *st;
+  static rec_t r;
+  memset(&r, 0, sizeof(r));
+  tu_put(f->s, "a", "1");
+  tu_put(f->s, "b", "1");
+  add("a", NULL, 0, 0, 0, false, &r);
+  drain(f);
+  assert_true(watch_is_synced(r.self));
+  char *dir2 = tu_mkdtemp();
+  mvcc_store_t *s2 = tu_open(dir2, NULL);
+  mvcc_batch_begin(s2);
+  tu_put(s2, "a", "1");
+  tu_put(s2, "b", "1");
+  tu_put(s2, "a", "2");
+  tu_put(s2, "a", "3");
+  tu_put(s2, "b", "2");
+  assert_int_equal(mvcc_batch_commit(s2, 77), 0);
+  char img[600];
+  snprintf(img, sizeof(img), "%s/77.db.tmp", f->dir);
+  int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  assert_true(fd >= 0);
+  assert_int_equal(mvcc_copy_to_fd(s2, fd), 0);
+  close(fd);
+  mvcc_close(s2);
+  tu_rmdir(dir2);
+  assert_int_equal(mvcc_file_put_meta(img, "cetcd_ids", "0123456789abcdef", 16), 0);
+
+  int64_t old_rev = mvcc_rev(f->s);
+  assert_int_equal(old_rev, 3);
+  assert_int_equal(mvcc_replace_file(f->s, img), 0);
+  assert_int_not_equal(access(img, F_OK), 0); /* renamed into place */
+  assert_int_equal(mvcc_rev(f->s), 6);
+  assert_int_equal(mvcc_consistent_index(f->s), 77);
+  uint8_t ids[16];
+  size_t n = sizeof(ids);
+  assert_int_equal(mvcc_meta_get(f->s, "cetcd_ids", ids, &n), 0);
+  assert_memory_equal(ids, "0123456789abcdef", 16);
+  arena_t a;
+  arena_init(&a);
+  Mvccpb__KeyValue *kv = tu_get(f->s, &a, "a", 0);
+  assert_non_null(kv);
+  assert_memory_equal(kv->value.data, "3", 1);
+  arena_destroy(&a);
+
+  watch_hub_restore(g_hub, old_rev);
+  assert_false(watch_is_synced(r.self));
+  drain(f);
+  assert_int_equal(r.n, 2);
+  assert_int_equal(r.revs[0], 4);
+  assert_int_equal(r.revs[1], 5);
+  assert_true(watch_is_synced(r.self));
+  tu_put(f->s, "a", "4");
+  drain(f);
+  assert_int_equal(r.n, 3);
+  assert_int_equal(r.revs[2], 7);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_live_fanout, setup, teardown),
@@ -478,6 +541,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_events_range, setup, teardown),
       cmocka_unit_test_setup_teardown(test_catchup_batches_fit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_events_range_bytes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_restore_from_snapshot_image, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
