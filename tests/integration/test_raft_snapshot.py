@@ -7,7 +7,7 @@ member SIGKILLed before the writes catches up through the leader's backend (a sn
 shipped over the peer port) and serves the same HashKV; restarted again it recovers from
 its snapshot plus the WAL after it. A transfer broken midway (test hook) leaves the
 follower's old state served and no partial image; the retry installs. Every wait is
-bounded."""
+bounded. The catch-up is also run side by side with a real etcd cluster."""
 
 import glob
 import json
@@ -192,6 +192,62 @@ class RaftSnapshotTest(unittest.TestCase):
             self.assertGreaterEqual(len(saved), 40, m.name)
             self.assertIn('"compacted Raft logs"', text)
             self.assertIn("wal: released segments", text)
+
+
+class SideBySideTest(unittest.TestCase):
+    """The same catch-up on a 3-member cetcd cluster and a 3-member etcd 3.4 cluster, both with
+    --snapshot-count 1000: a follower SIGKILLed before 10,000 writes (the leader then keeps
+    entries from 5,000 on only) receives the leader's database snapshot when it comes back,
+    serves what was written while it was down and the same HashKV as the others."""
+
+    def run_scenario(self, binary):
+        c = ch.Cluster(binary, n=3, extra_args=["--snapshot-count", "1000"])
+        try:
+            c.start()
+            leader = ch.until(c.leader)
+            self.assertIsNotNone(leader)
+            self.assertTrue(c.ctl("put", "m-before", "1", members=[leader]).ok)
+            late = c.followers(leader)[0]
+            self.assertTrue(ch.until(lambda: "1" in late.ctl(
+                "get", "m-before", "--print-value-only", extra=["--consistency=s"]).out))
+            late.kill9()
+            write_load(leader.endpoint, 10000)
+            self.assertTrue(c.ctl("put", "m-after", "2", members=[leader]).ok)
+            late.start()
+            got = ch.until(lambda: late.ctl("get", "m-after", "--print-value-only",
+                                            extra=["--consistency=s"]).out.strip() == "2")
+            self.assertTrue(got, late.log_tail(20))
+            rev = None
+            for _ in range(100):
+                st = c.status()
+                revs = {x["header"]["revision"] for x in (st or {}).values()}
+                if st and len(st) == 3 and len(revs) == 1:
+                    rev = revs.pop()
+                    break
+                time.sleep(0.2)
+            self.assertIsNotNone(rev, "%s members never agreed on a revision" % c.label)
+            hashes = hashkv(c, c.members, rev) or {}
+            text = late._current_log()
+            return {"received a database snapshot": "received and saved database snapshot" in text,
+                    "members": len(hashes),
+                    "same hashkv": len(set(hashes.values())) == 1,
+                    "m-before": late.ctl("get", "m-before", "--print-value-only",
+                                         extra=["--consistency=s"]).out.strip(),
+                    "m-after": "2"}
+        finally:
+            c.close()
+
+    def test_catch_up_same_as_etcd(self):
+        if not os.path.exists(bench_bin()):
+            self.fail("cetcd-bench not built at %s (make build)" % bench_bin())
+        if not os.path.exists(harness.ETCD_BIN):
+            self.fail("real etcd not found at %s" % harness.ETCD_BIN)
+        want = {"received a database snapshot": True, "members": 3, "same hashkv": True,
+                "m-before": "1", "m-after": "2"}
+        etcd = self.run_scenario(harness.ETCD_BIN)
+        cetcd = self.run_scenario(None)
+        self.assertEqual(etcd, want)
+        self.assertEqual(cetcd, etcd)
 
 
 class BrokenTransferTest(unittest.TestCase):
