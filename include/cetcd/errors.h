@@ -41,6 +41,7 @@ enum cetcd_error {
   CETCD_EBADTRANSFEREE = -40041,   /* MoveLeader target is not a voting member */
   CETCD_ETRANSFERTIMEOUT = -40042, /* a leadership transfer did not finish in time */
   CETCD_EPROPTIMEOUT = -40043,     /* a proposal found no leader to take it before its deadline */
+  CETCD_ETIMEOUTLEADERFAIL = -40044, /* a proposal timed out after its leader failed */
   /* client concurrency recipes (cetcd/concurrency.h) */
   CETCD_ELOCKED = -40050,           /* mutex held by another session (trylock) */
   CETCD_ESESSIONEXPIRED = -40051,   /* the session's lease was lost */

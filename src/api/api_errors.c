@@ -35,6 +35,9 @@ int api_error_status(int code, const char **message) {
     case CETCD_ETRANSFERTIMEOUT: /* etcd has no gRPC mapping for it: Unknown */
       *message = "etcdserver: request timed out, leader transfer took too long";
       return GRPC_UNKNOWN;
+    case CETCD_ETIMEOUTLEADERFAIL:
+      *message = "etcdserver: request timed out, possibly due to previous leader failure";
+      return GRPC_UNAVAILABLE;
     case CETCD_EPROPTIMEOUT: /* etcd: raft never took the proposal, the context expired */
       *message = "context deadline exceeded";
       return GRPC_UNKNOWN;

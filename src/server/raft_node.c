@@ -72,6 +72,7 @@ struct raft_node {
   rn_prop_t *props;         /* local proposals waiting to be applied */
   rn_read_t *reads;         /* linearizable reads waiting */
   rn_held_msg_t *held_msgs; /* peers' proposals waiting for a leader, oldest first */
+  uint64_t lead_elected_ms; /* uv_now() when this member last became leader (etcd's leadElectedTime) */
   uint64_t next_read;
   uint64_t rng;
   /* WAL replay */
@@ -290,6 +291,19 @@ static void retry_held(raft_node_t *rn) {
   free(held);
 }
 
+/* The error of a proposal that reached its deadline, as etcd's parseProposeCtxErr tells
+ * them apart: no leader ever took it; it was made while the previous leader was failing
+ * (within two election timeouts before this member was elected leader: etcd records the
+ * election time only on the new leader); or it just timed out. */
+static int timeout_error(raft_node_t *rn, const rn_prop_t *p) {
+  if (p->held) return CETCD_EPROPTIMEOUT;
+  uint64_t start = p->deadline - req_timeout(rn);
+  uint64_t window = 2 * (uint64_t)rn->srv->cfg->election_timeout_ms;
+  if (rn->lead_elected_ms && start < rn->lead_elected_ms && start + window > rn->lead_elected_ms)
+    return CETCD_ETIMEOUTLEADERFAIL;
+  return CETCD_ETIMEOUT;
+}
+
 /* Fails the linearizable reads still waiting for their read index (etcd: a new leader
  * makes them retry with "leader changed"). */
 static void fail_unindexed_reads(raft_node_t *rn) {
@@ -396,6 +410,7 @@ static void on_soft_state(raft_node_t *rn, const raft_soft_state_t *ss) {
   bool new_leader = ss->lead != RAFT_NONE && ss->lead != rn->lead;
   rn->role = ss->role;
   rn->lead = ss->lead;
+  if (new_leader && ss->role == RAFT_LEADER) rn->lead_elected_ms = uv_now(srv->loop);
   if (new_leader) {
     fail_unindexed_reads(rn);
     retry_held(rn);
@@ -492,7 +507,7 @@ static void on_tick(uv_timer_t *t) {
       continue;
     }
     *pp = p->next;
-    apply_result_t res = {.err = p->held ? CETCD_EPROPTIMEOUT : CETCD_ETIMEOUT};
+    apply_result_t res = {.err = timeout_error(rn, p)};
     p->cb(p->ctx, &res);
     prop_free(p);
   }

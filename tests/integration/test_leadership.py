@@ -8,6 +8,11 @@
   member that then leads. A client writing continuously through a follower sees a pause of
   about a round trip with cetcd (measured, asserted well below an election timeout), while
   SIGKILL of the leader shows the election gap (at least an election timeout).
+- Puts the followers forwarded to a leader that stopped answering (SIGSTOP) are lost with
+  it: after etcd's request timeout the one made through the member elected next fails with
+  "etcdserver: request timed out, possibly due to previous leader failure" (etcd records
+  the election time on the new leader only), the other with "etcdserver: request timed
+  out", on both servers.
 Every wait is bounded."""
 
 import os
@@ -119,6 +124,48 @@ def write_gap(binary, sig):
         return gap, failed, lead, new, log, exited
 
 
+def leader_failure_scenario(binary):
+    """Puts through both followers, forwarded to a leader that was just stopped (SIGSTOP)
+    and then replaced by one of them. Returns {"through the new leader": outcome, "through
+    the other follower": outcome}, each (code, details, seconds)."""
+    import grpc
+    from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
+    with Cluster(binary, 3) as c:
+        c.start()
+        lead = until(c.leader)
+        rest = c.followers(lead)
+        chans = [grpc.insecure_channel(m.endpoint) for m in rest]
+        stubs = [rpc_pb2_grpc.KVStub(ch) for ch in chans]
+        for kv in stubs:
+            kv.Put(rpc_pb2.PutRequest(key=b"k", value=b"1"), timeout=5)
+        results = [None, None]
+
+        def put(i):
+            t0 = time.monotonic()
+            try:
+                stubs[i].Put(rpc_pb2.PutRequest(key=b"k", value=b"%d" % i), timeout=15)
+                results[i] = ("OK", "", time.monotonic() - t0)
+            except grpc.RpcError as e:
+                results[i] = (e.code().name, e.details(), time.monotonic() - t0)
+        os.kill(lead.pid, signal.SIGSTOP)
+        try:
+            # both followers still know the stopped leader for an election timeout
+            time.sleep(0.2 * ELECTION_S)
+            threads = [threading.Thread(target=put, args=(i,)) for i in (0, 1)]
+            for th in threads:
+                th.start()
+            new = until(lambda: c.leader(rest))
+            for th in threads:
+                th.join(20)
+        finally:
+            lead.kill9()
+            for ch in chans:
+                ch.close()
+        assert new is not None, "%s: no new leader" % c.label
+        i = rest.index(new)
+        return {"through the new leader": results[i], "through the other follower": results[1 - i]}
+
+
 def transfer_lines(log):
     """The ("leadership transfer starting"/"finished", transferee id) pairs logged: cetcd's
     and etcd's zap lines, or etcd 3.4's default capnslog lines ("<id> starts leadership
@@ -146,6 +193,21 @@ class MoveLeaderTest(unittest.TestCase):
         self.assertIn("Leadership transferred from", got)
         self.assertIn("FAILED_PRECONDITION', 'etcdserver: not leader'", got)
         self.assertLess(took, 2 * ELECTION_S + 1.0)
+
+
+class LeaderFailureTest(unittest.TestCase):
+    def test_puts_lost_with_a_failed_leader(self):
+        want = leader_failure_scenario(harness.ETCD_BIN)
+        got = leader_failure_scenario(harness.server_bin())
+        print("puts lost with the leader: etcd %s, cetcd %s" % (want, got))
+        strip = lambda d: {k: v[:2] for k, v in d.items()}  # noqa: E731
+        self.assertEqual(strip(want), strip(got))
+        self.assertEqual(strip(got), {
+            "through the new leader":
+                ("UNAVAILABLE", "etcdserver: request timed out, possibly due to previous leader failure"),
+            "through the other follower": ("UNAVAILABLE", "etcdserver: request timed out")})
+        for v in got.values():
+            self.assertLess(abs(v[2] - (5 + 2 * ELECTION_S)), 1.0, got)  # etcd's request timeout
 
 
 class GracefulShutdownTest(unittest.TestCase):
