@@ -38,7 +38,7 @@ const char *cetcd_strerror(int code) {
     case CETCD_EBADTRANSFEREE: return "bad leader transferee";
     case CETCD_ETRANSFERTIMEOUT: return "leader transfer took too long";
     case CETCD_EPROPTIMEOUT: return "no raft leader took the proposal before its deadline";
-    case CETCD_ETIMEOUTLEADERFAIL: return "request timed out, possibly due to previous leader failure";
+    case CETCD_ETIMEOUTLEADERFAIL: return "request timed out after a leader failure";
     case CETCD_ELOCKED: return "mutex: Locked by another session";
     case CETCD_ESESSIONEXPIRED: return "session: lease expired";
     case CETCD_EELECTIONNOLEADER: return "election: no leader";
