@@ -196,15 +196,40 @@ int mvcc_replace_file(mvcc_store_t *s, const char *path) {
   return rc ? rc : rr;
 }
 
+/* Opens the closed LMDB file at path as an environment of its own (no lock file). Returns
+ * 0 or an LMDB code. */
+static int open_file_env(const char *path, unsigned flags, MDB_env **env) {
+  int rc = mdb_env_create(env);
+  if (rc) return rc;
+  mdb_env_set_maxdbs(*env, 16);
+  if ((rc = mdb_env_open(*env, path, MDB_NOSUBDIR | MDB_NOLOCK | flags, 0600))) mdb_env_close(*env);
+  return rc;
+}
+
+int mvcc_file_consistent_index(const char *path, uint64_t *ci) {
+  *ci = 0;
+  MDB_env *env;
+  int rc = open_file_env(path, MDB_RDONLY, &env);
+  if (rc) return mvcc_be_err(rc);
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  MDB_val k = {16, "consistent_index"}, v;
+  if (!(rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn))) {
+    if (!(rc = mdb_dbi_open(txn, "meta", 0, &dbi)) && !(rc = mdb_get(txn, dbi, &k, &v)) && v.mv_size == 8)
+      for (int i = 0; i < 8; i++) *ci = *ci << 8 | ((const uint8_t *)v.mv_data)[i];
+    mdb_txn_abort(txn);
+  }
+  mdb_env_close(env);
+  return rc ? mvcc_be_err(rc) : 0;
+}
+
 int mvcc_file_put_meta(const char *path, const char *name, const void *val, size_t n) {
   MDB_env *env;
-  int rc = mdb_env_create(&env);
+  int rc = open_file_env(path, 0, &env);
   if (rc) return mvcc_be_err(rc);
-  mdb_env_set_maxdbs(env, 16);
   MDB_txn *txn = NULL;
   MDB_dbi dbi;
-  if (!(rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK, 0600)) &&
-      !(rc = mdb_txn_begin(env, NULL, 0, &txn))) {
+  if (!(rc = mdb_txn_begin(env, NULL, 0, &txn))) {
     MDB_val k = {strlen(name), (void *)name}, v = {n, (void *)val};
     if (!(rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &dbi)) && !(rc = mdb_put(txn, dbi, &k, &v, 0)))
       rc = mdb_txn_commit(txn);

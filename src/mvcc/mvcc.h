@@ -210,6 +210,9 @@ int mvcc_replace_file(mvcc_store_t *s, const char *path);
 /* Stores name=val in the meta bucket of the closed LMDB file at path (an image about to
  * become the backend) and syncs it. Returns 0 or a backend code. */
 int mvcc_file_put_meta(const char *path, const char *name, const void *val, size_t n);
+/* Reads the consistent index stored in the closed LMDB file at path (0 if it has none).
+ * Returns 0 or a backend code. */
+int mvcc_file_consistent_index(const char *path, uint64_t *ci);
 
 /* ---- snapshots and restore (snapshot_read.c) ---- */
 

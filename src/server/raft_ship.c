@@ -175,9 +175,48 @@ static void reload_from_backend(server_t *srv, int64_t old_rev) {
    * server has one, is reloaded here. */
 }
 
+/* Raft will restore the snapshot at index: swaps the image in, unless our backend is ahead
+ * of it (a later leader may have applied less than the one that sent us a snapshot before;
+ * the state never goes back). Returns 0 or a negative code (the backend is unchanged). */
+static int install_image(rship_t *sh, const char *image, uint64_t index, uint64_t term) {
+  server_t *srv = sh->srv;
+  uint64_t image_ci = 0;
+  int rc = mvcc_file_consistent_index(image, &image_ci);
+  if (rc) return rc;
+  if (image_ci < srv->applied_index) {
+    LOGI("msg=\"keeping the current backend: it is ahead of the snapshot image\" applied-index=%" PRIu64
+         " image-applied-index=%" PRIu64,
+         srv->applied_index, image_ci);
+    return 0;
+  }
+  LOGI("msg=\"applying snapshot\" current-snapshot-index=%" PRIu64 " current-applied-index=%" PRIu64
+       " incoming-leader-snapshot-index=%" PRIu64 " incoming-leader-snapshot-term=%" PRIu64,
+       sh->st->snap_index, srv->applied_index, index, term);
+  uint8_t ids[16]; /* the image holds the sender's ids: ours go in before the swap */
+  server_identity_record(srv, ids);
+  if ((rc = mvcc_file_put_meta(image, SERVER_IDS_META, ids, sizeof(ids)))) {
+    LOGE("msg=\"cannot prepare the snapshot image; keeping the current backend\" error=\"%s\"",
+         cetcd_strerror(rc));
+    return rc;
+  }
+  int64_t old_rev = mvcc_rev(srv->mvcc);
+  lease_reset(srv->lessor); /* the new key index attaches its keys again */
+  rc = mvcc_replace_file(srv->mvcc, image);
+  int lr = lease_restore(srv->lessor, srv->mvcc);
+  if (rc || lr) {
+    LOGE("msg=\"cannot install the snapshot; keeping the current backend\" error=\"%s\"",
+         cetcd_strerror(rc ? rc : lr));
+    return rc ? rc : lr;
+  }
+  reload_from_backend(srv, old_rev);
+  LOGI("msg=\"applied snapshot\" incoming-leader-snapshot-index=%" PRIu64 " applied-index=%" PRIu64
+       " revision=%" PRId64,
+       index, srv->applied_index, mvcc_rev(srv->mvcc));
+  return 0;
+}
+
 int rship_install(void *ctx, const char *image, const uint8_t *msg, size_t len) {
   rship_t *sh = ctx;
-  server_t *srv = sh->srv;
   arena_t a;
   arena_init(&a);
   raft_msg_t m;
@@ -187,31 +226,7 @@ int rship_install(void *ctx, const char *image, const uint8_t *msg, size_t len) 
   if (rc) return rc;
   uint64_t commit = 0;
   raft_node_info(sh->rn, NULL, &commit, NULL);
-  if (index > commit) { /* otherwise raft ignores it and our log goes on */
-    LOGI("msg=\"applying snapshot\" current-snapshot-index=%" PRIu64 " current-applied-index=%" PRIu64
-         " incoming-leader-snapshot-index=%" PRIu64 " incoming-leader-snapshot-term=%" PRIu64,
-         sh->st->snap_index, srv->applied_index, index, term);
-    uint8_t ids[16]; /* the image holds the sender's ids: ours go in before the swap */
-    server_identity_record(srv, ids);
-    if ((rc = mvcc_file_put_meta(image, SERVER_IDS_META, ids, sizeof(ids)))) {
-      LOGE("msg=\"cannot prepare the snapshot image; keeping the current backend\" error=\"%s\"",
-           cetcd_strerror(rc));
-      return rc;
-    }
-    int64_t old_rev = mvcc_rev(srv->mvcc);
-    lease_reset(srv->lessor); /* the new key index attaches its keys again */
-    rc = mvcc_replace_file(srv->mvcc, image);
-    int lr = lease_restore(srv->lessor, srv->mvcc);
-    if (rc || lr) {
-      LOGE("msg=\"cannot install the snapshot; keeping the current backend\" error=\"%s\"",
-           cetcd_strerror(rc ? rc : lr));
-      return rc ? rc : lr;
-    }
-    reload_from_backend(srv, old_rev);
-    LOGI("msg=\"applied snapshot\" incoming-leader-snapshot-index=%" PRIu64 " applied-index=%" PRIu64
-         " revision=%" PRId64,
-         index, srv->applied_index, mvcc_rev(srv->mvcc));
-  }
+  if (index > commit && (rc = install_image(sh, image, index, term))) return rc; /* else raft ignores it */
   raft_node_step(sh->rn, msg, len);
   return 0;
 }

@@ -9,9 +9,10 @@
  * of the latest applied entry, newer than the MsgSnap's index: the follower then skips
  * the entries up to its new consistent index when raft hands them again.
  *
- * Follower: the verified image replaces data.mdb (mvcc_replace_file: rename, reopen,
- * rebuild the key index), then leases, alarms and watchers are reloaded from it and the
- * MsgSnap is stepped into raft, whose Ready persists the snapshot metadata. */
+ * Follower: unless its backend is already ahead of the image (a later leader may have
+ * applied less than the one that sent an earlier snapshot), the verified image replaces data.mdb
+ * (mvcc_replace_file: rename, reopen, rebuild the key index), then leases, alarms and watchers are reloaded
+ * from it and the MsgSnap is stepped into raft, whose Ready persists the snapshot metadata. */
 #ifndef CETCD_SERVER_RAFT_SHIP_H
 #define CETCD_SERVER_RAFT_SHIP_H
 

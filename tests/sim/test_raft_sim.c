@@ -4,7 +4,9 @@
  * changes), a network that loses, duplicates, delays and reorders messages, partitions that
  * come and go, members that crash and restart from what they persisted (the snapshot, the
  * entries and hard state handed out in Readys before the crash, nothing in flight), random
- * proposals, linearizable reads, log compaction and leadership transfers. Every message goes
+ * proposals, linearizable reads, log compaction, snapshots that carry the sender's state
+ * machine as of sending (ahead of their index, as the server ships its backend; a receiver
+ * whose state is ahead keeps it) and leadership transfers. Every message goes
  * through raft_msg_encode/decode. Readys are sometimes advanced late, with more input in
  * between, as the server does while the WAL syncs.
  *
@@ -65,8 +67,8 @@ typedef struct disk {
   uint64_t snap_index, snap_term;
   uint64_t snap_voters[MAXN], snap_learners[MAXN];
   size_t snap_nv, snap_nl;
-  uint8_t snap_data[8];
-  pent_t *ents; /* ents[k] has index snap_index + 1 + k */
+  uint8_t snap_data[16]; /* the state machine it carries: index applied, hash chain */
+  pent_t *ents;          /* ents[k] has index snap_index + 1 + k */
   size_t n, cap;
 } disk_t;
 
@@ -121,6 +123,7 @@ typedef struct sim {
   uint64_t marker; /* liveness proposal */
   /* stats */
   size_t stat_commits, stat_reads, stat_snaps, stat_crashes, stat_confs, stat_leaders, stat_msgs;
+  size_t stat_snaps_ahead, stat_snaps_kept; /* state ahead of the snapshot index; ours kept */
 } sim_t;
 
 static sim_t *S;
@@ -208,8 +211,8 @@ static void disk_set_snapshot(disk_t *d, const raft_snapshot_t *s) {
   d->snap_nl = s->n_learners;
   memcpy(d->snap_voters, s->voters, s->n_voters * sizeof(uint64_t));
   memcpy(d->snap_learners, s->learners, s->n_learners * sizeof(uint64_t));
-  if (s->len != 8) fail("snapshot data of %zu bytes", s->len);
-  memcpy(d->snap_data, s->data, 8);
+  if (s->len != 16) fail("snapshot data of %zu bytes", s->len);
+  memcpy(d->snap_data, s->data, 16);
 }
 
 static void disk_free(disk_t *d) {
@@ -224,6 +227,12 @@ static uint64_t get_u64(const uint8_t *b) {
   uint64_t v;
   memcpy(&v, b, 8);
   return v;
+}
+
+/* Snapshot data: the state machine as of index (index, then its hash chain). */
+static void snap_state(uint8_t out[16], uint64_t index, uint64_t chain) {
+  memcpy(out, &index, 8);
+  memcpy(out + 8, &chain, 8);
 }
 
 /* Creates the raft of node nd from its disk (or fresh with the given membership). */
@@ -243,7 +252,7 @@ static void node_start(node_t *nd, const uint64_t *voters, size_t nv, const uint
                           .learners = d->snap_learners,
                           .n_learners = d->snap_nl,
                           .data = d->snap_data,
-                          .len = 8};
+                          .len = 16};
   raft_restore_t rs = {
       .hs = d->hs, .snapshot = d->has_snap ? &snap : NULL, .entries = ents, .n_entries = d->n};
   raft_config_t cfg = {.id = nd->id,
@@ -263,9 +272,10 @@ static void node_start(node_t *nd, const uint64_t *voters, size_t nv, const uint
   nd->r = raft_new(&cfg);
   free(ents);
   if (!nd->r) fail("raft_new failed for %llu (restart from disk)", (unsigned long long)nd->id);
-  /* The state machine restarts from the snapshot; raft hands the rest out again. */
-  nd->applied = d->has_snap ? d->snap_index : 0;
-  nd->chain = d->has_snap ? get_u64(d->snap_data) : 0;
+  /* The state machine restarts from the snapshot's; raft hands the rest out again (the
+   * entries the state already reflects are skipped). */
+  nd->applied = d->has_snap ? get_u64(d->snap_data) : 0;
+  nd->chain = d->has_snap ? get_u64(d->snap_data + 8) : 0;
   nd->holding = false;
 }
 
@@ -372,6 +382,14 @@ static void check_logs(void) {
 static void net_send(const raft_msg_t *m);
 
 static void apply_entry(node_t *nd, const raft_entry_t *e) {
+  if (e->index <= nd->applied) { /* reflected by an installed snapshot that was ahead of its index */
+    uint64_t h = hash_bytes(e->data, e->len, 0);
+    g_reserve(e->index);
+    if (S->g_term[e->index] != e->term || S->g_hash[e->index] != h)
+      fail("member %llu skips entry %llu its state reflects, but it differs from the history",
+           (unsigned long long)nd->id, (unsigned long long)e->index);
+    return;
+  }
   if (e->index != nd->applied + 1)
     fail("member %llu applies %llu after %llu", (unsigned long long)nd->id, (unsigned long long)e->index,
          (unsigned long long)nd->applied);
@@ -426,17 +444,28 @@ static void process(node_t *nd) {
     disk_t *d = &nd->disk;
     /* 1. persist */
     if (rd->snapshot) {
-      disk_set_snapshot(d, rd->snapshot);
-      uint64_t c = get_u64(rd->snapshot->data);
+      /* The state travels as the sender's state machine when it sent the snapshot, as the
+       * server ships its whole backend (ahead of the snapshot's index); a state behind the
+       * receiver's is not installed (the server keeps its backend then). */
+      uint64_t x = get_u64(rd->snapshot->data), c = get_u64(rd->snapshot->data + 8);
       uint64_t i = rd->snapshot->index;
-      g_reserve(i);
-      if (S->g_chain[i] && S->g_chain[i] != c)
-        fail("snapshot at %llu received by %llu does not match the applied history", (unsigned long long)i,
-             (unsigned long long)nd->id);
-      if (i < nd->applied)
-        fail("snapshot %llu older than applied %llu", (unsigned long long)i, (unsigned long long)nd->applied);
-      nd->applied = i;
-      nd->chain = c;
+      g_reserve(x);
+      if (x < i || !S->g_chain[x] || S->g_chain[x] != c)
+        fail("snapshot at %llu (state at %llu) received by %llu does not match the applied history",
+             (unsigned long long)i, (unsigned long long)x, (unsigned long long)nd->id);
+      S->stat_snaps_ahead += x > i;
+      S->stat_snaps_kept += x < nd->applied;
+      if (x < nd->applied) {
+        uint8_t own[16]; /* what the server persists: its backend, ahead of the image */
+        snap_state(own, nd->applied, nd->chain);
+        raft_snapshot_t keep = *rd->snapshot;
+        keep.data = own;
+        disk_set_snapshot(d, &keep);
+      } else {
+        disk_set_snapshot(d, rd->snapshot);
+        nd->applied = x;
+        nd->chain = c;
+      }
       S->stat_snaps++;
     }
     for (size_t k = 0; k < rd->n_entries; k++) disk_append(d, &rd->entries[k]);
@@ -488,6 +517,18 @@ static void process(node_t *nd) {
 /* ==== network ==== */
 
 static void enqueue(const raft_msg_t *m, int delay) {
+  raft_msg_t mm;
+  raft_snapshot_t sn;
+  uint8_t data[16];
+  if (m->type == RAFT_MSG_SNAP && m->snapshot) { /* the server ships its current backend */
+    const node_t *from = &S->nodes[m->from];
+    snap_state(data, from->applied, from->chain);
+    sn = *m->snapshot;
+    sn.data = data;
+    mm = *m;
+    mm.snapshot = &sn;
+    m = &mm;
+  }
   if (S->nq == S->capq) {
     S->capq = S->capq ? S->capq * 2 : 256;
     S->q = realloc(S->q, S->capq * sizeof(*S->q));
@@ -618,7 +659,9 @@ static void compact(node_t *nd) {
   g_reserve(idx);
   uint64_t chain = S->g_chain[idx];
   if (!chain) return;
-  if (raft_compact(nd->r, idx, (const uint8_t *)&chain, 8) != 0) return; /* e.g. a snapshot is pending */
+  uint8_t data[16];
+  snap_state(data, idx, chain);
+  if (raft_compact(nd->r, idx, data, 16) != 0) return; /* e.g. a snapshot is pending */
   /* Persist the snapshot the way the server would: metadata from raft, data = our state. */
   disk_set_snapshot(&nd->disk, raft_last_snapshot(nd->r));
   VLOG("compact %llu at %llu", (unsigned long long)nd->id, (unsigned long long)idx);
@@ -902,13 +945,16 @@ int main(void) {
     first = strtoull(e, NULL, 10);
     runs = 1;
   }
-  size_t commits = 0, reads = 0, snaps = 0, crashes = 0, confs = 0, leaders = 0, msgs = 0;
+  size_t commits = 0, reads = 0, snaps = 0, crashes = 0, confs = 0, leaders = 0, msgs = 0, ahead = 0,
+         kept = 0;
   clock_t t0 = clock();
   for (int i = 0; i < runs; i++) {
     run(first + (uint64_t)i, ticks);
     commits += S->stat_commits;
     reads += S->stat_reads;
     snaps += S->stat_snaps;
+    ahead += S->stat_snaps_ahead;
+    kept += S->stat_snaps_kept;
     crashes += S->stat_crashes;
     confs += S->stat_confs;
     leaders += S->stat_leaders;
@@ -918,8 +964,10 @@ int main(void) {
   printf(
       "raft sim: %d runs x %d ticks (seeds %llu..%llu) in %.2fs: %zu committed entries, %zu reads, %zu "
       "leaders, "
-      "%zu crashes, %zu snapshots installed, %zu conf changes, %zu messages delivered\n",
+      "%zu crashes, %zu snapshots installed (%zu with a state ahead of their index, %zu behind the "
+      "receiver's state), %zu conf changes, %zu messages delivered\n",
       runs, ticks, (unsigned long long)first, (unsigned long long)(first + (uint64_t)runs - 1),
-      (double)(clock() - t0) / CLOCKS_PER_SEC, commits, reads, leaders, crashes, snaps, confs, msgs);
+      (double)(clock() - t0) / CLOCKS_PER_SEC, commits, reads, leaders, crashes, snaps, ahead, kept, confs,
+      msgs);
   return 0;
 }

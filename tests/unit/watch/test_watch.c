@@ -2,7 +2,7 @@
  * live fan-out, ranges, filters, prev_kv, catch-up (no dup, no gap, atomic revisions),
  * compaction, pause/resume, many watchers, cancel inside callbacks, mvcc_events_range, and
  * a store replaced by a snapshot image (mvcc_copy_to_fd, mvcc_file_put_meta,
- * mvcc_replace_file, watch_hub_restore). */
+ * mvcc_file_consistent_index, mvcc_replace_file, watch_hub_restore). */
 #include "../mvcc/mvcc_test_util.h"
 #include "watch/watch.h"
 
@@ -497,6 +497,9 @@ static void test_restore_from_snapshot_image(void **st) {
   mvcc_close(s2);
   tu_rmdir(dir2);
   assert_int_equal(mvcc_file_put_meta(img, "cetcd_ids", "0123456789abcdef", 16), 0);
+  uint64_t ci = 0;
+  assert_int_equal(mvcc_file_consistent_index(img, &ci), 0);
+  assert_int_equal(ci, 77);
 
   int64_t old_rev = mvcc_rev(f->s);
   assert_int_equal(old_rev, 3);
