@@ -243,7 +243,12 @@ void rsnap_state_init(rsnap_state_t *st, const char *data_dir, uint64_t count, u
   size_t n = strlen(data_dir) + sizeof("/member/snap");
   st->dir = xmalloc(n);
   snprintf(st->dir, n, "%s/member/snap", data_dir);
-  st->count = count ? count : 1;
+  if (!count) { /* etcd's rule */
+    LOGI("msg=\"updating snapshot-count to default\" given-snapshot-count=0 updated-snapshot-count=%d",
+         RSNAP_DEFAULT_COUNT);
+    count = RSNAP_DEFAULT_COUNT;
+  }
+  st->count = count;
   st->catch_up = RSNAP_CATCH_UP_ENTRIES;
   const char *env = getenv("CETCD_TEST_SNAPSHOT_CATCHUP_ENTRIES");
   if (env && *env) st->catch_up = strtoull(env, NULL, 10);

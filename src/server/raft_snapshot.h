@@ -51,6 +51,8 @@ raft_snapshot_t rsnap_as_raft(const rsnap_meta_t *m);
 
 /* etcd's SnapshotCatchUpEntries: entries kept behind a compaction for slow followers. */
 #define RSNAP_CATCH_UP_ENTRIES 5000
+/* etcd's DefaultSnapshotCount, also used for --snapshot-count 0. */
+#define RSNAP_DEFAULT_COUNT 100000
 /* etcd's default --max-snapshots: snap files kept. */
 #define RSNAP_KEEP_FILES 5
 
@@ -68,7 +70,7 @@ typedef struct rsnap_state {
   unsigned inflight;     /* snapshots being sent: compaction waits (etcd) */
 } rsnap_state_t;
 
-/* Fills st for a member whose data dir is data_dir. The catch-up distance is
+/* Fills st for a member whose data dir is data_dir (count 0: the default). The catch-up distance is
  * RSNAP_CATCH_UP_ENTRIES unless CETCD_TEST_SNAPSHOT_CATCHUP_ENTRIES (tests) says otherwise. */
 void rsnap_state_init(rsnap_state_t *st, const char *data_dir, uint64_t count, uint64_t member_id);
 /* Frees st's memory. */

@@ -1,6 +1,10 @@
 /* The lessor with a real mvcc store: puts with leases attach keys, overwrites and deletes
  * detach them, a revoke deletes every key in one revision, and leases persist in the
- * `lease` bucket in etcd's format across a reopen (restore + promote). */
+ * `lease` bucket in etcd's format across a reopen (restore + promote), and a lessor reset
+ * for a backend replaced by a raft snapshot image. */
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "../mvcc/mvcc_test_util.h"
 #include "cetcd/errors.h"
 #include "lease.pb-c.h"
@@ -218,6 +222,48 @@ static void test_persist_restore(void **state) {
   tu_rmdir(e.dir);
 }
 
+/* A raft snapshot install: the lessor is reset, the backend replaced by another store's
+ * image and the leases restored from it, with the image's keys attached (nothing of the
+ * old backend's leases is left). */
+static void test_reset_for_snapshot_install(void **state) {
+  (void)state;
+  now_ms = 1000;
+  env_t a = {.dir = tu_mkdtemp()}, b = {.dir = tu_mkdtemp()};
+  env_open(&a);
+  env_open(&b);
+  grant(&a, 5, 100);
+  assert_int_equal(put_lease(a.s, "a", "1", 5), 0);
+  grant(&b, 6, 30);
+  grant(&b, 7, 40);
+  assert_int_equal(put_lease(b.s, "b", "1", 6), 0);
+  assert_int_equal(put_lease(b.s, "c", "1", 6), 0);
+  char img[600];
+  snprintf(img, sizeof(img), "%s/9.db.tmp", a.dir);
+  int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  assert_true(fd >= 0);
+  assert_int_equal(mvcc_copy_to_fd(b.s, fd), 0);
+  close(fd);
+  env_close(&b);
+  tu_rmdir(b.dir);
+
+  lease_reset(a.le);
+  assert_int_equal(lease_count(a.le), 0);
+  assert_int_equal(mvcc_replace_file(a.s, img), 0);
+  assert_int_equal(lease_restore(a.le, a.s), 0);
+  assert_int_equal(lease_count(a.le), 2);
+  assert_false(lease_exists(a.le, 5));
+  assert_true(lease_exists(a.le, 7));
+  assert_int_equal(nkeys(&a, 6), 2);
+  assert_int_equal(nkeys(&a, 7), 0);
+  lease_promote(a.le, 0);
+  now_ms += 31000;
+  int64_t ids[4];
+  assert_int_equal(lease_find_expired(a.le, ids, 4), 1);
+  assert_int_equal(ids[0], 6);
+  env_close(&a);
+  tu_rmdir(a.dir);
+}
+
 /* Keys whose lease is not in the bucket come back without a lease entry. */
 static void test_orphan_attachments(void **state) {
   (void)state;
@@ -243,6 +289,7 @@ int main(void) {
       cmocka_unit_test(test_revoke_one_revision),
       cmocka_unit_test(test_persist_restore),
       cmocka_unit_test(test_orphan_attachments),
+      cmocka_unit_test(test_reset_for_snapshot_install),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -156,6 +156,11 @@ static void test_policy_compacts_saves_and_releases(void **state) {
   rsnap_state_init(&st, dir, 50, 1);
   unsetenv("CETCD_TEST_SNAPSHOT_CATCHUP_ENTRIES");
   assert_int_equal(st.catch_up, 30);
+  rsnap_state_t dflt;
+  rsnap_state_init(&dflt, dir, 0, 1); /* etcd: 0 means the default */
+  assert_int_equal(dflt.count, 100000);
+  assert_int_equal(dflt.catch_up, 5000);
+  rsnap_state_free(&dflt);
   wal_t *w;
   wal_options_t wo = {0};
   assert_int_equal(wal_open(wal_dir, &wo, NULL, &w), 0);
