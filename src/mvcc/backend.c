@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "base/alloc.h"
+#include "base/fsutil.h"
 #include "base/log.h"
 #include "cetcd/errors.h"
 #include "mvcc/backend_int.h"
@@ -42,29 +43,12 @@ int mvcc_be_err(int rc) {
   }
 }
 
-/* mkdir -p. */
-static int make_dirs(const char *dir) {
-  char *p = xstrdup(dir);
-  int rc = 0;
-  for (char *s = p + 1;; s++) {
-    if (*s == '/' || *s == 0) {
-      char c = *s;
-      *s = 0;
-      if (mkdir(p, 0700) != 0 && errno != EEXIST) rc = -errno;
-      *s = c;
-      if (rc || c == 0) break;
-    }
-  }
-  free(p);
-  return rc;
-}
-
 int mvcc_be_open(mvcc_backend_t *be, const char *dir, size_t map_size) {
   memset(be, 0, sizeof(*be));
   pthread_mutex_init(&be->lock, NULL);
   be->map_size = map_size ? map_size : (size_t)8 << 30;
   be->dir = xstrdup(dir);
-  int rc = make_dirs(dir);
+  int rc = fs_mkdir_durable(dir);
   if (rc) return rc;
   if ((rc = mdb_env_create(&be->env))) return mvcc_be_err(rc);
   mdb_env_set_maxdbs(be->env, 16);
@@ -74,6 +58,11 @@ int mvcc_be_open(mvcc_backend_t *be, const char *dir, size_t map_size) {
     mdb_env_close(be->env);
     be->env = NULL;
     return mvcc_be_err(rc);
+  }
+  /* mdb_env_open may have just created data.mdb: make its name durable */
+  if ((rc = fs_sync_dir(dir))) {
+    LOGE("msg=\"cannot sync the backend dir\" path=%s error=\"%s\"", dir, strerror(-rc));
+    return rc;
   }
   MDB_envinfo info;
   MDB_stat st;

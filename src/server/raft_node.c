@@ -627,6 +627,16 @@ int raft_node_start(raft_node_t *rn) {
       .rand_ctx = rn,
       .restore = (rs.hs.term || rs.n_entries || rs.snapshot) ? &rs : NULL};
   if (rc.restore && !rs.snapshot && rs.n_entries == 0) rs.applied = 0;
+  uint64_t log_last = rs.n_entries  ? rs.entries[rs.n_entries - 1].index
+                      : rs.snapshot ? rs.snapshot->index
+                                    : 0;
+  if (rc.restore && rs.hs.commit > log_last) /* etcd panics the same way ("tocommit out of range") */
+    LOGE(
+        "msg=\"the WAL lost committed entries the backend or hard state has: was the raft log corrupted, "
+        "truncated, or lost?\" wal-dir=%s%s backend=%s/member/snap/data.mdb tocommit=%" PRIu64
+        " last-index=%" PRIu64 " applied-index=%" PRIu64,
+        cfg->wal_dir && *cfg->wal_dir ? cfg->wal_dir : cfg->data_dir,
+        cfg->wal_dir && *cfg->wal_dir ? "" : "/member/wal", cfg->data_dir, rs.hs.commit, log_last, applied);
   rn->raft = raft_new(&rc);
   rsnap_meta_free(&meta);
   for (size_t i = 0; i < rn->n_rents; i++) free((void *)rn->rents[i].data);

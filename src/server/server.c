@@ -12,6 +12,7 @@
 
 #include "api/api.h"
 #include "base/alloc.h"
+#include "base/fsutil.h"
 #include "base/log.h"
 #include "cetcd/errors.h"
 #include "grpc/grpc_server.h"
@@ -37,20 +38,6 @@ void server_replay_entry(server_t *srv, uint64_t index, const uint8_t *data, siz
 static server_t *the_server;
 
 server_t *server_get(void) { return the_server; }
-
-/* Creates dir and its parents (mode 0700 like etcd's data dirs). */
-static int mkdir_p(const char *dir) {
-  char tmp[PATH_MAX];
-  if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp)) return -ENAMETOOLONG;
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(tmp, 0700) && errno != EEXIST) return -errno;
-    *p = '/';
-  }
-  if (mkdir(tmp, 0700) && errno != EEXIST) return -errno;
-  return 0;
-}
 
 /* ---- WAL replay ------------------------------------------------------------------- */
 
@@ -214,7 +201,7 @@ static int open_storage(server_t *srv) {
   cetcd_config_t *cfg = srv->cfg;
   char path[PATH_MAX];
   snprintf(path, sizeof(path), "%s/member/snap", cfg->data_dir);
-  int rc = mkdir_p(path);
+  int rc = fs_mkdir_durable(path);
   if (rc) {
     LOGE("msg=\"cannot create data dir\" path=%s error=\"%s\"", path, cetcd_strerror(rc));
     return rc;
@@ -260,7 +247,7 @@ static int open_storage(server_t *srv) {
     snprintf(walpath, sizeof(walpath), "%s", cfg->wal_dir);
   else
     snprintf(walpath, sizeof(walpath), "%s/member/wal", cfg->data_dir);
-  if ((rc = mkdir_p(walpath))) {
+  if ((rc = fs_mkdir_durable(walpath))) {
     LOGE("msg=\"cannot create WAL dir\" path=%s error=\"%s\"", walpath, cetcd_strerror(rc));
     return rc;
   }
@@ -274,6 +261,7 @@ static int open_storage(server_t *srv) {
                       .on_error = on_wal_error,
                       .ctx = srv,
                       .on_fsync = metrics_observe_wal_fsync,
+                      .no_fsync = cfg->unsafe_no_fsync,
                       .defer_wake = !srv->rn}; /* raft syncs its Ready with wal_sync_now */
   mvcc_batch_begin(srv->mvcc);
   rc = wal_open(walpath, &wo, &cbs, &srv->wal);

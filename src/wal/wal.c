@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/fsutil.h"
 #include "base/log.h"
 #include "cetcd/errors.h"
 #include "wal/wal_int.h"
@@ -18,38 +19,6 @@
 /* ------------------------------------------------------------------------------------
  * Open and close
  * ---------------------------------------------------------------------------------- */
-
-/* Creates dir and its missing parents, syncing each parent after a creation. */
-static int mkdir_p(const char *dir) {
-  struct stat st;
-  if (stat(dir, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-  char *path = xstrdup(dir);
-  int rc = 0;
-  for (char *p = path + 1;; p++) {
-    if (*p != '/' && *p) continue;
-    char c = *p;
-    *p = 0;
-    if (mkdir(path, 0700) == 0) {
-      char *slash = strrchr(path, '/');
-      char *parent = slash == path ? xstrdup("/")
-                     : slash       ? xmemdup(path, (size_t)(slash - path))
-                                   : xstrdup(".");
-      int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (pfd >= 0) {
-        wal_fsync_fd(pfd, false);
-        close(pfd);
-      }
-      free(parent);
-    } else if (errno != EEXIST) {
-      rc = -errno;
-      break;
-    }
-    *p = c;
-    if (!c) break;
-  }
-  free(path);
-  return rc;
-}
 
 static void async_cb(uv_async_t *h);
 static void close_cb(uv_handle_t *h);
@@ -88,7 +57,7 @@ static int repair_tail(wal_t *w, const wal_replay_result_t *res) {
 
 /* Sets up the files: directory, lock, replay, tail repair, current segment. */
 static int open_files(wal_t *w, uint64_t first_index, const wal_replay_t *replay) {
-  int rc = mkdir_p(w->dir);
+  int rc = fs_mkdir_durable(w->dir);
   if (rc) {
     LOGE("wal: cannot create directory dir=%s err=\"%s\"", w->dir, strerror(-rc));
     return rc;
@@ -157,6 +126,7 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
   w->on_durable = opts->on_durable;
   w->on_error = opts->on_error;
   w->on_fsync = opts->on_fsync;
+  w->no_fsync = opts->no_fsync;
   w->defer_wake = opts->defer_wake && opts->loop;
   w->ctx = opts->ctx;
   w->pending = &w->batches[0];

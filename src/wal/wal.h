@@ -56,6 +56,10 @@ typedef struct wal_options {
   /* Optional: runs ON THE WRITER THREAD after each batch's fdatasync with its duration in
    * seconds (for the fsync latency histogram); must be thread-safe and quick. */
   void (*on_fsync)(double seconds);
+  /* etcd's --unsafe-no-fsync: batches are written but never fdatasynced, so a power cut
+   * loses acknowledged entries (the power-loss test proves it). Segment and directory
+   * syncs still run. */
+  bool no_fsync;
   /* Appends leave the writer asleep; the owner calls wal_flush once it has appended what
    * it has for now (e.g. once per loop iteration). Lets the loop write a lone entry
    * itself (see wal_flush) and gathers bigger batches for the writer. */

@@ -198,6 +198,7 @@ struct wal {
   void (*on_error)(void *ctx, int err);
   void *ctx;
   void (*on_fsync)(double seconds);
+  bool no_fsync;
   bool defer_wake;
   pthread_t thread;
 

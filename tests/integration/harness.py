@@ -168,6 +168,7 @@ class Server:
         self._log = None
         self._log_offset = 0
         self.starts = 0
+        self.extra_env = {}  # added to the server's environment (e.g. LD_PRELOAD)
         _live_servers.append(self)
 
     # -- addresses -------------------------------------------------------------------------
@@ -210,6 +211,7 @@ class Server:
         self._log.flush()
         self._log_offset = self._log.tell()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "ETCDCTL_"))}
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(guarded(self.argv()), stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env, cwd=self.root)
         self.starts += 1
