@@ -152,7 +152,10 @@ static void gw_on_finish(void *ctx, int status, const char *message) {
   free(gc);
 }
 
-static const grpc_local_ops_t gw_ops = {gw_on_send, gw_on_finish};
+/* Bytes of the streamed HTTP answer the client has not taken yet (slow watch consumers). */
+static size_t gw_pending(void *ctx) { return grpc_http_req_pending_bytes(((gw_call_t *)ctx)->req); }
+
+static const grpc_local_ops_t gw_ops = {gw_on_send, gw_on_finish, gw_pending};
 
 /* The HTTP client of a streaming call went away: cancel the call (its handler then
  * finishes it, which answers and frees the request). */

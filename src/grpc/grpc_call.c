@@ -232,7 +232,10 @@ int grpc_call_reply(grpc_call_t *c, const ProtobufCMessage *msg) {
   return rc;
 }
 
-size_t grpc_call_pending_bytes(grpc_call_t *c) { return c->out.len - c->out_off; }
+size_t grpc_call_pending_bytes(grpc_call_t *c) {
+  if (c->local) return c->lops && c->lops->pending_bytes ? c->lops->pending_bytes(c->lctx) : 0;
+  return c->out.len - c->out_off;
+}
 
 /* ============================== ending ============================== */
 

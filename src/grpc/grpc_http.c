@@ -138,6 +138,12 @@ void grpc_http_respond_chunk(grpc_http_req_t *r, const uint8_t *data, size_t len
   grpc_conn_mark_dirty(c);
 }
 
+size_t grpc_http_req_pending_bytes(grpc_http_req_t *r) {
+  if (r->gone) return 0;
+  if (r->call) return r->call->out.len - r->call->out_off;
+  return r->conn->out.len + (r->conn->writing ? r->conn->inflight.len : 0);
+}
+
 void grpc_http_respond_end(grpc_http_req_t *r) {
   if (!r->streaming) {
     grpc_http_respond(r, 200, "application/json", NULL, 0);

@@ -157,6 +157,9 @@ void grpc_http_respond_chunk(grpc_http_req_t *req, const uint8_t *data, size_t l
 /* Ends a streamed response (an empty 200 application/json one if no chunk was sent) and
  * frees req. */
 void grpc_http_respond_end(grpc_http_req_t *req);
+/* Bytes of a streamed response not yet taken by the client (queued behind HTTP/2 flow
+ * control or in the connection's unsent output); 0 once the client has gone. */
+size_t grpc_http_req_pending_bytes(grpc_http_req_t *req);
 /* A request header's value (name matched without case), or NULL. Valid until the answer. */
 const char *grpc_http_req_header(grpc_http_req_t *req, const char *name);
 /* True once the client went away (closed the connection, reset the stream, or the server
@@ -177,6 +180,9 @@ typedef struct grpc_local_ops {
    * message as the handler passed them, message unencoded and possibly NULL). Not called
    * for a call given up with grpc_local_call_abort. The call is freed right after. */
   void (*on_finish)(void *ctx, int status, const char *message);
+  /* Optional: bytes sent but not yet taken by the consumer (what grpc_call_pending_bytes
+   * reports for the call, so a slow consumer is held back as on a real stream); NULL = 0. */
+  size_t (*pending_bytes)(void *ctx);
 } grpc_local_ops_t;
 
 /* Creates a call to method `path` not attached to any connection, or NULL if the path is
@@ -229,7 +235,8 @@ uint64_t grpc_call_deadline_ms(grpc_call_t *call);
  * CETCD_ECANCELED if the call is gone. msg is borrowed. */
 int grpc_call_send(grpc_call_t *call, const ProtobufCMessage *msg);
 /* Bytes queued on this call and not yet handed to the connection (for slow-consumer
- * limits; HTTP/2 flow control holds them here when the client does not read). */
+ * limits; HTTP/2 flow control holds them here when the client does not read). For a local
+ * call, what its ops' pending_bytes reports (the gateway: its HTTP client's backlog). */
 size_t grpc_call_pending_bytes(grpc_call_t *call);
 /* Convenience for unary replies: grpc_call_send(msg) then grpc_call_finish(GRPC_OK).
  * Returns what grpc_call_send returned; the call is finished either way. */

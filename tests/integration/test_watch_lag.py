@@ -1,23 +1,17 @@
 #!/usr/bin/python3
-"""Watch delivery to consumers that lag, cetcd side by side with real etcd 3.4.
+"""Watch delivery to a slow consumer under load, cetcd side by side with real etcd 3.4.
 
-- A slow consumer (5 ms between receives) watches a prefix while ~800 writes/s of every kind
-  (puts, txns, deletes, leased puts, lease revocations) go to it for 15 s: every event
-  arrives, in revision order, each revision whole in one response, and the watcher is done
-  within a bound after the load stops; once with the client's default flow control (its
-  window grows and absorbs most of the backlog) and once with a window that does not grow
-  (no BDP probing: the server holds the backlog). Progress requests sent meanwhile are never answered
-  with a revision below an event already received (cetcd).
-- A watcher started thousands of revisions back is caught up in batches of hundreds of
-  events per response.
-- Progress requests sent while such a watcher catches up: an answer never reports a
-  revision below an event already received; on cetcd (as on etcd 3.5) it comes only once
-  the watcher is synced, so no event after it has a revision at or below it (etcd 3.4.23
-  answers at once with the store's revision).
+A slow consumer (5 ms between receives) watches a prefix while ~800 writes/s of every kind
+(puts, txns, deletes, leased puts, lease revocations) go to it for 15 s: every event arrives,
+in revision order, each revision whole in one response, and the watcher is done within a
+bound after the load stops (cetcd no later than etcd, give or take a few seconds); once with
+the client's default flow control (its window grows and absorbs most of the backlog) and once
+with a window that does not grow (no BDP probing: the server holds the backlog). Progress
+requests sent meanwhile are never answered with a revision below an event already received
+(cetcd; etcd 3.4.23's answer can race past events on another channel, which is reported).
 """
 
 import os
-import queue
 import random
 import sys
 import threading
@@ -26,46 +20,16 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from watch_stream import Stream  # noqa: E402
 
 LOAD_SECONDS = 15.0
 WRITES_PER_S = 800
 WRITERS = 4
-DRAIN_BOUND_S = 30.0  # the watcher must have everything this long after the load stops
-BACKLOG_REVS = 4000  # revisions a watcher from an old revision catches up on
+DRAIN_BOUND_S = 40.0  # the watcher must have everything this long after the load stops
+DRAIN_SLACK_S = 5.0  # cetcd's drain may exceed etcd's by this much
 CONSUMER_SLEEP_S = 0.005
 PROGRESS_EVERY_S = 0.5
 VALUE_BYTES = int(os.environ.get("LAG_VALUE_BYTES", "1000"))
-
-
-class Stream:
-    """A raw Watch stream: requests encoded by hand (python3-etcd3's stubs predate progress
-    requests), responses decoded by the generated WatchResponse."""
-
-    def __init__(self, channel):
-        from etcd3.etcdrpc import rpc_pb2
-        self.q = queue.Queue()
-
-        def gen():
-            for _ in range(1000000):
-                r = self.q.get()
-                if r is None:
-                    return
-                yield r
-        call = channel.stream_stream("/etcdserverpb.Watch/Watch", request_serializer=None,
-                                     response_deserializer=rpc_pb2.WatchResponse.FromString)
-        self.responses = call(gen())
-
-    def create(self, key, range_end, start_revision=0):
-        pf = harness.pb_field
-        m = pf(1, key) + pf(2, range_end) + (pf(3, start_revision) if start_revision else b"")
-        self.q.put(pf(1, m))
-
-    def progress(self):
-        self.q.put(harness.pb_field(3, b""))
-
-    def close(self):
-        self.q.put(None)
-        self.responses.cancel()
 
 
 class Load:
@@ -144,13 +108,13 @@ def slow_consumer(srv, prefix=b"lag/", options=()):
     ch = grpc.insecure_channel(srv.endpoint, options=list(options))
     kv = rpc_pb2_grpc.KVStub(ch)
     end = prefix[:-1] + bytes([prefix[-1] + 1])
-    st = Stream(ch)
+    st = Stream(ch, LOAD_SECONDS + DRAIN_BOUND_S + 60)
     out = {"responses": 0, "max_events": 0, "progress": [], "bad_progress": [], "split_revs": []}
     got = []  # (rev, type, key)
     try:
         st.create(prefix, end)
-        first = next(st.responses)
-        assert first.created, first
+        first = next(st.each(), None)
+        assert first is not None and first.created, (first, st.error)
         load = Load(ch, prefix, LOAD_SECONDS)
         t_start = time.monotonic()
         writers = load.run()
@@ -166,7 +130,7 @@ def slow_consumer(srv, prefix=b"lag/", options=()):
         seen_revs = set()
         last_rev, t_load_end, done_at = 0, None, None
         deadline = t_start + LOAD_SECONDS + DRAIN_BOUND_S + 30
-        for resp in st.responses:
+        for resp in st.each():
             time.sleep(CONSUMER_SLEEP_S)
             if not resp.events:
                 if resp.watch_id == -1 or not (resp.created or resp.canceled):
@@ -210,66 +174,15 @@ def slow_consumer(srv, prefix=b"lag/", options=()):
         out["drain_s"] = None if done_at is None else max(0.0, done_at - t_load_end)
         out["elapsed_s"] = time.monotonic() - t_start
         # after catching up, a progress request reports the store's revision
-        head = kv.Range(rpc_pb2.RangeRequest(key=b"x")).header.revision
+        head = kv.Range(rpc_pb2.RangeRequest(key=b"x"), timeout=10).header.revision
         st.progress()
         out["final_progress"] = None
-        for resp in st.responses:
+        for resp in st.each():
             if not resp.events and not resp.created:
                 out["final_progress"] = (resp.header.revision, head)
                 break
+        out["stream_error"] = st.error
         return out
-    finally:
-        st.close()
-        ch.close()
-
-
-def write_backlog(srv, prefix, n):
-    """Writes n revisions (one put each, 4 threads) under prefix; returns the first one."""
-    import grpc
-    from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
-    ch = grpc.insecure_channel(srv.endpoint)
-    kv = rpc_pb2_grpc.KVStub(ch)
-    first = kv.Range(rpc_pb2.RangeRequest(key=b"x")).header.revision + 1
-    errors = []
-
-    def put(t):
-        try:
-            for i in range(n // 4):
-                kv.Put(rpc_pb2.PutRequest(key=prefix + b"%d-%04d" % (t, i), value=b"o" * 200), timeout=10)
-        except Exception as e:  # reported below
-            errors.append(repr(e))
-    ts = [threading.Thread(target=put, args=(t,)) for t in range(4)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
-    ch.close()
-    assert not errors, errors
-    return first
-
-
-def catch_up(srv, prefix, start, n, progress_requests=0):
-    """Watches prefix from start until n events arrived (bounded in time), sending
-    progress requests right after the create; returns (events per response, event
-    revisions, [(progress revision, events received before it)])."""
-    import grpc
-    ch = grpc.insecure_channel(srv.endpoint)
-    st = Stream(ch)
-    sizes, revs, progress = [], [], []
-    try:
-        st.create(prefix, prefix[:-1] + bytes([prefix[-1] + 1]), start_revision=start)
-        for _ in range(progress_requests):
-            st.progress()
-        deadline = time.monotonic() + 60
-        for resp in st.responses:
-            if resp.events:
-                sizes.append(len(resp.events))
-                revs += [ev.kv.mod_revision for ev in resp.events]
-            elif not resp.created:
-                progress.append((resp.header.revision, len(revs)))
-            if (len(revs) >= n and (len(progress) >= 1 or not progress_requests)) or time.monotonic() > deadline:
-                break
-        return sizes, revs, progress
     finally:
         st.close()
         ch.close()
@@ -281,33 +194,6 @@ class WatchLag(unittest.TestCase):
         cls.ref = harness.Server(binary=harness.ETCD_BIN, label="etcd")
         cls.sut = harness.Server(label="sut")
         harness.start_servers(cls.ref, cls.sut)
-        cls.backlog = {s.label: write_backlog(s, b"old/", BACKLOG_REVS) for s in (cls.ref, cls.sut)}
-
-    def test_old_revision_batches(self):
-        """A watcher from thousands of revisions back gets hundreds of events per response,
-        every event once, in order."""
-        for srv in (self.ref, self.sut):
-            start = self.backlog[srv.label]
-            sizes, revs, _ = catch_up(srv, b"old/", start, BACKLOG_REVS)
-            print("%s: %d events in %d responses, max %d per response" % (srv.label, len(revs), len(sizes),
-                                                                          max(sizes or [0])))
-            self.assertEqual(revs, list(range(start, start + BACKLOG_REVS)), srv.label)
-            self.assertGreaterEqual(max(sizes), 500, srv.label)
-
-    def test_progress_never_below_sent(self):
-        """Progress answers while a watcher catches up never report a revision below an
-        event already received; cetcd's come after the backlog (etcd 3.5's rule)."""
-        for srv in (self.ref, self.sut):
-            start = self.backlog[srv.label]
-            sizes, revs, progress = catch_up(srv, b"old/", start, BACKLOG_REVS, progress_requests=5)
-            print("%s: progress answers (revision, events received before it): %s" % (srv.label, progress))
-            self.assertEqual(len(revs), BACKLOG_REVS, srv.label)
-            self.assertTrue(progress, "%s: no progress answer" % srv.label)
-            for rev, before in progress:
-                if before:
-                    self.assertGreaterEqual(rev, revs[before - 1], srv.label)
-                if srv is self.sut:  # an answer covers every event at or below its revision
-                    self.assertEqual(before, len([r for r in revs if r <= rev]), srv.label)
 
     @classmethod
     def tearDownClass(cls):
@@ -328,7 +214,7 @@ class WatchLag(unittest.TestCase):
         self.assertEqual(o["split_revs"], [], "%s: revisions split across responses" % name)
         self.assertEqual(len(got), len(o["expected"]), "%s: events lost or repeated" % name)
         self.assertEqual(sorted(got), o["expected"], "%s: events differ from the writes" % name)
-        self.assertIsNotNone(o["drain_s"], name)
+        self.assertIsNotNone(o["drain_s"], "%s: not done (stream: %s)" % (name, o["stream_error"]))
         self.assertLess(o["drain_s"], DRAIN_BOUND_S, name)
         if srv is self.sut:  # etcd 3.4.23 may: its answer races the events on another channel
             self.assertEqual(o["bad_progress"], [], "%s: progress below an event already received" % name)
@@ -338,21 +224,22 @@ class WatchLag(unittest.TestCase):
         self.assertGreaterEqual(o["final_progress"][0], o["final_progress"][1], name)
         return o
 
-    def test_slow_consumer_under_mixed_load(self):
-        ref = self.check_slow_consumer(self.ref)
-        sut = self.check_slow_consumer(self.sut)
-        # lagging consumers get batches, as from etcd
+    def compare(self, options=()):
+        ref = self.check_slow_consumer(self.ref, options)
+        sut = self.check_slow_consumer(self.sut, options)
+        # lagging consumers get batches, as from etcd, and are done as soon
         self.assertGreater(ref["max_events"], 100)
         self.assertGreater(sut["max_events"], 100)
+        self.assertLess(sut["drain_s"], ref["drain_s"] + DRAIN_SLACK_S)
+
+    def test_slow_consumer_under_mixed_load(self):
+        """A slow consumer with the client's default flow control (its window grows)."""
+        self.compare()
 
     def test_slow_consumer_small_window(self):
         """The same with a client whose flow-control window does not grow (no BDP probing):
         the server holds the backlog, so lagging watchers pause and catch up many times."""
-        opts = [("grpc.http2.bdp_probe", 0)]
-        ref = self.check_slow_consumer(self.ref, opts)
-        sut = self.check_slow_consumer(self.sut, opts)
-        self.assertGreater(ref["max_events"], 100)
-        self.assertGreater(sut["max_events"], 100)
+        self.compare([("grpc.http2.bdp_probe", 0)])
 
 
 if __name__ == "__main__":

@@ -140,7 +140,11 @@ static void rec_finish(void *ctx, int status, const char *message) {
   r->status = status;
   snprintf(r->msg, sizeof(r->msg), "%s", message ? message : "");
 }
-static const grpc_local_ops_t ops = {rec_send, rec_finish};
+static const grpc_local_ops_t ops = {rec_send, rec_finish, NULL};
+
+/* pending_bytes of a local call: what its consumer reports (the gateway's HTTP backlog). */
+static size_t rec_pending(void *ctx) { return (size_t)((rec_t *)ctx)->count; }
+static const grpc_local_ops_t ops_pending = {rec_send, rec_finish, rec_pending};
 
 /* Starts a local Range for key; returns the call (may be freed already). */
 static grpc_call_t *range(rec_t *r, const char *key) {
@@ -345,9 +349,21 @@ static void test_free_with_running_call(void **state) {
   srv = grpc_server_new(&loop, NULL); /* for the teardown */
 }
 
+static void test_pending_bytes(void **state) {
+  (void)state;
+  rec_t r = {.count = 12345};
+  grpc_call_t *c = grpc_local_call_new(srv, "/etcdserverpb.KV/Range", &ops_pending, &r);
+  assert_int_equal(grpc_call_pending_bytes(c), 12345);
+  grpc_local_call_abort(c);
+  c = grpc_local_call_new(srv, "/etcdserverpb.KV/Range", &ops, &r);
+  assert_int_equal(grpc_call_pending_bytes(c), 0);
+  grpc_local_call_abort(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_unary, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pending_bytes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_streaming, setup, teardown),
       cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
