@@ -287,6 +287,12 @@ void peer_flush(peer_transport_t *pt) { uv_async_send(&pt->io_async); }
 
 grpc_server_t *peer_server(peer_transport_t *pt) { return pt->server; }
 
+const char *peer_address(peer_transport_t *pt, uint64_t id) {
+  for (size_t i = 0; i < pt->n; i++)
+    if (pt->peers[i].id == id) return grpc_client_endpoint(pt->gc, (size_t)pt->peers[i].channel);
+  return NULL;
+}
+
 /* Frees the transport once its loop handle closed. */
 static void on_loop_async_closed(uv_handle_t *h) {
   peer_transport_t *pt = h->data;

@@ -47,6 +47,8 @@ void peer_send_kind(peer_transport_t *pt, uint64_t to, peer_kind_t kind, const u
 void peer_flush(peer_transport_t *pt);
 /* The peer server (after peer_listen), for more methods such as snapshot transfer. */
 struct grpc_server *peer_server(peer_transport_t *pt);
+/* "host:port" of peer id (borrowed from the transport), or NULL if it is unknown. */
+const char *peer_address(peer_transport_t *pt, uint64_t id);
 /* Stops listening and sending and frees the transport. Loop thread. */
 void peer_free(peer_transport_t *pt);
 

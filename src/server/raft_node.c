@@ -421,12 +421,11 @@ static void on_soft_state(raft_node_t *rn, const raft_soft_state_t *ss) {
 
 /* A follower needs entries compacted away: ship it the backend. */
 static void send_snapshot(raft_node_t *rn, const raft_msg_t *m) {
-  for (size_t i = 0; i < rn->cluster.n_members; i++)
-    if (rn->cluster.members[i].id == m->to) {
-      rship_send(rn->ship, m, rn->cluster.members[i].peer_urls[0]);
-      return;
-    }
-  raft_report_snapshot(rn->raft, m->to, false);
+  const char *addr = peer_address(rn->peers, m->to);
+  if (addr)
+    rship_send(rn->ship, m, addr);
+  else
+    raft_report_snapshot(rn->raft, m->to, false);
 }
 
 /* Drains the Ready loop: persist, sync, send, apply, advance. */

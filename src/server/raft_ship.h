@@ -28,8 +28,9 @@ typedef struct rship rship_t;
 
 /* Creates the shipper of a member (st borrowed: its inflight count pauses compaction). */
 rship_t *rship_new(server_t *srv, raft_node_t *rn, rsnap_state_t *st);
-/* Leader: ships the backend for m (a RAFT_MSG_SNAP) to m->to at peer_url; reports the
- * outcome to raft. A second MsgSnap to a member with a transfer running is ignored. */
+/* Leader: ships the backend for m (a RAFT_MSG_SNAP) to m->to at peer_url ("host:port" or a
+ * URL); reports the outcome to raft. A second MsgSnap to a member with a transfer running
+ * is ignored. */
 void rship_send(rship_t *sh, const raft_msg_t *m, const char *peer_url);
 /* Follower (psnap_install_fn): swaps in the image and steps msg into raft. */
 int rship_install(void *ctx, const char *image, const uint8_t *msg, size_t len);
