@@ -30,7 +30,8 @@
 enum {
   STREAM_PAUSE_BYTES = 256 << 10,
   STREAM_RESUME_BYTES = 64 << 10,
-  TICK_MS = 5,           /* while paused or a progress answer waits */
+  TICK_MS = 5,           /* while paused or a progress answer waits ... */
+  TICK_MAX_MS = 200,     /* ... backing off to this while the client reads nothing */
   MIN_PROGRESS_MS = 100, /* etcd's minWatchProgressInterval */
   GRPC_OVERHEAD_BYTES = 512 * 1024,
 };
@@ -57,6 +58,8 @@ struct wstream {
   bool finished;         /* grpc_call_finish done */
   int nprogress;         /* watches with progress_notify */
   bool progress_on, tick_init, tick_on;
+  uint32_t tick_ms;    /* the tick's current interval */
+  size_t tick_pending; /* queued bytes at the last tick */
   uv_timer_t progress_timer, tick_timer;
   int open_handles;
 };
@@ -202,7 +205,9 @@ static void tick_start(wstream_t *s) {
     s->open_handles++;
   }
   s->tick_on = true;
-  uv_timer_start(&s->tick_timer, on_tick, TICK_MS, TICK_MS);
+  s->tick_ms = TICK_MS;
+  s->tick_pending = SIZE_MAX;
+  uv_timer_start(&s->tick_timer, on_tick, TICK_MS, 0);
 }
 
 /* Pauses or resumes every watcher of the stream. */
@@ -216,18 +221,27 @@ static void pause_all(wstream_t *s, bool paused) {
 }
 
 /* Stream tick (outside any hub dispatch): resumes the watchers once the queue is short
- * again, and answers a waiting progress request once they are all synced. */
+ * again, and answers a waiting progress request once they are all synced. While the
+ * client takes nothing, the interval doubles up to TICK_MAX_MS (a stuck client costs a
+ * few wake-ups a second); any progress brings it back to TICK_MS. */
 static void on_tick(uv_timer_t *t) {
   wstream_t *s = t->data;
-  if (s->paused && grpc_call_pending_bytes(s->call) <= STREAM_RESUME_BYTES) pause_all(s, false);
+  size_t pending = grpc_call_pending_bytes(s->call);
+  if (s->paused && pending <= STREAM_RESUME_BYTES) pause_all(s, false);
   if (s->progress_pending && stream_synced(s)) {
     s->progress_pending = false;
     send_progress(s);
   }
   if (!s->paused && !s->progress_pending) {
-    uv_timer_stop(t);
     s->tick_on = false;
+    return;
   }
+  if (s->paused && pending == s->tick_pending)
+    s->tick_ms = s->tick_ms * 2 < TICK_MAX_MS ? s->tick_ms * 2 : TICK_MAX_MS;
+  else
+    s->tick_ms = TICK_MS;
+  s->tick_pending = pending;
+  uv_timer_start(t, on_tick, s->tick_ms, 0);
 }
 
 /* A progress request: answered now if the stream's watchers are synced, else once they are

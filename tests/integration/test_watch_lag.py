@@ -4,11 +4,12 @@
 A slow consumer (5 ms between receives) watches a prefix while ~800 writes/s of every kind
 (puts, txns, deletes, leased puts, lease revocations) go to it for 15 s: every event arrives,
 in revision order, each revision whole in one response, and the watcher is done within a
-bound after the load stops (cetcd no later than etcd, give or take a few seconds); once with
-the client's default flow control (its window grows and absorbs most of the backlog) and once
-with a window that does not grow (no BDP probing: the server holds the backlog). Progress
-requests sent meanwhile are never answered with a revision below an event already received
-(cetcd; etcd 3.4.23's answer can race past events on another channel, which is reported).
+bound after the load stops, cetcd no later than etcd (give or take 10 s of timing noise);
+once with the client's default flow control (its window grows and absorbs most of the
+backlog) and once with a window that does not grow (no BDP probing: the server holds the
+backlog). Progress requests sent meanwhile are never answered with a revision below an
+event already received (cetcd; etcd 3.4.23's answer can race past events on another
+channel, which is reported).
 """
 
 import os
@@ -26,7 +27,7 @@ LOAD_SECONDS = 15.0
 WRITES_PER_S = 800
 WRITERS = 4
 DRAIN_BOUND_S = 40.0  # the watcher must have everything this long after the load stops
-DRAIN_SLACK_S = 5.0  # cetcd's drain may exceed etcd's by this much
+DRAIN_SLACK_S = 10.0  # cetcd's drain may exceed etcd's by this much (timing noise)
 CONSUMER_SLEEP_S = 0.005
 PROGRESS_EVERY_S = 0.5
 VALUE_BYTES = int(os.environ.get("LAG_VALUE_BYTES", "1000"))
@@ -203,11 +204,13 @@ class WatchLag(unittest.TestCase):
     def check_slow_consumer(self, srv, options=()):
         o = slow_consumer(srv, options=options)
         name = srv.label
-        print("%s%s: %d writes, %d events, %d responses, max %d events/response, drained %.1fs after the "
-              "load, progress answers %d" % (name, " (window not grown)" if options else "", o["writes"], len(o["got"]), o["responses"], o["max_events"],
-                                             -1 if o["drain_s"] is None else o["drain_s"], len(o["progress"])))
+        drain = -1 if o["drain_s"] is None else o["drain_s"]
+        print("%s%s: %d writes, %d events, %d responses, max %d events/response, drained %.1fs after "
+              "the load, progress answers %d" % (name, " (window not grown)" if options else "", o["writes"],
+                                                 len(o["got"]), o["responses"], o["max_events"], drain,
+                                                 len(o["progress"])))
         self.assertEqual(o["load_errors"], [], name)
-        self.assertGreater(o["writes"], LOAD_SECONDS * WRITES_PER_S * 0.6, "%s: load too slow to mean much" % name)
+        self.assertGreater(o["writes"], LOAD_SECONDS * WRITES_PER_S * 0.6, "%s: too few writes" % name)
         self.assertNotIn("canceled", o, name)
         got = o["got"]
         self.assertEqual([g[0] for g in got], sorted(g[0] for g in got), "%s: events out of order" % name)
