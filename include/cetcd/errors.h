@@ -47,6 +47,17 @@ enum cetcd_error {
   CETCD_ESESSIONEXPIRED = -40051,   /* the session's lease was lost */
   CETCD_EELECTIONNOLEADER = -40052, /* the election has no leader */
   CETCD_EELECTIONNOTLEADER = -40053, /* not the election's leader */
+  /* cluster membership (etcd's membership and etcdserver errors) */
+  CETCD_EMEMBERBADURLS = -40070,    /* given member URLs are invalid */
+  CETCD_EMEMBERNOTFOUND = -40071,   /* member not found (or removed) */
+  CETCD_EMEMBEREXISTS = -40072,     /* member ID already exists */
+  CETCD_EPEERURLEXISTS = -40073,    /* a peer URL is used by another member */
+  CETCD_ETOOMANYLEARNERS = -40074,  /* at most one learner */
+  CETCD_EMEMBERNOTLEARNER = -40075, /* promote of a voter */
+  CETCD_ELEARNERNOTREADY = -40076,  /* promote of a learner that is behind the leader */
+  CETCD_ENOTENOUGHSTARTED = -40077, /* reconfiguration would leave too few started members */
+  CETCD_EUNHEALTHY = -40078,        /* reconfiguration would break the active quorum */
+  CETCD_ELEARNERREFUSED = -40079,   /* rpc not supported for learner */
   CETCD_ECOMPACTEDREV = CETCD_ECOMPACTED,
   CETCD_ELAST = -40100
 };

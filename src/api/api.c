@@ -10,6 +10,7 @@
 #include "cetcd/errors.h"
 #include "mvcc/mvcc.h"
 #include "server/raft_node.h"
+#include "server/reconfig.h"
 #include "v3election.pb-c.h"
 #include "v3lock.pb-c.h"
 
@@ -37,8 +38,10 @@ void api_reply(grpc_call_t *call, const ProtobufCMessage *msg) {
   grpc_call_finish(call, GRPC_OK, NULL);
 }
 
-int api_gate(grpc_call_t *call, const char **message) {
+int api_gate(grpc_call_t *call, const ProtobufCMessage *msg, const char **message) {
   server_t *srv = server_get();
+  int refused = reconfig_learner_gate(grpc_call_method(call)->path, msg, message);
+  if (refused) return refused;
   const char *v = grpc_call_metadata(call, "hasleader");
   if (!v || strcmp(v, "true") != 0 || !srv || !srv->rn) return GRPC_OK;
   uint64_t lead = 0;
@@ -73,7 +76,8 @@ static void unimplemented_message(grpc_call_t *call, ProtobufCMessage *msg) {
  * record streaming). */
 static enum grpc_method_kind method_kind(const char *path) {
   static const char *bidi[] = {"/etcdserverpb.Watch/Watch", "/etcdserverpb.Lease/LeaseKeepAlive"};
-  static const char *server_stream[] = {"/etcdserverpb.Maintenance/Snapshot", "/v3electionpb.Election/Observe"};
+  static const char *server_stream[] = {"/etcdserverpb.Maintenance/Snapshot",
+                                        "/v3electionpb.Election/Observe"};
   for (size_t i = 0; i < sizeof(bidi) / sizeof(*bidi); i++)
     if (!strcmp(path, bidi[i])) return GRPC_BIDI_STREAM;
   for (size_t i = 0; i < sizeof(server_stream) / sizeof(*server_stream); i++)
@@ -95,10 +99,14 @@ typedef struct table {
 
 /* Every implemented method, by service. */
 static const table_t tables[] = {
-    {api_kv_methods, &api_kv_methods_len},       {api_maintenance_methods, &api_maintenance_methods_len},
-    {api_cluster_methods, &api_cluster_methods_len}, {api_watch_methods, &api_watch_methods_len},
-    {api_lease_methods, &api_lease_methods_len}, {api_lock_methods, &api_lock_methods_len},
-    {api_election_methods, &api_election_methods_len}, {api_auth_methods, &api_auth_methods_len},
+    {api_kv_methods, &api_kv_methods_len},
+    {api_maintenance_methods, &api_maintenance_methods_len},
+    {api_cluster_methods, &api_cluster_methods_len},
+    {api_watch_methods, &api_watch_methods_len},
+    {api_lease_methods, &api_lease_methods_len},
+    {api_lock_methods, &api_lock_methods_len},
+    {api_election_methods, &api_election_methods_len},
+    {api_auth_methods, &api_auth_methods_len},
 };
 
 /* True if some service table implements `path`. */
@@ -116,11 +124,14 @@ static size_t unimplemented_n;
 void api_register_all(grpc_server_t *g) {
   for (size_t i = 0; i < sizeof(tables) / sizeof(*tables); i++)
     if (*tables[i].len) grpc_server_add_methods(g, tables[i].methods, *tables[i].len);
-  static const ProtobufCServiceDescriptor *services[] = {
-      &etcdserverpb__kv__descriptor,    &etcdserverpb__watch__descriptor,
-      &etcdserverpb__lease__descriptor, &etcdserverpb__cluster__descriptor,
-      &etcdserverpb__maintenance__descriptor, &etcdserverpb__auth__descriptor,
-      &v3lockpb__lock__descriptor,      &v3electionpb__election__descriptor};
+  static const ProtobufCServiceDescriptor *services[] = {&etcdserverpb__kv__descriptor,
+                                                         &etcdserverpb__watch__descriptor,
+                                                         &etcdserverpb__lease__descriptor,
+                                                         &etcdserverpb__cluster__descriptor,
+                                                         &etcdserverpb__maintenance__descriptor,
+                                                         &etcdserverpb__auth__descriptor,
+                                                         &v3lockpb__lock__descriptor,
+                                                         &v3electionpb__election__descriptor};
   /* Every other method answers UNIMPLEMENTED with a clear message. The table is built once
    * and lives for the process. */
   if (unimplemented_table) {

@@ -32,10 +32,11 @@ void api_watch_stop_all(void);
  * as etcd's monitorLeader does. */
 void api_end_streams_requiring_leader(void);
 
-/* The gRPC server's gate (grpc_server_opts_t.gate): a call with `hasleader: true`
+/* The gRPC server's gate (grpc_server_opts_t.gate), like etcd's interceptors: a learner
+ * refuses what it does not serve (reconfig_learner_gate); a call with `hasleader: true`
  * metadata on a cluster member that knows no leader ends at once with UNAVAILABLE
- * "etcdserver: no leader", like etcd's interceptors. */
-int api_gate(grpc_call_t *call, const char **message);
+ * "etcdserver: no leader". msg is the call's first message (or NULL). */
+int api_gate(grpc_call_t *call, const ProtobufCMessage *msg, const char **message);
 
 /* Method tables of the services, one per api/<service>.c. */
 extern const grpc_method_t api_kv_methods[];

@@ -44,6 +44,27 @@ int api_error_status(int code, const char **message) {
     case CETCD_ECANCELED: *message = "context canceled"; return GRPC_CANCELLED;
     case CETCD_ECORRUPT: *message = "etcdserver: corrupt cluster"; return GRPC_DATA_LOSS;
     case CETCD_EINVAL: *message = "etcdserver: invalid request"; return GRPC_INVALID_ARGUMENT;
+    case CETCD_EMEMBERBADURLS:
+      *message = "etcdserver: given member URLs are invalid";
+      return GRPC_INVALID_ARGUMENT;
+    case CETCD_EMEMBERNOTFOUND: *message = "etcdserver: member not found"; return GRPC_NOT_FOUND;
+    case CETCD_EMEMBEREXISTS: *message = "etcdserver: member ID already exist"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_EPEERURLEXISTS: *message = "etcdserver: Peer URLs already exists"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_ETOOMANYLEARNERS:
+      *message = "etcdserver: too many learner members in cluster";
+      return GRPC_FAILED_PRECONDITION;
+    case CETCD_EMEMBERNOTLEARNER:
+      *message = "etcdserver: can only promote a learner member";
+      return GRPC_FAILED_PRECONDITION;
+    case CETCD_ELEARNERNOTREADY:
+      *message = "etcdserver: can only promote a learner member which is in sync with leader";
+      return GRPC_FAILED_PRECONDITION;
+    case CETCD_ENOTENOUGHSTARTED:
+      *message = "etcdserver: re-configuration failed due to not enough started members";
+      return GRPC_FAILED_PRECONDITION;
+    case CETCD_EUNHEALTHY: *message = "etcdserver: unhealthy cluster"; return GRPC_UNAVAILABLE;
+    case CETCD_ELEARNERREFUSED: *message = "etcdserver: rpc not supported for learner"; return GRPC_UNAVAILABLE;
+    case CETCD_ECONFPENDING: *message = "etcdserver: request timed out"; return GRPC_UNAVAILABLE;
     default: *message = "etcdserver: internal error"; return GRPC_UNKNOWN;
   }
 }

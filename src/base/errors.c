@@ -39,6 +39,16 @@ const char *cetcd_strerror(int code) {
     case CETCD_ETRANSFERTIMEOUT: return "leader transfer took too long";
     case CETCD_EPROPTIMEOUT: return "no raft leader took the proposal before its deadline";
     case CETCD_ETIMEOUTLEADERFAIL: return "request timed out after a leader failure";
+    case CETCD_EMEMBERBADURLS: return "given member URLs are invalid";
+    case CETCD_EMEMBERNOTFOUND: return "member not found";
+    case CETCD_EMEMBEREXISTS: return "member ID already exist";
+    case CETCD_EPEERURLEXISTS: return "Peer URLs already exists";
+    case CETCD_ETOOMANYLEARNERS: return "too many learner members in cluster";
+    case CETCD_EMEMBERNOTLEARNER: return "can only promote a learner member";
+    case CETCD_ELEARNERNOTREADY: return "can only promote a learner member which is in sync with leader";
+    case CETCD_ENOTENOUGHSTARTED: return "re-configuration failed due to not enough started members";
+    case CETCD_EUNHEALTHY: return "unhealthy cluster";
+    case CETCD_ELEARNERREFUSED: return "rpc not supported for learner";
     case CETCD_ELOCKED: return "mutex: Locked by another session";
     case CETCD_ESESSIONEXPIRED: return "session: lease expired";
     case CETCD_EELECTIONNOLEADER: return "election: no leader";

@@ -303,10 +303,11 @@ void grpc_call_abort(grpc_call_t *c, int status, const char *msg) {
   if (!c->handler_done && c->method->on_cancel) c->method->on_cancel(c);
 }
 
-/* Runs the server's gate on a call no handler has seen yet; true if it ended the call. */
-static bool gate_refused(grpc_call_t *c) {
+/* Runs the server's gate on a call no handler has seen yet (msg: its first message, or
+ * NULL); true if it ended the call. */
+static bool gate_refused(grpc_call_t *c, const ProtobufCMessage *msg) {
   const char *message = NULL;
-  int status = c->srv->opts.gate ? c->srv->opts.gate(c, &message) : GRPC_OK;
+  int status = c->srv->opts.gate ? c->srv->opts.gate(c, msg, &message) : GRPC_OK;
   if (status == GRPC_OK) return false;
   grpc_call_finish(c, status, message);
   return true;
@@ -314,7 +315,7 @@ static bool gate_refused(grpc_call_t *c) {
 
 void grpc_call_dispatch(grpc_call_t *c, ProtobufCMessage *msg) {
   if (c->cancelled || c->wire_finished || c->handler_done) return;
-  if (!c->dispatched && gate_refused(c)) return;
+  if (!c->dispatched && gate_refused(c, msg)) return;
   if (!c->dispatched && call_observer && c->method) call_observer(c->method, -1);
   c->dispatched = true;
   if (msg)
@@ -426,7 +427,7 @@ void grpc_local_call_start(grpc_call_t *c, ProtobufCMessage *msg) {
   }
   if (call_observer) call_observer(c->method, -1);
   c->dispatched = true;
-  if (!c->cancelled && gate_refused(c)) return;
+  if (!c->cancelled && gate_refused(c, msg)) return;
   if (c->cancelled) { /* cancelled before it started: no handler runs */
     grpc_call_finish(c, GRPC_CANCELLED, "context canceled");
     return;

@@ -100,9 +100,10 @@ typedef struct grpc_server_opts {
   grpc_http1_handler_fn http1;     /* may be NULL */
   void *http1_ctx;
   /* Optional interceptor, run before a method's handler first sees a call (remote or
-   * local): returns GRPC_OK to let it through, or a status (and *message, static) that
-   * ends the call instead, without the handler. */
-  int (*gate)(grpc_call_t *call, const char **message);
+   * local) with its first message (NULL if the client half-closed without one): returns
+   * GRPC_OK to let it through, or a status (and *message, static) that ends the call
+   * instead, without the handler. */
+  int (*gate)(grpc_call_t *call, const ProtobufCMessage *msg, const char **message);
 } grpc_server_opts_t;
 
 /* Creates a server on `loop` (opts copied; may be NULL for defaults). Returns NULL only if

@@ -7,6 +7,7 @@
 #include "mvcc/mvcc.h"
 #include "server/alarm.h"
 #include "server/metrics.h"
+#include "server/reconfig.h"
 #include "server/server.h"
 
 void server_apply_entry(server_t *srv, const Cetcdinternal__InternalRequest *req, arena_t *arena,
@@ -30,6 +31,10 @@ void server_apply_entry(server_t *srv, const Cetcdinternal__InternalRequest *req
     res->err = lease_apply_checkpoint(srv->lessor, req->lease_checkpoint);
   else if (req->alarm)
     res->err = alarm_apply(srv->alarms, req->alarm, arena, &res->alarm);
+  else if (req->member_attr)
+    res->err = reconfig_apply_attr(srv, req->member_attr);
+  else if (req->member_update)
+    res->err = reconfig_apply_update(srv, req->member_update);
   else
     res->err = CETCD_EINVAL;
   metrics_on_apply(req, res);

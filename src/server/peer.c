@@ -64,6 +64,7 @@ struct peer_transport {
   grpc_server_t *server;
   uv_async_t io_async;   /* on the client's I/O loop: drain queues */
   uv_async_t loop_async; /* on the server loop: report broken streams */
+  atomic_bool removed;   /* a peer said this member was removed (I/O thread sets it) */
 };
 
 static peer_transport_t *the_pt; /* for the server method's handler */
@@ -77,8 +78,9 @@ static void on_send_message(grpc_call_t *call, ProtobufCMessage *msg) {
   size_t n = protobuf_c_message_get_packed_size(msg);
   uint8_t *b = xmalloc(n ? n : 1);
   protobuf_c_message_pack(msg, b);
-  the_pt->cbs.on_message(the_pt->cbs.ctx, b, n);
+  int removed = the_pt->cbs.on_message(the_pt->cbs.ctx, b, n);
   free(b);
+  if (removed) grpc_call_finish(call, GRPC_FAILED_PRECONDITION, PEER_REMOVED_MESSAGE);
 }
 
 /* One lease message (a forwarded keep-alive or TimeToLive, or its answer): handed over as
@@ -118,9 +120,11 @@ static int stream_on_message(void *ctx, grpc_cstream_t *s, const uint8_t *msg, s
 /* The stream to a peer ended: the next message opens a new one; raft hears about it. */
 static void stream_on_close(void *ctx, grpc_cstream_t *s, const grpc_close_info_t *info) {
   peer_t *p = ctx;
-  (void)info;
   for (int k = 0; k < PEER_N_KINDS; k++)
     if (p->stream[k] == s) p->stream[k] = NULL;
+  if (info->err == 0 && info->status == GRPC_FAILED_PRECONDITION &&
+      !strcmp(info->message, PEER_REMOVED_MESSAGE))
+    atomic_store(&p->pt->removed, true);
   atomic_store(&p->broken, true);
   uv_async_send(&p->pt->loop_async);
 }
@@ -176,6 +180,7 @@ static void on_loop_async(uv_async_t *a) {
   for (size_t i = 0; i < pt->n; i++)
     if (atomic_exchange(&pt->peers[i].broken, false) && pt->cbs.on_unreachable)
       pt->cbs.on_unreachable(pt->cbs.ctx, pt->peers[i].id);
+  if (atomic_exchange(&pt->removed, false) && pt->cbs.on_removed) pt->cbs.on_removed(pt->cbs.ctx);
 }
 
 /* malloc adapters for the client transport. */
@@ -194,14 +199,12 @@ static char *url_hostport(const char *url) {
   return out;
 }
 
-peer_transport_t *peer_new(uv_loop_t *loop, const uint64_t *ids, char *const *urls, size_t n,
-                           const peer_cbs_t *cbs) {
-  peer_transport_t *pt = xcalloc(1, sizeof(*pt));
-  pt->loop = loop;
-  pt->cbs = *cbs;
+/* Creates the sending side for peers ids[i] at urls[i]: the peer table and the client with
+ * its wake-up handle. Returns 0 or a negative code (logged; nothing is left allocated). */
+static int start_client(peer_transport_t *pt, const uint64_t *ids, char *const *urls, size_t n) {
   pt->n = n;
-  pt->peers = xcalloc(n, sizeof(peer_t));
-  char **eps = xcalloc(n, sizeof(char *));
+  pt->peers = xcalloc(n ? n : 1, sizeof(peer_t));
+  char **eps = xcalloc(n ? n : 1, sizeof(char *));
   for (size_t i = 0; i < n; i++) {
     eps[i] = url_hostport(urls[i]);
     peer_t *p = &pt->peers[i];
@@ -221,15 +224,102 @@ peer_transport_t *peer_new(uv_loop_t *loop, const uint64_t *ids, char *const *ur
   free(eps);
   if (rc) {
     LOGE("msg=\"cannot create the peer transport\" error=\"%s\"", cetcd_strerror(rc));
+    for (size_t i = 0; i < n; i++) pthread_mutex_destroy(&pt->peers[i].mu);
     free(pt->peers);
+    pt->peers = NULL;
+    pt->n = 0;
+    return rc;
+  }
+  grpc_client_run_sync(pt->gc, init_io_async, pt);
+  return 0;
+}
+
+/* Frees the peer table and its queued messages. */
+static void free_peers(peer_t *peers, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    peer_msg_t *m = peers[i].head;
+    while (m) {
+      peer_msg_t *next = m->next;
+      free(m);
+      m = next;
+    }
+    pthread_mutex_destroy(&peers[i].mu);
+  }
+  free(peers);
+}
+
+/* Stops the sending side (streams cancelled, client freed); the peer table stays. */
+static void stop_client(peer_transport_t *pt) {
+  grpc_client_run_sync(pt->gc, fini_io_async, pt);
+  grpc_client_free(pt->gc);
+  pt->gc = NULL;
+}
+
+peer_transport_t *peer_new(uv_loop_t *loop, const uint64_t *ids, char *const *urls, size_t n,
+                           const peer_cbs_t *cbs) {
+  peer_transport_t *pt = xcalloc(1, sizeof(*pt));
+  pt->loop = loop;
+  pt->cbs = *cbs;
+  atomic_init(&pt->removed, false);
+  if (start_client(pt, ids, urls, n)) {
     free(pt);
     return NULL;
   }
   uv_async_init(loop, &pt->loop_async, on_loop_async);
   pt->loop_async.data = pt;
-  grpc_client_run_sync(pt->gc, init_io_async, pt);
   the_pt = pt;
   return pt;
+}
+
+int peer_set_peers(peer_transport_t *pt, const uint64_t *ids, char *const *urls, size_t n) {
+  stop_client(pt);
+  free_peers(pt->peers, pt->n);
+  pt->peers = NULL;
+  pt->n = 0;
+  return start_client(pt, ids, urls, n);
+}
+
+struct grpc_server *peer_server(peer_transport_t *pt) {
+  return pt->server;
+}
+
+int peer_call(char *const *urls, size_t n, const char *path, const uint8_t *req, size_t req_len,
+              uint8_t **resp, size_t *resp_len) {
+  return peer_call_status(urls, n, path, req, req_len, resp, resp_len, NULL, NULL, 0);
+}
+
+int peer_call_status(char *const *urls, size_t n, const char *path, const uint8_t *req, size_t req_len,
+                     uint8_t **resp, size_t *resp_len, int *status, char *msg, size_t msglen) {
+  char **eps = xcalloc(n ? n : 1, sizeof(char *));
+  for (size_t i = 0; i < n; i++) eps[i] = url_hostport(urls[i]);
+  grpc_client_config_t cfg = {.endpoints = (const char *const *)eps,
+                              .n_endpoints = n,
+                              .dial_timeout_ms = 1000,
+                              .max_recv_bytes = 4u << 20,
+                              .mem = {pt_malloc, pt_realloc, pt_free}};
+  grpc_client_t *gc;
+  int rc = grpc_client_new(&cfg, &gc);
+  for (size_t i = 0; i < n; i++) free(eps[i]);
+  free(eps);
+  if (rc) return rc;
+  rc = CETCD_EUNAVAILABLE;
+  for (size_t i = 0; i < n && rc == CETCD_EUNAVAILABLE; i++) {
+    grpc_unary_t u = {.path = path, .channel = (int)i, .timeout_ms = 5000, .req = req, .req_len = req_len};
+    if (grpc_client_unary(gc, &u) != 0) continue; /* not reachable: try the next */
+    if (u.status != 0) {
+      LOGW("msg=\"peer call failed\" path=%s peer=%s error=\"%s\"", path, urls[i], u.message);
+      if (status) *status = u.status;
+      if (msg && msglen) snprintf(msg, msglen, "%s", u.message);
+      free(u.resp);
+      rc = CETCD_EGRPC;
+      break;
+    }
+    *resp = u.resp;
+    *resp_len = u.resp_len;
+    rc = 0;
+  }
+  grpc_client_free(gc);
+  return rc;
 }
 
 int peer_listen(peer_transport_t *pt, char *const *urls, size_t n) {
@@ -285,8 +375,6 @@ void peer_send_kind(peer_transport_t *pt, uint64_t to, peer_kind_t kind, const u
 
 void peer_flush(peer_transport_t *pt) { uv_async_send(&pt->io_async); }
 
-grpc_server_t *peer_server(peer_transport_t *pt) { return pt->server; }
-
 const char *peer_address(peer_transport_t *pt, uint64_t id) {
   for (size_t i = 0; i < pt->n; i++)
     if (pt->peers[i].id == id) return grpc_client_endpoint(pt->gc, (size_t)pt->peers[i].channel);
@@ -296,16 +384,7 @@ const char *peer_address(peer_transport_t *pt, uint64_t id) {
 /* Frees the transport once its loop handle closed. */
 static void on_loop_async_closed(uv_handle_t *h) {
   peer_transport_t *pt = h->data;
-  for (size_t i = 0; i < pt->n; i++) {
-    peer_msg_t *m = pt->peers[i].head;
-    while (m) {
-      peer_msg_t *next = m->next;
-      free(m);
-      m = next;
-    }
-    pthread_mutex_destroy(&pt->peers[i].mu);
-  }
-  free(pt->peers);
+  free_peers(pt->peers, pt->n);
   free(pt);
 }
 
@@ -315,8 +394,7 @@ static void peer_server_closed(void *arg) { grpc_server_free(arg); }
 void peer_free(peer_transport_t *pt) {
   if (!pt) return;
   the_pt = NULL;
-  grpc_client_run_sync(pt->gc, fini_io_async, pt);
-  grpc_client_free(pt->gc);
+  stop_client(pt);
   if (pt->server) grpc_server_shutdown(pt->server, 0, peer_server_closed, pt->server);
   uv_close((uv_handle_t *)&pt->loop_async, on_loop_async_closed);
 }

@@ -23,13 +23,21 @@ typedef struct peer_transport peer_transport_t;
 /* What a message is: each kind has its own stream (and gRPC method) per peer. */
 typedef enum peer_kind { PEER_RAFT = 0, PEER_LEASE = 1, PEER_N_KINDS } peer_kind_t;
 
-/* Loop-thread callbacks: one encoded raft message arrived (borrowed during the call), a
- * lease message arrived (a decoded Cetcdraftpb__LeaseForward, borrowed during the call),
- * or the stream to peer id broke (messages to it may have been lost). */
+/* The status message a member gets when it sends to a cluster that removed it (etcd's
+ * rafthttp errMemberRemoved). */
+#define PEER_REMOVED_MESSAGE "the member has been permanently removed from the cluster"
+
+/* Loop-thread callbacks: one encoded raft message arrived (borrowed during the call; a
+ * nonzero return means its sender was removed from the cluster: its stream is ended with
+ * PEER_REMOVED_MESSAGE), a lease message arrived (a decoded Cetcdraftpb__LeaseForward,
+ * borrowed during the call), the stream to peer id broke (messages to it may have been
+ * lost), or a peer ended our stream because this member was removed (on_removed, may be
+ * NULL). */
 typedef struct peer_cbs {
-  void (*on_message)(void *ctx, const uint8_t *data, size_t len);
+  int (*on_message)(void *ctx, const uint8_t *data, size_t len);
   void (*on_lease)(void *ctx, const ProtobufCMessage *msg);
   void (*on_unreachable)(void *ctx, uint64_t id);
+  void (*on_removed)(void *ctx);
   void *ctx;
 } peer_cbs_t;
 
@@ -45,10 +53,23 @@ void peer_send(peer_transport_t *pt, uint64_t to, const uint8_t *data, size_t le
 void peer_send_kind(peer_transport_t *pt, uint64_t to, peer_kind_t kind, const uint8_t *data, size_t len);
 /* Wakes the sender to ship everything queued. Loop thread. */
 void peer_flush(peer_transport_t *pt);
-/* The peer server (after peer_listen), for more methods such as snapshot transfer. */
+/* Replaces the set of peers (membership changed): ids[i] at urls[i]. Messages still
+ * queued for the old set are dropped (raft resends). Returns 0 or a negative code. */
+int peer_set_peers(peer_transport_t *pt, const uint64_t *ids, char *const *urls, size_t n);
+/* The gRPC server on the peer port (after peer_listen), for more methods such as snapshot
+ * transfer and the Cluster methods (borrowed). */
 struct grpc_server *peer_server(peer_transport_t *pt);
 /* "host:port" of peer id (borrowed from the transport), or NULL if it is unknown. */
 const char *peer_address(peer_transport_t *pt, uint64_t id);
+/* A blocking unary call to the first of urls (peer URLs) that answers: path, encoded
+ * request req. On success *resp (owned, free()) holds the response. Any thread but a
+ * transport's I/O thread. Returns 0, CETCD_EUNAVAILABLE (nobody answered) or CETCD_EGRPC
+ * (an error status: *status and msg, msglen bytes, get it; status/msg may be NULL). */
+int peer_call_status(char *const *urls, size_t n, const char *path, const uint8_t *req, size_t req_len,
+                     uint8_t **resp, size_t *resp_len, int *status, char *msg, size_t msglen);
+/* peer_call_status without the status. */
+int peer_call(char *const *urls, size_t n, const char *path, const uint8_t *req, size_t req_len,
+              uint8_t **resp, size_t *resp_len);
 /* Stops listening and sending and frees the transport. Loop thread. */
 void peer_free(peer_transport_t *pt);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "cetcd/errors.h"
@@ -20,6 +21,7 @@
 #include "server/peer_snapshot.h"
 #include "server/raft_ship.h"
 #include "server/raft_snapshot.h"
+#include "server/reconfig.h"
 #include "wal/wal.h"
 
 typedef struct rn_prop {
@@ -54,12 +56,27 @@ typedef struct rn_read {
   uint64_t next_ask;
 } rn_read_t;
 
+/* The one membership change this member proposed and waits for. */
+typedef struct rn_conf_wait {
+  bool active;
+  uint64_t node_id;
+  raft_cc_type_t type;
+  void (*cb)(void *ctx, int err);
+  void *ctx;
+  uint64_t deadline;
+} rn_conf_wait_t;
+
 struct raft_node {
   server_t *srv;
   raft_t *raft;
   ids_cluster_t cluster;
   uint64_t *voters;
   size_t n_voters;
+  uint64_t *learners;
+  size_t n_learners;
+  rn_conf_wait_t conf_wait;
+  bool peers_dirty;  /* the membership changed: rebuild the peer table after this Ready */
+  bool self_removed; /* this member's removal was applied: stop */
   peer_transport_t *peers;
   lease_fwd_t *lease_fwd; /* keep-alives and TimeToLive answered by the leader's lessor */
   uv_timer_t tick;
@@ -124,7 +141,8 @@ int raft_node_create(server_t *srv, raft_node_t **out) {
 
 const ids_cluster_t *raft_node_cluster(raft_node_t *rn) { return &rn->cluster; }
 
-void raft_node_replay_entry(raft_node_t *rn, uint64_t index, uint64_t term, const uint8_t *data, size_t len) {
+void raft_node_replay_entry(raft_node_t *rn, uint64_t index, uint64_t term, raft_entry_type_t type,
+                            const uint8_t *data, size_t len) {
   /* a later leader may have overwritten a suffix: drop our entries from index on */
   while (rn->n_rents && rn->rents[rn->n_rents - 1].index >= index) {
     rn->n_rents--;
@@ -140,9 +158,8 @@ void raft_node_replay_entry(raft_node_t *rn, uint64_t index, uint64_t term, cons
   }
   uint8_t *copy = xmalloc(len ? len : 1);
   if (len) memcpy(copy, data, len);
-  /* entry type is not in the WAL record: conf changes are never proposed here */
   rn->rents[rn->n_rents++] =
-      (raft_entry_t){.term = term, .index = index, .type = RAFT_ENTRY_NORMAL, .data = copy, .len = len};
+      (raft_entry_t){.term = term, .index = index, .type = type, .data = copy, .len = len};
 }
 
 void raft_node_replay_hardstate(raft_node_t *rn, uint64_t term, uint64_t vote, uint64_t commit) {
@@ -161,8 +178,16 @@ static void prop_free(rn_prop_t *p) {
   free(p);
 }
 
+/* Answers the waiting membership change, if any. */
+static void conf_wait_done(raft_node_t *rn, int err) {
+  if (!rn->conf_wait.active) return;
+  rn->conf_wait.active = false;
+  rn->conf_wait.cb(rn->conf_wait.ctx, err);
+}
+
 /* Fails every waiting proposal and read with err. */
 static void fail_all(raft_node_t *rn, int err) {
+  conf_wait_done(rn, err);
   rn_prop_t *p = rn->props;
   rn->props = NULL;
   while (p) {
@@ -324,7 +349,7 @@ static void fail_unindexed_reads(raft_node_t *rn) {
 static void apply_committed(raft_node_t *rn, const raft_entry_t *ents, size_t n) {
   server_t *srv = rn->srv;
   rn_prop_t *done = NULL, **tail = &done;
-  bool any = false, promote = false;
+  bool any = false, promote = false, conf_applied = false;
   for (size_t i = 0; i < n; i++) {
     const raft_entry_t *e = &ents[i];
     if (e->index <= srv->applied_index) continue;
@@ -357,6 +382,14 @@ static void apply_committed(raft_node_t *rn, const raft_entry_t *ents, size_t n)
         arena_destroy(dec);
         free(dec);
       }
+    } else if (e->type == RAFT_ENTRY_CONF_CHANGE) {
+      arena_t a;
+      arena_init(&a);
+      raft_conf_change_t cc;
+      if (reconfig_apply_conf_change(srv, e->data, e->len, &a, &cc) == 0 && rn->conf_wait.active &&
+          rn->conf_wait.node_id == cc.node_id && rn->conf_wait.type == cc.type)
+        conf_applied = true;
+      arena_destroy(&a);
     }
     srv->applied_index = e->index;
   }
@@ -379,19 +412,17 @@ static void apply_committed(raft_node_t *rn, const raft_entry_t *ents, size_t n)
     prop_free(done);
     done = next;
   }
+  if (conf_applied) conf_wait_done(rn, 0);
 }
 
 /* ---- Ready loop --------------------------------------------------------------------- */
 
-/* Logs the lines etcd's tooling waits for, once a leader is known. */
+/* Once a leader is known: the capabilities line, and this member publishes itself. */
 static void announce(raft_node_t *rn) {
   server_t *srv = rn->srv;
   rn->announced = true;
   LOGI("msg=\"enabled capabilities for version\" cluster-version=%s", CETCD_CLUSTER_VERSION);
-  LOGI("msg=\"published local member to cluster through raft\" local-member-id=%016" PRIx64
-       " cluster-id=%016" PRIx64,
-       srv->member_id, srv->cluster_id);
-  LOGI("msg=\"ready to serve client requests\"");
+  reconfig_publish(srv); /* "published ..." and "ready ..." once its entry is applied here */
 }
 
 /* Leadership changes: leases expire only on the leader, whose lessor is promoted once it
@@ -428,6 +459,19 @@ static void send_snapshot(raft_node_t *rn, const raft_msg_t *m) {
     raft_report_snapshot(rn->raft, m->to, false);
 }
 
+/* Rebuilds the peer transport's table from the applied membership. */
+static void refresh_peers(raft_node_t *rn) {
+  rn->peers_dirty = false;
+  uint64_t *ids;
+  char **urls;
+  size_t n;
+  reconfig_peers(rn->srv, &ids, &urls, &n);
+  if (peer_set_peers(rn->peers, ids, urls, n))
+    LOGE("msg=\"cannot update the peer transport\" member-id=%016" PRIx64, rn->srv->member_id);
+  free(ids);
+  free(urls);
+}
+
 /* Drains the Ready loop: persist, sync, send, apply, advance. */
 static void rn_process(raft_node_t *rn) {
   if (rn->processing || !rn->raft || rn->stopped) return;
@@ -443,9 +487,12 @@ static void rn_process(raft_node_t *rn) {
     }
     if (rd.soft_changed) on_soft_state(rn, &rd.soft);
     int rc = rd.snapshot ? rsnap_persist_received(&rn->snaps, rd.snapshot, srv->wal, srv->applied_index) : 0;
-    for (size_t i = 0; i < rd.n_entries && !rc; i++)
-      rc = wal_append_entry(srv->wal, rd.entries[i].index, rd.entries[i].term, rd.entries[i].data,
-                            rd.entries[i].len);
+    for (size_t i = 0; i < rd.n_entries && !rc; i++) {
+      const raft_entry_t *e = &rd.entries[i];
+      rc = e->type == RAFT_ENTRY_CONF_CHANGE
+               ? wal_append_conf_entry(srv->wal, e->index, e->term, e->data, e->len)
+               : wal_append_entry(srv->wal, e->index, e->term, e->data, e->len);
+    }
     if (!rc && rd.hs_changed) rc = wal_append_hardstate(srv->wal, rd.hs.term, rd.hs.vote, rd.hs.commit);
     if (!rc && (rd.must_sync || rd.n_entries || rd.hs_changed)) rc = wal_sync_now(srv->wal);
     if (rc) {
@@ -482,6 +529,8 @@ static void rn_process(raft_node_t *rn) {
   }
   buf_free(&b);
   rn->processing = false;
+  if (rn->peers_dirty && !rn->stopped) refresh_peers(rn);
+  if (rn->self_removed) reconfig_removed(srv);
 }
 
 /* Asks raft for a read index for r. */
@@ -510,6 +559,7 @@ static void on_tick(uv_timer_t *t) {
     p->cb(p->ctx, &res);
     prop_free(p);
   }
+  if (rn->conf_wait.active && rn->conf_wait.deadline <= now) conf_wait_done(rn, CETCD_ETIMEOUT);
   rn_read_t **rp = &rn->reads;
   while (*rp) {
     rn_read_t *r = *rp;
@@ -525,18 +575,32 @@ static void on_tick(uv_timer_t *t) {
   rn_process(rn);
 }
 
-/* A raft message from a peer. */
-static void on_peer_message(void *ctx, const uint8_t *data, size_t len) {
+/* A raft message (or a health probe, type 0) from a peer. Returns 1 if its sender was
+ * removed from the cluster. */
+static int on_peer_message(void *ctx, const uint8_t *data, size_t len) {
   raft_node_t *rn = ctx;
-  if (!rn->raft || rn->stopped) return;
+  if (!rn->raft || rn->stopped) return 0;
   arena_t a;
   arena_init(&a);
   raft_msg_t m;
-  if (raft_msg_decode(data, len, &a, &m) == 0 && transient(raft_step(rn->raft, &m)) &&
-      m.type == RAFT_MSG_PROP)
-    hold_peer_prop(rn, data, len);
+  int removed = 0;
+  if (raft_msg_decode(data, len, &a, &m) == 0) {
+    removed = reconfig_heard(rn->srv, m.from);
+    if (!removed && transient(raft_step(rn->raft, &m)) && m.type == RAFT_MSG_PROP)
+      hold_peer_prop(rn, data, len);
+  } else {
+    Cetcdraftpb__Message *pm = cetcdraftpb__message__unpack(&a.pb, len, data);
+    if (pm && pm->type == 0 && pm->from) removed = reconfig_heard(rn->srv, pm->from);
+  }
   arena_destroy(&a);
   rn_process(rn);
+  return removed;
+}
+
+/* A peer said this member was removed from the cluster. */
+static void on_peer_removed(void *ctx) {
+  raft_node_t *rn = ctx;
+  if (!rn->stopped) reconfig_removed(rn->srv);
 }
 
 /* A lease message from a peer: a forwarded request (we may be the leader) or an answer. */
@@ -582,7 +646,12 @@ int raft_node_start(raft_node_t *rn) {
   server_t *srv = rn->srv;
   cetcd_config_t *cfg = srv->cfg;
   uint64_t applied = mvcc_consistent_index(srv->mvcc);
-  raft_snapshot_t snap = {.voters = rn->voters, .n_voters = rn->n_voters};
+  if (srv->members) { /* the applied membership, not --initial-cluster */
+    free(rn->voters);
+    reconfig_conf_state(srv, &rn->voters, &rn->n_voters, &rn->learners, &rn->n_learners);
+  }
+  raft_snapshot_t snap = {
+      .voters = rn->voters, .n_voters = rn->n_voters, .learners = rn->learners, .n_learners = rn->n_learners};
   raft_restore_t rs = {.hs = rn->rhs, .applied = applied};
   rn->snaps.member_id = srv->member_id;
   rsnap_meta_t meta = {0};
@@ -618,6 +687,8 @@ int raft_node_start(raft_node_t *rn) {
       .id = srv->member_id,
       .voters = rn->voters,
       .n_voters = rn->n_voters,
+      .learners = rn->learners,
+      .n_learners = rn->n_learners,
       .election_tick = (int)(cfg->election_timeout_ms / hb) > 1 ? (int)(cfg->election_timeout_ms / hb) : 10,
       .heartbeat_tick = 1,
       .pre_vote = true,
@@ -653,13 +724,17 @@ int raft_node_start(raft_node_t *rn) {
   /* request ids unique across members and restarts: member bits, then the start time */
   srv->next_request_id =
       (srv->member_id & 0xffff000000000000ULL) | ((uv_hrtime() / 1000000 & 0xffffffffffULL) << 8);
-  char **urls = xcalloc(rn->cluster.n_members, sizeof(char *));
-  for (size_t i = 0; i < rn->cluster.n_members; i++) urls[i] = rn->cluster.members[i].peer_urls[0];
+  uint64_t *ids;
+  char **urls;
+  size_t n_peers;
+  reconfig_peers(srv, &ids, &urls, &n_peers);
   peer_cbs_t cbs = {.on_message = on_peer_message,
                     .on_lease = on_peer_lease,
                     .on_unreachable = on_peer_unreachable,
+                    .on_removed = on_peer_removed,
                     .ctx = rn};
-  rn->peers = peer_new(srv->loop, rn->voters, urls, rn->n_voters, &cbs);
+  rn->peers = peer_new(srv->loop, ids, urls, n_peers, &cbs);
+  free(ids);
   free(urls);
   if (!rn->peers) return CETCD_EINVAL;
   int r = peer_listen(rn->peers, cfg->listen_peer_urls, cfg->n_listen_peer_urls);
@@ -670,6 +745,8 @@ int raft_node_start(raft_node_t *rn) {
       lease_forward_new(srv->member_id, srv->lessor, 5000 + 2 * (uint64_t)cfg->election_timeout_ms, hb, &env);
   rn->ship = rship_new(srv, rn, &rn->snaps);
   psnap_register(peer_server(rn->peers), rn->snaps.dir, rship_install, rn->ship);
+  /* a joining member reads the membership here; a follower forwards MemberPromote here */
+  grpc_server_add_methods(peer_server(rn->peers), api_cluster_methods, api_cluster_methods_len);
   uv_timer_init(srv->loop, &rn->tick);
   rn->tick.data = rn;
   rn->tick_open = true;
@@ -780,6 +857,7 @@ static void free_node(raft_node_t *rn) {
   free(rn->rents);
   free(rn->voters);
   rsnap_state_free(&rn->snaps);
+  free(rn->learners);
   ids_cluster_free(&rn->cluster);
   free(rn);
 }
@@ -817,3 +895,52 @@ void raft_node_stop(raft_node_t *rn) {
   fail_all(rn, CETCD_ESTOPPED);
   drop_held_msgs(rn);
 }
+
+/* ---- membership (server/reconfig.c) ------------------------------------------------ */
+
+void raft_node_propose_conf(raft_node_t *rn, const raft_conf_change_t *cc, void (*cb)(void *ctx, int err),
+                            void *ctx) {
+  if (rn->stopped || !rn->raft) {
+    cb(ctx, CETCD_ESTOPPED);
+    return;
+  }
+  if (rn->conf_wait.active) {
+    cb(ctx, CETCD_ECONFPENDING);
+    return;
+  }
+  int rc = raft_propose_conf_change(rn->raft, cc);
+  if (rc) {
+    cb(ctx, rc);
+    return;
+  }
+  rn->conf_wait = (rn_conf_wait_t){.active = true,
+                                   .node_id = cc->node_id,
+                                   .type = cc->type,
+                                   .cb = cb,
+                                   .ctx = ctx,
+                                   .deadline = uv_now(rn->srv->loop) + req_timeout(rn)};
+  rn_process(rn);
+}
+
+int raft_node_match(raft_node_t *rn, uint64_t id, uint64_t *match, uint64_t *lead_match) {
+  *match = *lead_match = 0;
+  if (!rn->raft) return CETCD_ENOTLEADER;
+  int rc = raft_progress_match(rn->raft, rn->srv->member_id, lead_match);
+  if (rc) return rc;
+  return raft_progress_match(rn->raft, id, match);
+}
+
+void raft_node_send_probe(raft_node_t *rn, uint64_t to) {
+  if (!rn->peers || rn->stopped) return;
+  Cetcdraftpb__Message m = CETCDRAFTPB__MESSAGE__INIT;
+  m.from = rn->srv->member_id;
+  m.to = to;
+  uint8_t buf[32];
+  size_t n = cetcdraftpb__message__pack(&m, buf);
+  peer_send(rn->peers, to, buf, n);
+  peer_flush(rn->peers);
+}
+
+void raft_node_peers_changed(raft_node_t *rn) { rn->peers_dirty = true; }
+
+void raft_node_self_removed(raft_node_t *rn) { rn->self_removed = true; }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "raft/raft.h"
 #include "server/ids.h"
 #include "server/server.h"
 
@@ -23,7 +24,8 @@ typedef void (*raft_node_read_cb)(void *ctx, int err);
  * leaves *out NULL (single-member path). Returns 0 or CETCD_EINVAL (logged). */
 int raft_node_create(server_t *srv, raft_node_t **out);
 /* WAL replay hooks (before raft_node_start): entries and hard states as read back. */
-void raft_node_replay_entry(raft_node_t *rn, uint64_t index, uint64_t term, const uint8_t *data, size_t len);
+void raft_node_replay_entry(raft_node_t *rn, uint64_t index, uint64_t term, raft_entry_type_t type,
+                            const uint8_t *data, size_t len);
 void raft_node_replay_hardstate(raft_node_t *rn, uint64_t term, uint64_t vote, uint64_t commit);
 /* Creates the raft core from what was replayed, listens for peers and starts ticking. The
  * readiness lines are logged once a leader is known. Returns 0 or a negative code. */
@@ -58,6 +60,23 @@ uint64_t raft_node_transferee(raft_node_t *rn);
 uint64_t raft_node_best_transferee(raft_node_t *rn);
 /* The initial cluster (member names, peer URLs, ids). */
 const ids_cluster_t *raft_node_cluster(raft_node_t *rn);
+/* ---- membership (used by server/reconfig.c) ---- */
+
+/* Proposes a membership change; cb runs once it is applied here (0), or failed (raft's
+ * codes, CETCD_ECONFPENDING while this member waits for another, CETCD_ETIMEOUT). cc and
+ * its context are borrowed for the call. */
+void raft_node_propose_conf(raft_node_t *rn, const raft_conf_change_t *cc, void (*cb)(void *ctx, int err),
+                            void *ctx);
+/* On the leader: the match index of member id and of the leader itself. Returns 0,
+ * CETCD_ENOTLEADER, or CETCD_EINVAL (raft does not know id). */
+int raft_node_match(raft_node_t *rn, uint64_t id, uint64_t *match, uint64_t *lead_match);
+/* Sends a health probe (a raft message of type 0, never stepped) to peer `to`. */
+void raft_node_send_probe(raft_node_t *rn, uint64_t to);
+/* The membership changed: the peer transport is rebuilt after the current Ready. */
+void raft_node_peers_changed(raft_node_t *rn);
+/* This member's removal was applied: it stops after the current Ready. */
+void raft_node_self_removed(raft_node_t *rn);
+
 /* Stops ticking and the peer transport and fails what waits. */
 void raft_node_stop(raft_node_t *rn);
 /* Stops the node if needed and frees it (the memory goes once its timer handle has closed,

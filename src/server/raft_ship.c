@@ -18,6 +18,7 @@
 #include "mvcc/mvcc.h"
 #include "server/alarm.h"
 #include "server/peer_snapshot.h"
+#include "server/reconfig.h"
 #include "watch/watch.h"
 
 typedef struct rship_job {
@@ -171,8 +172,7 @@ static void reload_from_backend(server_t *srv, int64_t old_rev) {
   }
   watch_hub_restore(srv->watch, old_rev);
   srv->applied_index = mvcc_consistent_index(srv->mvcc);
-  /* Membership: the members bucket came with the snapshot; a membership cache, once the
-   * server has one, is reloaded here. */
+  reconfig_reload(srv); /* the members buckets came with the snapshot */
 }
 
 /* Raft will restore the snapshot at index: swaps the image in, unless our backend is ahead

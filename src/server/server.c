@@ -24,6 +24,7 @@
 #include "server/metrics.h"
 #include "server/quota.h"
 #include "server/raft_node.h"
+#include "server/reconfig.h"
 #include "server/ids.h"
 #include "lease/lease.h"
 #include "server/urls.h"
@@ -52,7 +53,7 @@ typedef struct replay_ctx {
 static int replay_entry(void *ctx, uint64_t index, uint64_t term, const uint8_t *data, size_t len) {
   replay_ctx_t *rc = ctx;
   if (rc->srv->rn) { /* clustered: raft decides what is committed */
-    raft_node_replay_entry(rc->srv->rn, index, term, data, len);
+    raft_node_replay_entry(rc->srv->rn, index, term, RAFT_ENTRY_NORMAL, data, len);
     return 0;
   }
   if (term > rc->last_term) rc->last_term = term;
@@ -60,6 +61,13 @@ static int replay_entry(void *ctx, uint64_t index, uint64_t term, const uint8_t 
   if (index <= rc->consistent_index) return 0;
   server_replay_entry(rc->srv, index, data, len);
   rc->replayed++;
+  return 0;
+}
+
+/* A raft membership change entry (clustered members only; raft applies it). */
+static int replay_conf_entry(void *ctx, uint64_t index, uint64_t term, const uint8_t *data, size_t len) {
+  replay_ctx_t *rc = ctx;
+  if (rc->srv->rn) raft_node_replay_entry(rc->srv->rn, index, term, RAFT_ENTRY_CONF_CHANGE, data, len);
   return 0;
 }
 
@@ -253,7 +261,8 @@ static int open_storage(server_t *srv) {
   }
   replay_ctx_t rctx = {.srv = srv, .consistent_index = mvcc_consistent_index(srv->mvcc)};
   srv->last_index = srv->applied_index = rctx.consistent_index;
-  wal_replay_t cbs = {.entry = replay_entry, .hardstate = replay_hardstate, .ctx = &rctx};
+  wal_replay_t cbs = {
+      .entry = replay_entry, .conf_entry = replay_conf_entry, .hardstate = replay_hardstate, .ctx = &rctx};
   const char *seg_env = getenv("CETCD_TEST_WAL_SEGMENT_BYTES"); /* tests only: small segments */
   wal_options_t wo = {.segment_size = seg_env ? strtoull(seg_env, NULL, 10) : 0,
                       .loop = srv->loop,
@@ -342,7 +351,9 @@ int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
   int rc = raft_node_create(srv, &srv->rn);
   if (rc) return rc;
   if ((rc = open_storage(srv))) return rc;
+  if (srv->rn && (rc = reconfig_join(srv))) return rc; /* --initial-cluster-state existing */
   if ((rc = load_identity(srv))) return rc;
+  if (srv->rn && (rc = reconfig_open(srv))) return rc;
   LOGI("msg=\"starting member\" member-id=%016" PRIx64 " cluster-id=%016" PRIx64 " term=%" PRIu64
        " applied-index=%" PRIu64 " revision=%" PRId64,
        srv->member_id, srv->cluster_id, srv->term, srv->applied_index, mvcc_rev(srv->mvcc));
@@ -390,6 +401,7 @@ static void close_storage(server_t *srv) {
   srv->watch = NULL;
   alarm_store_free(srv->alarms);
   srv->alarms = NULL;
+  reconfig_close(srv); /* the membership reads and writes the backend */
   mvcc_close(srv->mvcc);
   srv->mvcc = NULL;
   lease_free(srv->lessor);

@@ -22,6 +22,8 @@ typedef struct lessor lessor_t;
 typedef struct alarm_store alarm_store_t;
 typedef struct compactor compactor_t;
 typedef struct raft_node raft_node_t;
+typedef struct membership membership_t;
+struct reconfig;
 
 /* The result of applying one log entry, handed to the proposer's callback. Exactly one of
  * the response pointers is set (matching the request) when err == 0. Responses live in the
@@ -82,6 +84,8 @@ typedef struct server {
   bool close_pending; /* shutdown waits for the running backend sync */
   uint64_t sync_index; /* consistent index covered by the running sync */
   raft_node_t *rn;     /* the Raft path (server/raft_node.c) when clustered, else NULL */
+  membership_t *members;     /* the applied membership (server/membership.c), clustered only */
+  struct reconfig *reconfig; /* membership changes, publish, peer health (server/reconfig.c) */
 } server_t;
 
 /* The process's server (NULL before server_start). */

@@ -227,12 +227,13 @@ static int finish_append(wal_t *w) {
   return 0;
 }
 
-int wal_append_entry(wal_t *w, uint64_t index, uint64_t term, const void *data, size_t len) {
+/* Appends an ENTRY or CONF_ENTRY record (see wal_append_entry). */
+static int append_entry(wal_t *w, int type, uint64_t index, uint64_t term, const void *data, size_t len) {
   if (len > WAL_MAX_ENTRY_SIZE) return CETCD_ETOOLARGE;
   uint8_t pre[WAL_HDR_SIZE + 16], fixed[16];
   wal_put_u64(fixed, index);
   wal_put_u64(fixed + 8, term);
-  wal_record_prefix(pre, WAL_REC_ENTRY, fixed, 16, data, len); /* CRC outside the lock */
+  wal_record_prefix(pre, type, fixed, 16, data, len); /* CRC outside the lock */
   wal_batch_t *b;
   int rc = append(w, pre, sizeof(pre), data, len, &b);
   if (rc) return rc;
@@ -241,6 +242,14 @@ int wal_append_entry(wal_t *w, uint64_t index, uint64_t term, const void *data, 
   b->entries++;
   b->last_index = index;
   return finish_append(w);
+}
+
+int wal_append_entry(wal_t *w, uint64_t index, uint64_t term, const void *data, size_t len) {
+  return append_entry(w, WAL_REC_ENTRY, index, term, data, len);
+}
+
+int wal_append_conf_entry(wal_t *w, uint64_t index, uint64_t term, const void *data, size_t len) {
+  return append_entry(w, WAL_REC_CONF_ENTRY, index, term, data, len);
 }
 
 int wal_append_hardstate(wal_t *w, uint64_t term, uint64_t vote, uint64_t commit) {

@@ -71,6 +71,7 @@ typedef struct wal_options {
  * them are valid only during the call. */
 typedef struct wal_replay {
   int (*entry)(void *ctx, uint64_t index, uint64_t term, const uint8_t *data, size_t len);
+  int (*conf_entry)(void *ctx, uint64_t index, uint64_t term, const uint8_t *data, size_t len);
   int (*hardstate)(void *ctx, uint64_t term, uint64_t vote, uint64_t commit);
   int (*snapshot)(void *ctx, uint64_t index, uint64_t term);
   void *ctx;
@@ -94,6 +95,10 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
  * Returns 0; CETCD_ETOOLARGE if len > WAL_MAX_ENTRY_SIZE; or the writer's error if the
  * WAL has failed (the entry is then not logged). */
 int wal_append_entry(wal_t *w, uint64_t index, uint64_t term, const void *data, size_t len);
+
+/* wal_append_entry for a raft membership change entry: replayed through
+ * wal_replay_t.conf_entry (or .entry when that is NULL). */
+int wal_append_conf_entry(wal_t *w, uint64_t index, uint64_t term, const void *data, size_t len);
 
 /* Appends a HARDSTATE record (Raft term, vote, commit). Durable together with the
  * entries appended before it. Returns 0 or the writer's error. */

@@ -13,6 +13,7 @@
  *   ..   pad   zero bytes up to the next multiple of 8
  *
  * Payloads:  ENTRY     index u64, term u64, data (len - 16 bytes)
+ *            CONF_ENTRY the same, for a raft membership change entry
  *            HARDSTATE term u64, vote u64, commit u64
  *            SNAPSHOT  index u64, term u64
  *            BATCH     file offset u64 of this record, byte count u64 of the records
@@ -59,7 +60,13 @@
  * disk the writer thread keeps reads and other work going during the sync. */
 #define WAL_INLINE_MAX_SYNC_US 1000.0
 
-enum wal_rec_type { WAL_REC_ENTRY = 1, WAL_REC_HARDSTATE = 2, WAL_REC_SNAPSHOT = 3, WAL_REC_BATCH = 4 };
+enum wal_rec_type {
+  WAL_REC_ENTRY = 1,
+  WAL_REC_HARDSTATE = 2,
+  WAL_REC_SNAPSHOT = 3,
+  WAL_REC_BATCH = 4,
+  WAL_REC_CONF_ENTRY = 5 /* an ENTRY whose data is a raft membership change */
+};
 
 /* Results of wal_record_decode. */
 enum wal_dec { WAL_DEC_OK = 0, WAL_DEC_SHORT = 1, WAL_DEC_BADHDR = 2, WAL_DEC_BADCRC = 3 };

@@ -59,12 +59,15 @@ static uint64_t first_nonzero(const uint8_t *p, uint64_t size, uint64_t from) {
 static int deliver(const wal_record_t *r, wal_seg_t *s, const wal_replay_t *cb, wal_replay_result_t *res) {
   const uint8_t *pl = r->payload;
   switch (r->type) {
-    case WAL_REC_ENTRY: {
+    case WAL_REC_ENTRY:
+    case WAL_REC_CONF_ENTRY: {
       uint64_t index = wal_get_u64(pl), term = wal_get_u64(pl + 8);
       if (!s->has_entries || index > s->max_index) s->max_index = index;
       s->has_entries = true;
       res->has_index = true;
       res->last_index = index;
+      if (r->type == WAL_REC_CONF_ENTRY && cb && cb->conf_entry)
+        return cb->conf_entry(cb->ctx, index, term, pl + 16, r->len - 16);
       return cb && cb->entry ? cb->entry(cb->ctx, index, term, pl + 16, r->len - 16) : 0;
     }
     case WAL_REC_HARDSTATE:

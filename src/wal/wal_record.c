@@ -34,6 +34,7 @@ size_t wal_record_encode(uint8_t *out, int type, const uint8_t *fixed, size_t nf
 static bool len_ok(int type, uint32_t len) {
   switch (type) {
     case WAL_REC_ENTRY:
+    case WAL_REC_CONF_ENTRY:
       return len >= 16 && len <= WAL_MAX_PAYLOAD;
     case WAL_REC_HARDSTATE:
       return len == 24;

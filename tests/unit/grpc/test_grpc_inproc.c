@@ -167,7 +167,8 @@ static void test_unary_and_cancel(void **state) {
 
 /* Gate: refuses calls whose metadata has "hasleader" (a stand-in for "no leader now"). */
 static int gate_calls;
-static int refuse_hasleader(grpc_call_t *call, const char **message) {
+static int refuse_hasleader(grpc_call_t *call, const ProtobufCMessage *msg, const char **message) {
+  (void)msg;
   gate_calls++;
   if (!grpc_call_metadata(call, "hasleader")) return GRPC_OK;
   *message = "etcdserver: no leader";

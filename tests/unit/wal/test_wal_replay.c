@@ -389,6 +389,57 @@ static void test_overwrite_reported_in_order(void **state) {
   rm_tmpdir(dir);
 }
 
+/* Replay of a conf change entry: its own callback, or the entry callback when unset. */
+typedef struct typed {
+  char kinds[16]; /* 'e' entry, 'c' conf entry, in log order */
+  size_t n;
+} typed_t;
+
+static int typed_entry(void *ctx, uint64_t index, uint64_t term, const uint8_t *data, size_t len) {
+  typed_t *t = ctx;
+  (void)term, (void)data, (void)len;
+  assert_int_equal(index, t->n + 1);
+  t->kinds[t->n++] = 'e';
+  return 0;
+}
+
+static int typed_conf(void *ctx, uint64_t index, uint64_t term, const uint8_t *data, size_t len) {
+  typed_t *t = ctx;
+  (void)term;
+  assert_int_equal(index, t->n + 1);
+  assert_int_equal(len, 2);
+  assert_memory_equal(data, "cc", 2);
+  t->kinds[t->n++] = 'c';
+  return 0;
+}
+
+static void test_conf_entries_keep_their_type(void **state) {
+  (void)state;
+  char *dir = make_tmpdir();
+  coll_t c = {0};
+  wal_t *w = open_ok(dir, SMALL_SEG, &c);
+  assert_int_equal(wal_append_entry(w, 1, 1, "a", 1), 0);
+  assert_int_equal(wal_append_conf_entry(w, 2, 1, "cc", 2), 0);
+  assert_int_equal(wal_append_entry(w, 3, 1, "b", 1), 0);
+  assert_int_equal(wal_sync_now(w), 0);
+  assert_int_equal(wal_durable_index(w), 3);
+  assert_int_equal(wal_close(w), 0);
+  typed_t t = {0};
+  wal_replay_t r = {.entry = typed_entry, .conf_entry = typed_conf, .ctx = &t};
+  wal_options_t o = {.segment_size = SMALL_SEG};
+  assert_int_equal(wal_open(dir, &o, &r, &w), 0);
+  assert_int_equal(t.n, 3);
+  assert_memory_equal(t.kinds, "ece", 3);
+  assert_int_equal(wal_close(w), 0);
+  w = open_ok(dir, SMALL_SEG, &c); /* no conf_entry callback: delivered as an entry */
+  assert_int_equal(c.n, 3);
+  assert_int_equal(c.e[1].index, 2);
+  assert_memory_equal(c.e[1].data, "cc", 2);
+  assert_int_equal(wal_close(w), 0);
+  coll_free(&c);
+  rm_tmpdir(dir);
+}
+
 static void test_release_before(void **state) {
   (void)state;
   char *dir = make_tmpdir();
@@ -479,6 +530,7 @@ int main(void) {
       cmocka_unit_test(test_hole_in_last_batch_is_torn),
       cmocka_unit_test(test_hardstate_and_snapshot),
       cmocka_unit_test(test_overwrite_reported_in_order),
+      cmocka_unit_test(test_conf_entries_keep_their_type),
       cmocka_unit_test(test_release_before),
       cmocka_unit_test(test_open_errors),
   };

@@ -1,0 +1,223 @@
+"""Cluster membership, side by side with real etcd (issue 7, items 2 and 3).
+
+Each scenario runs on a 3-member cetcd cluster and a 3-member etcd cluster; etcdctl's output
+is masked (ids, ports) and compared. Member ids depend on the ports, so etcd's id order is
+checked on each cluster and rows are compared in name order where ids decide the order.
+- test_1_member_list: every member publishes its name and client URLs through raft; member
+  list on any member shows every member (simple, json, table), ordered by id.
+- test_2_runtime_membership: MemberAdd (voter and learner), a learner started with
+  --initial-cluster-state existing catches up, serves serializable reads and Status and
+  refuses writes and linearizable reads, is promoted; MemberRemove (the removed member
+  stops by itself with etcd's log line); MemberUpdate; every error string: Peer URLs
+  already exists, too many learners, learner not in sync, not a learner, member not found
+  (unknown and removed ids), unhealthy cluster (strict reconfiguration check); the
+  membership survives a restart.
+Every wait is bounded."""
+
+import json
+import os
+import re
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster_harness as ch  # noqa: E402
+import harness  # noqa: E402
+
+HEALTH_WAIT = 6.0  # etcd accepts a reconfiguration once every peer was connected for 5 s
+
+
+def normalize(text):
+    """Masked text with run-specific orders and widths removed: repeated lines collapsed
+    (etcdctl's retries), the members of ETCD_INITIAL_CLUSTER sorted, id padding dropped."""
+    out = []
+    for line in harness.mask(text).splitlines():
+        line = re.sub(r" +<HEXID>", " <HEXID>", line)  # etcdctl pads ids to 16 columns (%16x)
+        m = re.match(r'^(ETCD_INITIAL_CLUSTER=")(.*)(")$', line)
+        if m:
+            line = m.group(1) + ",".join(sorted(m.group(2).split(","))) + m.group(3)
+        if not out or out[-1] != line:
+            out.append(line)
+    return "\n".join(out)
+
+
+def rows_by_name(text):
+    """Masked `member list` rows (simple or table) sorted: the id order differs per run."""
+    return "\n".join(sorted(normalize(text).splitlines()))
+
+
+def ids_sorted(r):
+    """True if `member list -w json` lists members in increasing id order (etcd's order)."""
+    ids = [m["ID"] for m in json.loads(r.out)["members"]]
+    return ids == sorted(ids)
+
+
+class Scenario:
+    """One cluster's transcript: etcdctl commands and their masked results."""
+
+    def __init__(self, cluster):
+        self.c = cluster
+        self.lines = []
+        self.roles = {}  # member name -> role name, once roles depend on who leads
+
+    def ctl(self, label, endpoints, *args, rows=False, timeout=30):
+        r = harness.etcdctl(endpoints, *args, timeout=timeout)
+        out = r.out
+        for name, role in self.roles.items():
+            out = out.replace(" %s," % name, " %s," % role)
+        body = rows_by_name(out) if rows else normalize(out)
+        self.lines.append("$ %s\nrc=%d\n%s\n%s" % (label, r.rc, body, normalize(r.err)))
+        return r
+
+    def note(self, label, value):
+        self.lines.append("# %s: %s" % (label, value))
+
+    def text(self):
+        return "\n".join(self.lines) + "\n"
+
+
+def wait_stopped(server, timeout=15.0):
+    """Waits for a process to exit by itself; returns its exit code or None."""
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / 0.1) + 1):
+        if not server.running():
+            return server.proc.returncode
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    return None
+
+
+class MembershipTest(unittest.TestCase):
+    def list_scenario(self, binary):
+        s = []
+        with ch.Cluster(binary, 3) as c:
+            c.start()
+            by_name = {m.name: m for m in c.members}
+            for m in c.members:
+                for fmt in ("simple", "table"):
+                    r = harness.etcdctl([m.endpoint], "member", "list", "-w", fmt)
+                    s.append("%s %s rc=%d\n%s" % (m.name, fmt, r.rc, rows_by_name(r.out)))
+                r = harness.etcdctl([m.endpoint], "member", "list", "-w", "json")
+                self.assertEqual(r.rc, 0, r.err)
+                self.assertTrue(ids_sorted(r), "%s: members not in id order: %s" % (c.label, r.out))
+                doc = json.loads(r.out)
+                for mm in doc["members"]:  # the real URLs, before masking
+                    own = by_name[mm["name"]]
+                    self.assertEqual(mm["peerURLs"], [own.peer_url], c.label)
+                    self.assertEqual(mm["clientURLs"], [own.client_url], c.label)
+                    self.assertEqual(mm["ID"], own.id, c.label)
+                members = sorted(({k: "<ID>" if k == "ID" else harness.mask(str(v)) for k, v in mm.items()}
+                                  for mm in doc["members"]), key=lambda x: x["name"])
+                s.append("%s json header=%s members=%s" % (m.name, sorted(doc["header"]), members))
+            if not c.is_etcd:  # the published line is logged once, when the entry is applied
+                for m in c.members:
+                    log = m.log_tail(400)
+                    self.assertEqual(log.count("published local member to cluster through raft"), 1, log)
+                    self.assertLess(log.index("published local member"), log.index("ready to serve client"))
+        return "\n".join(s) + "\n"
+
+    def test_1_member_list(self):
+        want = self.list_scenario(harness.ETCD_BIN)
+        got = self.list_scenario(harness.server_bin())
+        harness.assert_same(self, want, got, "etcd", "cetcd")
+
+    def runtime_scenario(self, binary):
+        with ch.Cluster(binary, 3) as c:
+            c.start()
+            s = Scenario(c)
+            m0, m1 = c.members[:2]
+            all_eps = [m.endpoint for m in c.members]
+            time.sleep(HEALTH_WAIT)
+            learner = ch.Member(c, "m3", binary)
+            learner.state = "existing"
+            learner.initial_cluster = ch.Cluster.initial_cluster_string(c.members + [learner])
+            try:
+                s.ctl("add: peer URL of m1", all_eps, "member", "add", "mx", "--peer-urls", m1.peer_url)
+                r = s.ctl("add learner m3", all_eps, "member", "add", "m3", "--learner", "--peer-urls",
+                          learner.peer_url)
+                self.assertEqual(r.rc, 0, "%s: %s" % (c.label, r.err))
+                s.ctl("add a second learner", all_eps, "member", "add", "m4", "--learner", "--peer-urls",
+                      "http://127.0.0.1:1")
+                doc = json.loads(harness.etcdctl(all_eps, "member", "list", "-w", "json").out)
+                lid = [mm["ID"] for mm in doc["members"] if mm.get("isLearner")]
+                self.assertEqual(len(lid), 1, doc)
+                lhex = "%x" % lid[0]
+                s.ctl("list with an unstarted learner", all_eps, "member", "list", rows=True)
+                s.ctl("promote a learner that is not started", [m0.endpoint], "member", "promote", lhex)
+
+                learner.start()
+                s.ctl("learner: put", [learner.endpoint], "put", "k", "v", timeout=60)
+                self.assertEqual(harness.etcdctl(all_eps, "put", "k", "v").rc, 0)
+                ok = ch.until(lambda: harness.etcdctl([learner.endpoint], "get", "k", "--consistency=s",
+                                                      "--print-value-only").out.strip() == "v")
+                s.note("learner caught up (serializable read sees the write)", bool(ok))
+                s.ctl("learner: serializable get", [learner.endpoint], "get", "k", "--consistency=s")
+                s.ctl("learner: linearizable get", [learner.endpoint], "get", "k", timeout=60)
+                r = harness.etcdctl([learner.endpoint], "endpoint", "status", "-w", "json")
+                s.note("learner: status isLearner", r.rc == 0 and json.loads(r.out)[0]["Status"].get("isLearner"))
+
+                # a follower forwards the promotion to the leader (only it knows the learner's log)
+                lead = ch.until(lambda: c.leader(c.members))
+                self.assertIsNotNone(lead, c.label)
+                follower = [m for m in c.members if m is not lead][0]
+
+                def promote():
+                    r = harness.etcdctl([follower.endpoint], "member", "promote", lhex)
+                    return r if r.rc == 0 or "in sync" not in r.err else None
+                r = ch.until(promote, timeout=20, step=0.5)
+                self.assertIsNotNone(r, c.label)
+                s.lines.append("$ promote once caught up\nrc=%d\n%s" % (r.rc, normalize(r.out)))
+                s.ctl("promote again", [m0.endpoint], "member", "promote", lhex)
+                s.ctl("promote an unknown id", [m0.endpoint], "member", "promote", "1234")
+                s.ctl("list after promote", [learner.endpoint], "member", "list", rows=True)
+
+                # roles by leadership, so both clusters see the same thing: requests go to
+                # the leader, a follower is removed, the other follower goes down
+                victim, down = [m for m in c.members if m is not lead]
+                s.roles = {lead.name: "lead", victim.name: "removed", down.name: "down"}
+                s.ctl("remove an unknown id", [lead.endpoint], "member", "remove", "1234")
+                s.ctl("remove a follower", [lead.endpoint], "member", "remove", "%x" % victim.id)
+                rc = wait_stopped(victim)
+                s.note("the removed member stopped by itself", rc is not None)
+                s.note("its exit code", rc)
+                s.note("it logged its removal",
+                       "the member has been permanently removed from the cluster" in victim.log_tail(200))
+                s.ctl("remove it again", [lead.endpoint], "member", "remove", "%x" % victim.id)
+                s.ctl("list after remove", [lead.endpoint], "member", "list", rows=True)
+
+                s.ctl("update a member to m3's peer URL", [lead.endpoint], "member", "update", "%x" % down.id,
+                      "--peer-urls", learner.peer_url)
+                s.ctl("update a member to its own peer URL", [lead.endpoint], "member", "update",
+                      "%x" % down.id, "--peer-urls", down.peer_url)
+                s.ctl("update the removed member", [lead.endpoint], "member", "update", "%x" % victim.id,
+                      "--peer-urls", victim.peer_url)
+
+                time.sleep(HEALTH_WAIT)  # m3 has been connected for the health interval
+                down.kill9()
+                time.sleep(3.0)  # the others notice it is gone
+                s.ctl("remove m3 while a member is down", [lead.endpoint], "member", "remove", lhex)
+                s.ctl("add a voter while a member is down", [lead.endpoint], "member", "add", "m5",
+                      "--peer-urls", "http://127.0.0.1:2")
+                down.start()
+                lead.restart()
+                learner.restart()  # a member that joined restarts from its own data
+                s.ctl("list after restarts", [lead.endpoint], "member", "list", rows=True)
+                s.ctl("list on the joined member", [learner.endpoint], "member", "list", rows=True)
+                self.assertTrue(ch.until(lambda: harness.etcdctl([lead.endpoint, down.endpoint], "put", "k2",
+                                                                 "v").rc == 0), c.label)
+                return s.text()
+            finally:
+                learner.close()
+
+    def test_2_runtime_membership(self):
+        want = self.runtime_scenario(harness.ETCD_BIN)
+        got = self.runtime_scenario(harness.server_bin())
+        if os.environ.get("CETCD_TEST_VERBOSE"):
+            print(got)
+        harness.assert_same(self, want, got, "etcd", "cetcd")
+
+
+if __name__ == "__main__":
+    harness.run_tests()
