@@ -32,6 +32,12 @@ CETCD_EXPORT int cetcd_status(cetcd_client_t *client, const char *endpoint, cetc
 /* Frees a status. NULL is a no-op. */
 CETCD_EXPORT void cetcd_status_free(cetcd_status_t *s);
 
+/* Asks endpoint (or the current connection), which must be the leader, to hand leadership
+ * to member target; returns once target leads. Returns 0 or the common codes (the server's
+ * "etcdserver: not leader" and "etcdserver: bad leader transferee" come as CETCD_EGRPC with
+ * the message in cetcd_client_last_error). */
+CETCD_EXPORT int cetcd_move_leader(cetcd_client_t *client, const char *endpoint, uint64_t target);
+
 /* One cluster member. Strings are NUL-terminated, owned by the member list. */
 typedef struct cetcd_member {
   uint64_t id;

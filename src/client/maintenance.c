@@ -78,6 +78,21 @@ int cetcd_status(cetcd_client_t *c, const char *endpoint, cetcd_status_t **out) 
   return 0;
 }
 
+int cetcd_move_leader(cetcd_client_t *c, const char *endpoint, uint64_t target) {
+  if (!c) return cc_error(CETCD_EINVAL, 0, NULL);
+  int ch;
+  int rc = cc_channel_for(c, endpoint, &ch);
+  if (rc) return rc;
+  Etcdserverpb__MoveLeaderRequest r = ETCDSERVERPB__MOVE_LEADER_REQUEST__INIT;
+  r.targetid = target;
+  ProtobufCMessage *m;
+  rc = cc_unary(c, MAINT_PATH("MoveLeader"), ch, &r.base, &etcdserverpb__move_leader_response__descriptor,
+                false, 0, &m);
+  if (rc) return rc;
+  protobuf_c_message_free_unpacked(m, &cc_pb_alloc);
+  return 0;
+}
+
 /* ---- members ---------------------------------------------------------------------------- */
 
 void cetcd_member_list_free(cetcd_member_list_t *l) {

@@ -106,7 +106,7 @@ struct ctl_cmd {
 
 extern const ctl_cmd_t ctl_cmd_get, ctl_cmd_put, ctl_cmd_del, ctl_cmd_txn, ctl_cmd_watch, ctl_cmd_lease,
     ctl_cmd_compaction, ctl_cmd_defrag, ctl_cmd_endpoint, ctl_cmd_alarm, ctl_cmd_member, ctl_cmd_snapshot,
-    ctl_cmd_churn, ctl_cmd_primary, ctl_cmd_lock, ctl_cmd_elect, ctl_cmd_version;
+    ctl_cmd_churn, ctl_cmd_primary, ctl_cmd_lock, ctl_cmd_elect, ctl_cmd_version, ctl_cmd_move_leader;
 
 /* ---- client and errors ---------------------------------------------------------------- */
 

@@ -244,12 +244,25 @@ static int apply_env(char *err, size_t errlen) {
 
 /* The top-level commands. */
 static const ctl_cmd_t *const g_cmds[] = {
-    &ctl_cmd_alarm,    &ctl_cmd_churn,    &ctl_cmd_compaction,
-    &ctl_cmd_defrag,   &ctl_cmd_del,      &ctl_cmd_elect,
-    &ctl_cmd_endpoint, &ctl_cmd_get,      &ctl_cmd_lease,
-    &ctl_cmd_lock,     &ctl_cmd_member,   &ctl_cmd_primary,
-    &ctl_cmd_put,      &ctl_cmd_snapshot, &ctl_cmd_txn,
-    &ctl_cmd_version,  &ctl_cmd_watch,    NULL,
+    &ctl_cmd_alarm,
+    &ctl_cmd_churn,
+    &ctl_cmd_compaction,
+    &ctl_cmd_defrag,
+    &ctl_cmd_del,
+    &ctl_cmd_elect,
+    &ctl_cmd_endpoint,
+    &ctl_cmd_get,
+    &ctl_cmd_lease,
+    &ctl_cmd_lock,
+    &ctl_cmd_member,
+    &ctl_cmd_move_leader,
+    &ctl_cmd_primary,
+    &ctl_cmd_put,
+    &ctl_cmd_snapshot,
+    &ctl_cmd_txn,
+    &ctl_cmd_version,
+    &ctl_cmd_watch,
+    NULL,
 };
 
 /* The "--name=default" part of a flag's usage line. */

@@ -1,8 +1,9 @@
 """Leadership transfers on 3-member clusters, cetcd and real etcd side by side.
 
-- MoveLeader through etcdctl: through a follower, to an unknown id, to the leader itself,
-  to a follower (it answers once the follower leads), through every endpoint; raw gRPC to a
-  follower gets etcd's "etcdserver: not leader". The masked transcripts must be equal.
+- MoveLeader through etcdctl: through a follower, without or with a bad or unknown id, to
+  the leader itself (also -w json and table), to a follower (it answers once the follower
+  leads), through every endpoint; raw gRPC to a follower gets etcd's "etcdserver: not
+  leader". The masked transcripts must be equal, also with cetcdctl driving cetcd.
 - A leader asked to stop (SIGTERM) hands leadership to the most caught-up voter first, as
   etcd's Stop does: both servers log "leadership transfer starting/finished" naming the
   member that then leads. A client writing continuously through a follower sees a pause of
@@ -18,6 +19,7 @@ Every wait is bounded."""
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -40,6 +42,19 @@ def ctl_result(label, r):
                                     ("\n" + harness.mask(errs[-1])) if errs else "")
 
 
+def ctl(binary, members, *args):
+    """etcdctl or cetcdctl (binary) against members: a harness.CtlResult."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "ETCDCTL_"))}
+    env["ETCDCTL_API"] = "3"
+    argv = [binary, "--endpoints=" + ",".join(m.endpoint for m in members), "--dial-timeout=3s"] + list(args)
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                           env=env, timeout=20)
+        return harness.CtlResult(argv, p.returncode, p.stdout.decode(), p.stderr.decode())
+    except subprocess.TimeoutExpired:
+        return harness.CtlResult(argv, "timeout", "", "(timed out)")
+
+
 def raw_move_leader(member, target):
     """Maintenance.MoveLeader over raw gRPC: ("OK", "") or (code name, details)."""
     import grpc
@@ -53,17 +68,23 @@ def raw_move_leader(member, target):
             return (e.code().name, e.details())
 
 
-def move_leader_scenario(binary):
-    """Runs the MoveLeader scenario; returns (masked transcript, seconds the move took)."""
+def move_leader_scenario(binary, ctl_bin=harness.ETCDCTL_BIN):
+    """Runs the MoveLeader scenario with ctl_bin (etcdctl or cetcdctl); returns (masked
+    transcript, seconds the move took)."""
     with Cluster(binary, 3) as c:
         c.start()
         lead = until(c.leader)
         f1, f2 = c.followers(lead)
-        out = [ctl_result("move-leader through a follower", f1.ctl("move-leader", "%x" % f1.id)),
-               ctl_result("move-leader to an unknown id", lead.ctl("move-leader", "1234")),
-               ctl_result("move-leader to the leader itself", lead.ctl("move-leader", "%x" % lead.id))]
+        out = [ctl_result("move-leader through a follower", ctl(ctl_bin, [f1], "move-leader", "%x" % f1.id)),
+               ctl_result("move-leader without a target", ctl(ctl_bin, [lead], "move-leader")),
+               ctl_result("move-leader to a bad id", ctl(ctl_bin, [lead], "move-leader", "zz")),
+               ctl_result("move-leader to an unknown id", ctl(ctl_bin, [lead], "move-leader", "1234")),
+               ctl_result("move-leader to the leader itself",
+                          ctl(ctl_bin, [lead], "move-leader", "%x" % lead.id)),
+               ctl_result("move-leader -w json", ctl(ctl_bin, [lead], "-w", "json", "move-leader", "%x" % lead.id)),
+               ctl_result("move-leader -w table", ctl(ctl_bin, [lead], "-w", "table", "move-leader", "%x" % lead.id))]
         t0 = time.monotonic()
-        r = lead.ctl("move-leader", "%x" % f1.id)
+        r = ctl(ctl_bin, [lead], "move-leader", "%x" % f1.id)
         took = time.monotonic() - t0
         out.append(ctl_result("move-leader to a follower", r))
         # it answered once the target leads: every member names it at once
@@ -71,57 +92,10 @@ def move_leader_scenario(binary):
         out.append("leaders after the move: %s\n" % sorted(
             {("target" if int(s.get("leader", 0)) == f1.id else "other") for s in st.values()}))
         out.append(ctl_result("move-leader through every endpoint",
-                              c.ctl("move-leader", "%x" % f1.id)))
+                              ctl(ctl_bin, c.members, "move-leader", "%x" % f1.id)))
         out.append("raw MoveLeader to a follower: %s\n" % (raw_move_leader(f2, f1.id),))
-        out.append(ctl_result("put through the old leader", lead.ctl("put", "k", "v")))
+        out.append(ctl_result("put through the old leader", ctl(ctl_bin, [lead], "put", "k", "v")))
         return "".join(out), took
-
-
-def write_gap(binary, sig):
-    """Writes continuously through a follower while the leader gets sig. Returns (largest gap
-    in seconds between successive acknowledged writes around the signal, failed writes, the
-    stopped leader, the cluster's new leader, the stopped leader's log after the signal)."""
-    import grpc
-    from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
-    with Cluster(binary, 3) as c:
-        c.start()
-        lead = until(c.leader)
-        follower = c.followers(lead)[0]
-        ch = grpc.insecure_channel(follower.endpoint)
-        kv = rpc_pb2_grpc.KVStub(ch)
-        acked, failed = [], []
-        stop = threading.Event()
-
-        def writer():
-            for i in range(200000):
-                if stop.is_set():
-                    return
-                try:
-                    kv.Put(rpc_pb2.PutRequest(key=b"gap", value=b"%d" % i), timeout=PUT_TIMEOUT_S)
-                    acked.append(time.monotonic())
-                except grpc.RpcError as e:
-                    failed.append((e.code().name, e.details()))
-
-        th = threading.Thread(target=writer)
-        th.start()
-        try:
-            time.sleep(1.0)
-            log_offset = os.path.getsize(lead.log_path)
-            t_sig = time.monotonic()
-            os.kill(lead.pid, sig)
-            time.sleep(WRITE_S)
-        finally:
-            stop.set()
-            th.join(PUT_TIMEOUT_S + 5)
-            ch.close()
-        exited = lead.proc.wait(10) if sig == signal.SIGTERM else None
-        new = until(c.leader)
-        window = [t for t in acked if t > t_sig - 0.5]
-        gap = max(b - a for a, b in zip(window, window[1:]))
-        with open(lead.log_path, "rb") as f:
-            f.seek(log_offset)
-            log = f.read().decode("utf-8", "replace")
-        return gap, failed, lead, new, log, exited
 
 
 def leader_failure_scenario(binary):
@@ -193,6 +167,11 @@ class MoveLeaderTest(unittest.TestCase):
         self.assertIn("Leadership transferred from", got)
         self.assertIn("FAILED_PRECONDITION', 'etcdserver: not leader'", got)
         self.assertLess(took, 2 * ELECTION_S + 1.0)
+
+    def test_cetcdctl_move_leader_same_as_etcdctl(self):
+        want, _ = move_leader_scenario(harness.ETCD_BIN)
+        got, _ = move_leader_scenario(harness.server_bin(), harness.cetcdctl_bin())
+        harness.assert_same(self, want, got, "etcdctl+etcd", "cetcdctl+cetcd")
 
 
 class LeaderFailureTest(unittest.TestCase):
