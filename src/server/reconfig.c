@@ -530,8 +530,8 @@ void reconfig_member_add(server_t *srv, char *const *peer_urls, size_t n, bool l
   int err = check_urls(peer_urls, n, &a, &urls);
   int64_t now = (int64_t)time(NULL);
   if (!err) *id = ids_member_id(urls, n, "", &now);
-  if (!err && srv->cfg->strict_reconfig_check && !learner) {
-    if (!enough_started(srv, 1, 0))
+  if (!err && srv->cfg->strict_reconfig_check) { /* the quorum check is for voters only */
+    if (!learner && !enough_started(srv, 1, 0))
       err = CETCD_ENOTENOUGHSTARTED;
     else if (!connected_fully(r))
       err = CETCD_EUNHEALTHY;

@@ -10,8 +10,12 @@ checked on each cluster and rows are compared in name order where ids decide the
   refuses writes and linearizable reads, is promoted; MemberRemove (the removed member
   stops by itself with etcd's log line); MemberUpdate; every error string: Peer URLs
   already exists, too many learners, learner not in sync, not a learner, member not found
-  (unknown and removed ids), unhealthy cluster (strict reconfiguration check); the
-  membership survives a restart.
+  (unknown and removed ids), unhealthy cluster (strict reconfiguration check: right after
+  start, and with a member down); the membership survives a restart.
+- test_3_learner_catches_up_through_snapshot: with --snapshot-count 1000 and 10,000 writes
+  the leader's log no longer starts at 1, so a learner added afterwards catches up by
+  installing the leader's database snapshot, serves the writes, has the same HashKV and is
+  promoted.
 Every wait is bounded."""
 
 import json
@@ -24,6 +28,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster_harness as ch  # noqa: E402
 import harness  # noqa: E402
+from test_raft_snapshot import bench_bin, settled_hashkv, write_load  # noqa: E402
 
 HEALTH_WAIT = 6.0  # etcd accepts a reconfiguration once every peer was connected for 5 s
 
@@ -129,6 +134,9 @@ class MembershipTest(unittest.TestCase):
             s = Scenario(c)
             m0, m1 = c.members[:2]
             all_eps = [m.endpoint for m in c.members]
+            # right after start no peer has been connected for the health interval yet
+            s.ctl("add a learner at once", [m0.endpoint], "member", "add", "early", "--learner", "--peer-urls",
+                  "http://127.0.0.1:3")
             time.sleep(HEALTH_WAIT)
             learner = ch.Member(c, "m3", binary)
             learner.state = "existing"
@@ -217,6 +225,51 @@ class MembershipTest(unittest.TestCase):
         if os.environ.get("CETCD_TEST_VERBOSE"):
             print(got)
         harness.assert_same(self, want, got, "etcd", "cetcd")
+
+    def snapshot_join_scenario(self, binary):
+        with ch.Cluster(binary, 3, extra_args=["--snapshot-count", "1000"]) as c:
+            c.start()
+            leader = ch.until(c.leader)
+            self.assertIsNotNone(leader, c.label)
+            write_load(leader.endpoint, 10000)
+            self.assertTrue(c.ctl("put", "m-after", "2", members=[leader]).ok)
+            time.sleep(HEALTH_WAIT)
+            learner = ch.Member(c, "m3", binary)
+            learner.state = "existing"
+            learner.initial_cluster = ch.Cluster.initial_cluster_string(c.members + [learner])
+            try:
+                r = harness.etcdctl([leader.endpoint], "member", "add", "m3", "--learner", "--peer-urls",
+                                    learner.peer_url)
+                self.assertEqual(r.rc, 0, r.err)
+                learner.start()
+                got = ch.until(lambda: harness.etcdctl([learner.endpoint], "get", "m-after", "--consistency=s",
+                                                       "--print-value-only").out.strip() == "2", timeout=30)
+                self.assertTrue(got, learner.log_tail(20))
+                lid = [mm["ID"] for mm in json.loads(harness.etcdctl([leader.endpoint], "member", "list", "-w",
+                                                                     "json").out)["members"]
+                       if mm.get("isLearner")]
+                r = ch.until(lambda: (lambda r: r if r.rc == 0 or "in sync" not in r.err else None)(
+                    harness.etcdctl([leader.endpoint], "member", "promote", "%x" % lid[0])), timeout=20, step=0.5)
+                self.assertIsNotNone(r, c.label)
+                c.members.append(learner)  # a voter now; its id is the cluster's, not the bootstrap one
+                hashes = settled_hashkv(c)
+                text = learner._current_log()
+                rows = harness.etcdctl([learner.endpoint], "member", "list")
+                return {"received a database snapshot": "received and saved database snapshot" in text,
+                        "promote": normalize(r.out),
+                        "members with the same hashkv": len(hashes) if len(set(hashes.values())) == 1 else 0,
+                        "member list on the new member": rows_by_name(rows.out)}
+            finally:
+                learner.close()
+
+    def test_3_learner_catches_up_through_snapshot(self):
+        if not os.path.exists(bench_bin()):
+            self.fail("cetcd-bench not built at %s (make build)" % bench_bin())
+        etcd = self.snapshot_join_scenario(harness.ETCD_BIN)
+        self.assertTrue(etcd["received a database snapshot"], etcd)
+        self.assertEqual(etcd["members with the same hashkv"], 4, etcd)
+        cetcd = self.snapshot_join_scenario(harness.server_bin())
+        self.assertEqual(cetcd, etcd)
 
 
 if __name__ == "__main__":
