@@ -14,15 +14,22 @@
 #include "base/buf.h"
 
 /* How the environment is opened everywhere (open, reopen after defrag):
- * - MDB_NOSYNC: commits do not fsync; the WAL is the durability mechanism and the server
- *   syncs LMDB on a timer before it releases WAL segments.
+ * - MDB_NOMETASYNC: each commit msyncs its data pages, then writes the meta page without
+ *   syncing it (the next commit's msync or the timer's mdb_env_sync does). The newest meta
+ *   on disk therefore always points at synced pages. MDB_NOSYNC did not: the kernel may
+ *   write back dirty map pages in any order (and msync writes the meta pages, at the start
+ *   of the file, first), so a power cut could leave a newer meta over missing or reused
+ *   pages: "data corrupted" at start-up, with the WAL already released
+ *   (test_power_loss's writeback rounds found it). A cut still undoes the last commit,
+ *   which WAL replay redoes; the server syncs LMDB on a timer before it releases WAL
+ *   segments.
  * - MDB_WRITEMAP: commits write pages through the shared map instead of one pwrite per
  *   dirty page (6 syscalls per small commit before), which cuts single-writer latency.
  *   LMDB stays consistent across process crashes (uncommitted pages are never referenced
  *   by a committed meta page); the file becomes a sparse file of the map size, so the
  *   "physical size" we report is the page high-water mark (mvcc_be_size).
  * - MDB_NOTLS: read transactions are not tied to threads (snapshots read on workers). */
-#define MVCC_ENV_FLAGS (MDB_NOSYNC | MDB_NOTLS | MDB_WRITEMAP)
+#define MVCC_ENV_FLAGS (MDB_NOMETASYNC | MDB_NOTLS | MDB_WRITEMAP)
 
 enum { MVCC_BE_MAX_BUCKETS = 12 };
 

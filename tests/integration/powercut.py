@@ -62,10 +62,53 @@ def _build(shadow, key, dst, placed, depth=0):
     return files, dirs
 
 
-def rollback(data_dir, shadow):
-    """Replaces data_dir by its durable image under shadow. Returns (files, dirs)."""
+def _extents(fd, size):
+    """The data extents [(start, end)] of an open file."""
+    out, off = [], 0
+    while off < size:
+        try:
+            d = os.lseek(fd, off, os.SEEK_DATA)
+        except OSError:
+            break
+        h = min(os.lseek(fd, d, os.SEEK_HOLE), size)
+        out.append((d, h))
+        off = h
+    return out
+
+
+def _writeback(data_dir, shadow, rng):
+    """Lets a random half of the unsynced 4 KiB pages reach the image, as the kernel's
+    writeback may have done before the cut, in no particular order. Returns pages kept."""
+    live = {}
+    for dirpath, _, names in os.walk(data_dir):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            live[os.lstat(p).st_ino] = p
+    kept = 0
+    for key in os.listdir(os.path.join(shadow, "files")):
+        ino = int(key.split(".")[0])
+        if ino not in live:
+            continue
+        img_path = os.path.join(shadow, "files", key)
+        with open(live[ino], "rb") as cur, open(img_path, "r+b") as img:
+            size = min(os.fstat(cur.fileno()).st_size, os.fstat(img.fileno()).st_size)
+            for lo, hi in _extents(cur.fileno(), size):
+                for off in range(lo - lo % 4096, hi, 4096):
+                    a = os.pread(cur.fileno(), 4096, off)
+                    b = os.pread(img.fileno(), len(a), off)
+                    if a != b and rng.random() < 0.5:
+                        os.pwrite(img.fileno(), a, off)
+                        kept += 1
+    return kept
+
+
+def rollback(data_dir, shadow, writeback=None):
+    """Replaces data_dir by its durable image under shadow; with writeback (a
+    random.Random) some unsynced pages survive too. Returns (files, dirs)."""
     with open(os.path.join(shadow, "root")) as f:
         root = f.read().strip()
+    if writeback is not None:
+        _writeback(data_dir, shadow, writeback)
     new = data_dir + ".powercut"
     shutil.rmtree(new, ignore_errors=True)
     counts = _build(shadow, root, new, {})
@@ -75,7 +118,7 @@ def rollback(data_dir, shadow):
     return counts
 
 
-def cut(srv):
+def cut(srv, writeback=None):
     """SIGKILL, then roll srv's data dir back to what was synced."""
     srv.kill9()
-    return rollback(srv.data_dir, srv.powercut_shadow)
+    return rollback(srv.data_dir, srv.powercut_shadow, writeback)

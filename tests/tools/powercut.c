@@ -46,6 +46,8 @@ typedef struct inode {
   _Atomic uint64_t ino; /* 0: empty slot; published last */
   uint64_t gen;
   int is_dir, mapped;
+  unsigned char *mirror; /* a mapped file's image [0, mirror_len) in memory, or NULL */
+  size_t mirror_len;
   int nr;
   range_t ranges[MAX_RANGES]; /* dirty since the last sync, merged when adjacent */
 } inode_t;
@@ -55,7 +57,7 @@ typedef struct map {
   size_t len;
   off_t off;
   uint64_t ino;
-  int fd; /* a private descriptor of the mapped file, for reading it at msync */
+  int fd; /* a private descriptor (own offset) of the mapped file, for msync */
 } map_t;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -135,6 +137,9 @@ static inode_t *add(uint64_t ino, int is_dir) {
   e->is_dir = is_dir;
   e->mapped = 0;
   e->nr = 0;
+  free(e->mirror);
+  e->mirror = NULL;
+  e->mirror_len = 0;
   atomic_store_explicit(&e->ino, ino, memory_order_release);
   return e;
 }
@@ -255,9 +260,34 @@ static void list_dir(int fd, inode_t *e) {
   if (fclose(out) != 0 || rename(tmp, p) != 0) die("write listing");
 }
 
+/* Makes [off, off+n) of the image (img, mirrored in e->mirror) equal to the mapped memory
+ * at mem: compares in memory, writes the pages that differ. */
+static void copy_mapped(inode_t *e, int img, const unsigned char *mem, uint64_t off, size_t n) {
+  enum { BLOCK = 1 << 16, PAGE = 4096 };
+  if (e->mirror_len < off + n) { /* extend the mirror from the image */
+    unsigned char *m = realloc(e->mirror, off + n);
+    if (!m) die("realloc");
+    ssize_t r = pread(img, m + e->mirror_len, off + n - e->mirror_len, (off_t)e->mirror_len);
+    if (r < 0) die("read image");
+    memset(m + e->mirror_len + r, 0, off + n - e->mirror_len - (size_t)r);
+    e->mirror = m;
+    e->mirror_len = off + n;
+  }
+  for (size_t b = 0; b < n; b += BLOCK) {
+    size_t bl = n - b < BLOCK ? n - b : BLOCK;
+    if (memcmp(mem + b, e->mirror + off + b, bl) == 0) continue;
+    for (size_t p = b; p < b + bl; p += PAGE) {
+      size_t l = b + bl - p < PAGE ? b + bl - p : PAGE;
+      if (memcmp(mem + p, e->mirror + off + p, l) == 0) continue;
+      memcpy(e->mirror + off + p, mem + p, l);
+      if (get_pwrite()(img, mem + p, l, (off_t)(off + p)) != (ssize_t)l) die("write image");
+    }
+  }
+}
+
 /* Makes e's image equal to the file's synced state in [lo, hi) (under mu); with_size also
- * records the size. */
-static void sync_file(int fd, inode_t *e, uint64_t lo, uint64_t hi, int with_size) {
+ * records the size. mem: the mapped memory of [lo, hi) when an msync asks, else NULL. */
+static void sync_file(int fd, inode_t *e, uint64_t lo, uint64_t hi, int with_size, const void *mem) {
   struct stat st;
   if (fstat(fd, &st) != 0) die("fstat");
   if (e->is_dir) {
@@ -265,19 +295,46 @@ static void sync_file(int fd, inode_t *e, uint64_t lo, uint64_t hi, int with_siz
     return;
   }
   int img = open_image(e);
-  if (e->mapped) {
+  int own = (fcntl(fd, F_GETFL) & O_ACCMODE) == O_WRONLY; /* then read through our own */
+  if (own) fd = reopen(fd);
+  uint64_t end = hi < (uint64_t)st.st_size ? hi : (uint64_t)st.st_size;
+  if (mem) { /* fd is private to the shim: its offset is ours */
+    for (uint64_t off = lo; off < end;) {
+      off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+      if (d < 0 || (uint64_t)d >= end) break;
+      off_t h = lseek(fd, d, SEEK_HOLE);
+      uint64_t dhi = h < 0 || (uint64_t)h > end ? end : (uint64_t)h;
+      copy_mapped(e, img, (const unsigned char *)mem + ((uint64_t)d - lo), (uint64_t)d,
+                  (size_t)(dhi - (uint64_t)d));
+      off = dhi;
+    }
+  } else if (e->mapped) {
     int r = reopen(fd);
-    copy_extents(r, img, lo, hi < (uint64_t)st.st_size ? hi : (uint64_t)st.st_size);
+    copy_extents(r, img, lo, end);
     close(r);
+    free(e->mirror); /* the image changed behind the mirror */
+    e->mirror = NULL;
+    e->mirror_len = 0;
   }
+  int kept = 0;
   for (int i = 0; i < e->nr; i++) {
     uint64_t a = e->ranges[i].lo > lo ? e->ranges[i].lo : lo;
-    uint64_t b = e->ranges[i].hi < hi ? e->ranges[i].hi : hi;
-    if (b > (uint64_t)st.st_size) b = (uint64_t)st.st_size;
-    if (a < b) copy_range(fd, img, a, b);
+    uint64_t b = e->ranges[i].hi < end ? e->ranges[i].hi : end;
+    if (a < b) {
+      copy_range(fd, img, a, b);
+      if (a < e->mirror_len) { /* keep the mirror equal to the image */
+        size_t l = b < e->mirror_len ? (size_t)(b - a) : (size_t)(e->mirror_len - a);
+        if (pread(img, e->mirror + a, l, (off_t)a) != (ssize_t)l) die("read image");
+      }
+    }
+    if (e->ranges[i].lo < lo || e->ranges[i].hi > hi) e->ranges[kept++] = e->ranges[i]; /* not covered */
   }
-  if (with_size && get_ftruncate()(img, st.st_size) != 0) die("truncate image");
-  if (with_size && lo == 0 && hi == UINT64_MAX) e->nr = 0;
+  e->nr = kept;
+  if (with_size) {
+    if (get_ftruncate()(img, st.st_size) != 0) die("truncate image");
+    if (e->mirror_len > (size_t)st.st_size) e->mirror_len = (size_t)st.st_size;
+  }
+  if (own) close(fd);
   close(img);
 }
 
@@ -366,7 +423,7 @@ static void wrote(int fd, int64_t off, ssize_t n) {
   if (off < 0) off = (int64_t)lseek(fd, 0, SEEK_CUR) - n; /* write/writev: the offset moved */
   pthread_mutex_lock(&mu);
   mark(e, (uint64_t)off, (uint64_t)off + (uint64_t)n);
-  if (fcntl(fd, F_GETFL) & (O_SYNC | O_DSYNC)) sync_file(fd, e, 0, UINT64_MAX, 1);
+  if (fcntl(fd, F_GETFL) & (O_SYNC | O_DSYNC)) sync_file(fd, e, 0, UINT64_MAX, 1, NULL);
   pthread_mutex_unlock(&mu);
 }
 
@@ -582,7 +639,7 @@ static void synced(int fd) {
   inode_t *e = tracked(fd, &st);
   if (!e) return;
   pthread_mutex_lock(&mu);
-  sync_file(fd, e, 0, UINT64_MAX, 1);
+  sync_file(fd, e, 0, UINT64_MAX, 1, NULL);
   pthread_mutex_unlock(&mu);
 }
 
@@ -610,7 +667,7 @@ int sync_file_range(int fd, off_t off, off_t n, unsigned int flags) {
   if (rc == 0 && (flags & SYNC_FILE_RANGE_WRITE) && (flags & SYNC_FILE_RANGE_WAIT_AFTER) &&
       (e = tracked(fd, &st))) {
     pthread_mutex_lock(&mu); /* data only: the size is not made durable */
-    sync_file(fd, e, (uint64_t)off, n ? (uint64_t)(off + n) : UINT64_MAX, 0);
+    sync_file(fd, e, (uint64_t)off, n ? (uint64_t)(off + n) : UINT64_MAX, 0, NULL);
     pthread_mutex_unlock(&mu);
   }
   errno = saved;
@@ -623,7 +680,7 @@ static void sync_everything(void) {
   pthread_mutex_lock(&mu);
   for (int i = 0; i < MAX_MAPS; i++) {
     inode_t *e = maps[i].len ? find(maps[i].ino) : NULL;
-    if (e) sync_file(maps[i].fd, e, 0, UINT64_MAX, 1);
+    if (e) sync_file(maps[i].fd, e, 0, UINT64_MAX, 1, NULL);
   }
   pthread_mutex_unlock(&mu);
   /* files written through descriptors: found through /proc/self/fd */
@@ -662,8 +719,7 @@ static void *mapped(void *r, size_t len, int prot, int flags, int fd, off_t off)
   while (i < MAX_MAPS && maps[i].len) i++;
   if (i == MAX_MAPS) die("too many maps");
   e->mapped = 1;
-  maps[i] = (map_t){(uintptr_t)r, len, off, (uint64_t)st.st_ino, fcntl(fd, F_DUPFD_CLOEXEC, 512)};
-  if (maps[i].fd < 0) die("dup");
+  maps[i] = (map_t){(uintptr_t)r, len, off, (uint64_t)st.st_ino, reopen(fd)};
   pthread_mutex_unlock(&mu);
   errno = saved;
   return r;
@@ -702,7 +758,8 @@ int msync(void *a, size_t len, int flags) {
     if (!e || hi <= m->addr || lo >= m->addr + m->len) continue;
     uintptr_t s = lo > m->addr ? lo : m->addr, t = hi < m->addr + m->len ? hi : m->addr + m->len;
     /* msync(MS_SYNC) is a data sync of the range: the size is made durable too */
-    sync_file(m->fd, e, (uint64_t)m->off + (s - m->addr), (uint64_t)m->off + (t - m->addr), 1);
+    sync_file(m->fd, e, (uint64_t)m->off + (s - m->addr), (uint64_t)m->off + (t - m->addr), 1,
+              (const void *)s);
   }
   pthread_mutex_unlock(&mu);
   errno = saved;
