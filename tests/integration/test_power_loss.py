@@ -15,7 +15,10 @@ CETCD_POWERCUT_EXTRA_ARGS=--unsafe-no-fsync (every test must then fail).
 
 import os
 import random
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -62,6 +65,60 @@ def hashkv(port, rev):
         return r.hash, r.compact_revision
     finally:
         c.close()
+
+
+CHILD = r"""
+import mmap, os, sys, threading, time
+D = sys.argv[1]
+def fsync_dir(p):
+    fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY)
+    os.fsync(fd)
+    os.close(fd)
+def new(name, data=b"", sync=True, flags=os.O_RDWR):
+    fd = os.open(os.path.join(D, name), flags | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, data)
+    if sync:
+        os.fsync(fd)
+    return fd
+# 1. names, made durable by the one directory fsync below
+f = new("synced", b"A" * 8192)
+g = new("named-only", sync=False)
+new("to-rename", b"R")
+new("to-unlink", b"R")
+m = new("mapped", b"\0" * 16384)
+new("write-only", b"W" * 5000, flags=os.O_WRONLY)
+t = [new("thread%d" % i, sync=False) for i in range(2)]
+os.mkdir(os.path.join(D, "kept-dir"))
+fsync_dir(D)
+# 2. contents
+os.pwrite(f, b"B" * 4096, 0)          # not synced: reverts to A
+os.ftruncate(f, 100)                  # not synced: the size reverts
+os.write(g, b"C" * 10)                # never synced: exists, empty
+mm = mmap.mmap(m, 16384)
+mm[0:4] = b"MMMM"
+mm.flush(0, 4096)                     # msync(MS_SYNC): kept
+mm[4096:4100] = b"NNNN"               # not synced: reverts to zeros
+h = os.open(os.path.join(D, "kept-dir", "inner"), os.O_RDWR | os.O_CREAT, 0o600)
+os.write(h, b"I")
+os.fsync(h)                           # kept-dir itself never synced: inner disappears
+def writer(i):
+    for k in range(150):
+        os.write(t[i], b"%d" % i * 100)
+        if k == 99:
+            os.fdatasync(t[i])        # 10000 bytes synced, 5000 more not
+threads = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+# 3. names changed after the last directory fsync: all reverted
+new("no-dir-sync", b"x")
+os.rename(os.path.join(D, "to-rename"), os.path.join(D, "renamed"))
+os.unlink(os.path.join(D, "to-unlink"))
+os.mkdir(os.path.join(D, "lost-dir"))
+print("ready", flush=True)
+time.sleep(60)
+"""
 
 
 class Load:
@@ -287,6 +344,41 @@ class PowerLossTest(unittest.TestCase):
                 break
         print("teeth: %d acknowledged writes lost without fdatasync" % lost)
         self.assertGreater(lost, 0, "a power cut without WAL fdatasync lost nothing: the simulator has no teeth")
+
+    def test_simulator(self):
+        """The simulator itself: what survives a cut is exactly what was synced."""
+        root = tempfile.mkdtemp(prefix="cetcd-powercut-")
+        self.addCleanup(shutil.rmtree, root, True)
+        data, image = os.path.join(root, "data"), os.path.join(root, "image")
+        os.mkdir(data)
+        env = dict(os.environ, LD_PRELOAD=powercut.LIB, CETCD_POWERCUT_DIR=data, CETCD_POWERCUT_SHADOW=image)
+        p = subprocess.Popen(harness.guarded(["/usr/bin/python3", "-c", CHILD, data]), env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            line = p.stdout.readline()
+            self.assertEqual(line, b"ready\n", p.stderr.read(4000) if not line else line)
+        finally:
+            p.kill()
+            p.wait(10)
+            p.stdout.close()
+            p.stderr.close()
+        powercut.rollback(data, image)
+
+        def read(name):
+            with open(os.path.join(data, name), "rb") as f:
+                return f.read()
+        self.assertEqual(sorted(os.listdir(data)),
+                         sorted(["synced", "named-only", "to-rename", "to-unlink", "mapped", "write-only",
+                                 "kept-dir", "thread0", "thread1"]))
+        self.assertEqual(read("synced"), b"A" * 8192)
+        self.assertEqual(read("named-only"), b"")
+        self.assertEqual(read("to-rename"), b"R")
+        self.assertEqual(read("to-unlink"), b"R")
+        self.assertEqual(read("mapped"), b"MMMM" + b"\0" * 16380)
+        self.assertEqual(read("write-only"), b"W" * 5000)
+        self.assertEqual(os.listdir(os.path.join(data, "kept-dir")), [])
+        for i in range(2):
+            self.assertEqual(read("thread%d" % i), (b"%d" % i) * 10000)
 
 
 if __name__ == "__main__":
