@@ -80,13 +80,14 @@ const char *gateway_grpc_path(const char *url_path) {
   return NULL;
 }
 
-/* HTTP status for a gRPC status code (grpc-gateway's mapping). */
+/* HTTP status for a gRPC status code (grpc-gateway v1's mapping, which etcd 3.4 and 3.5
+ * use: FailedPrecondition is 412). */
 static int http_status_for(int code) {
   switch (code) {
     case GRPC_OK: return 200;
     case GRPC_CANCELLED: return 408;
+    case GRPC_FAILED_PRECONDITION: return 412;
     case GRPC_INVALID_ARGUMENT:
-    case GRPC_FAILED_PRECONDITION:
     case GRPC_OUT_OF_RANGE: return 400;
     case GRPC_DEADLINE_EXCEEDED: return 504;
     case GRPC_NOT_FOUND: return 404;

@@ -3,7 +3,8 @@
 - MoveLeader through etcdctl: through a follower, without or with a bad or unknown id, to
   the leader itself (also -w json and table), to a follower (it answers once the follower
   leads), through every endpoint; raw gRPC to a follower gets etcd's "etcdserver: not
-  leader". The masked transcripts must be equal, also with cetcdctl driving cetcd.
+  leader", the JSON gateway's /v3/maintenance/transfer-leadership etcd's HTTP statuses and
+  bodies. The masked transcripts must be equal, also with cetcdctl driving cetcd.
 - A leader asked to stop (SIGTERM) hands leadership to the most caught-up voter first, as
   etcd's Stop does: both servers log "leadership transfer starting/finished" naming the
   member that then leads. A client writing continuously through a follower sees a pause of
@@ -16,6 +17,7 @@
   out", on both servers.
 Every wait is bounded."""
 
+import json
 import os
 import re
 import signal
@@ -53,6 +55,19 @@ def ctl(binary, members, *args):
         return harness.CtlResult(argv, p.returncode, p.stdout.decode(), p.stderr.decode())
     except subprocess.TimeoutExpired:
         return harness.CtlResult(argv, "timeout", "", "(timed out)")
+
+
+def gateway_move_leader(member, target):
+    """POST /v3/maintenance/transfer-leadership (the JSON gateway): "HTTP <status> <body>"."""
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(member.client_url + "/v3/maintenance/transfer-leadership", method="POST",
+                                 data=json.dumps({"targetID": str(target)}).encode())
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return "HTTP %d %s" % (r.status, r.read().decode().strip())
+    except urllib.error.HTTPError as e:
+        return "HTTP %d %s" % (e.code, e.read().decode().strip())
 
 
 def raw_move_leader(member, target):
@@ -94,6 +109,10 @@ def move_leader_scenario(binary, ctl_bin=harness.ETCDCTL_BIN):
         out.append(ctl_result("move-leader through every endpoint",
                               ctl(ctl_bin, c.members, "move-leader", "%x" % f1.id)))
         out.append("raw MoveLeader to a follower: %s\n" % (raw_move_leader(f2, f1.id),))
+        out.append("gateway to a follower: %s\n" % gateway_move_leader(f2, f2.id))
+        out.append("gateway to an unknown id: %s\n" % gateway_move_leader(f1, 1234))
+        out.append("gateway to a follower of the leader: %s\n" % gateway_move_leader(f1, f2.id))
+        out.append("leader after the gateway's move: %s\n" % ("target" if until(c.leader) is f2 else "other"))
         out.append(ctl_result("put through the old leader", ctl(ctl_bin, [lead], "put", "k", "v")))
         return "".join(out), took
 
