@@ -204,6 +204,7 @@ static char *url_hostport(const char *url) {
 static int start_client(peer_transport_t *pt, const uint64_t *ids, char *const *urls, size_t n) {
   pt->n = n;
   pt->peers = xcalloc(n ? n : 1, sizeof(peer_t));
+  if (n == 0) return 0; /* a one-member cluster: nobody to send to, no client */
   char **eps = xcalloc(n ? n : 1, sizeof(char *));
   for (size_t i = 0; i < n; i++) {
     eps[i] = url_hostport(urls[i]);
@@ -250,6 +251,7 @@ static void free_peers(peer_t *peers, size_t n) {
 
 /* Stops the sending side (streams cancelled, client freed); the peer table stays. */
 static void stop_client(peer_transport_t *pt) {
+  if (!pt->gc) return;
   grpc_client_run_sync(pt->gc, fini_io_async, pt);
   grpc_client_free(pt->gc);
   pt->gc = NULL;
@@ -373,7 +375,9 @@ void peer_send_kind(peer_transport_t *pt, uint64_t to, peer_kind_t kind, const u
   }
 }
 
-void peer_flush(peer_transport_t *pt) { uv_async_send(&pt->io_async); }
+void peer_flush(peer_transport_t *pt) {
+  if (pt->gc) uv_async_send(&pt->io_async);
+}
 
 const char *peer_address(peer_transport_t *pt, uint64_t id) {
   for (size_t i = 0; i < pt->n; i++)

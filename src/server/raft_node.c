@@ -17,6 +17,7 @@
 #include "raft/raft.h"
 #include "raftpb.pb-c.h"
 #include "server/lease_forward.h"
+#include "server/membership.h"
 #include "server/peer.h"
 #include "server/peer_snapshot.h"
 #include "server/raft_ship.h"
@@ -642,6 +643,104 @@ static uint64_t fwd_now(void *ctx) { return uv_now(((raft_node_t *)ctx)->srv->lo
 
 lease_fwd_t *raft_node_lease_forward(raft_node_t *rn) { return rn->lease_fwd; }
 
+/* Appends a replayed-style copy of entry e to rn's restore entries. */
+static void push_rent(raft_node_t *rn, const raft_entry_t *e) {
+  if (rn->n_rents == rn->cap_rents) {
+    rn->cap_rents = rn->cap_rents ? 2 * rn->cap_rents : 64;
+    rn->rents = xrealloc(rn->rents, rn->cap_rents * sizeof(raft_entry_t));
+  }
+  raft_entry_t c = *e;
+  c.data = xmemdup(e->data ? e->data : (const uint8_t *)"", e->len ? e->len : 1);
+  rn->rents[rn->n_rents++] = c;
+}
+
+/* Adds id to the set (ids, *n) unless present; removes it when del. */
+static void id_set(uint64_t *ids, size_t *n, uint64_t id, bool del) {
+  for (size_t i = 0; i < *n; i++)
+    if (ids[i] == id) {
+      if (del) ids[i] = ids[--*n];
+      return;
+    }
+  if (!del) ids[(*n)++] = id;
+}
+
+/* --force-new-cluster (etcd's restartAsStandaloneNode): drops the uncommitted tail of the
+ * log, then appends and commits conf changes that remove every other member (and add this
+ * one if needed), so this member restarts as a one-member cluster with its data. */
+static int force_new_cluster(raft_node_t *rn) {
+  server_t *srv = rn->srv;
+  uint64_t commit = rn->rhs.commit, applied = mvcc_consistent_index(srv->mvcc);
+  if (commit < applied) commit = applied;
+  size_t keep = 0;
+  while (keep < rn->n_rents && rn->rents[keep].index <= commit) keep++;
+  if (keep < rn->n_rents) {
+    LOGI("msg=\"discarding uncommitted WAL entries\" entry-index=%" PRIu64 " commit-index-from-wal=%" PRIu64
+         " number-of-discarded-entries=%zu",
+         rn->rents[keep].index, commit, rn->n_rents - keep);
+    for (size_t i = keep; i < rn->n_rents; i++) free((void *)rn->rents[i].data);
+    rn->n_rents = keep;
+  }
+  /* the members as of the commit index: the applied membership, then later conf changes */
+  size_t cap = membership_count(srv->members) + rn->n_rents + 1, n = 0;
+  uint64_t *ids = xcalloc(cap, sizeof(uint64_t));
+  for (size_t i = 0; i < membership_count(srv->members); i++) ids[n++] = membership_at(srv->members, i)->id;
+  for (size_t i = 0; i < rn->n_rents; i++) {
+    const raft_entry_t *e = &rn->rents[i];
+    if (e->index <= applied || e->type != RAFT_ENTRY_CONF_CHANGE) continue;
+    arena_t a;
+    arena_init(&a);
+    raft_conf_change_t cc;
+    if (raft_conf_change_decode(e->data, e->len, &a, &cc) == 0)
+      id_set(ids, &n, cc.node_id, cc.type == RAFT_CC_REMOVE_NODE);
+    arena_destroy(&a);
+  }
+  uint64_t last = rn->n_rents ? rn->rents[rn->n_rents - 1].index : commit;
+  if (last < commit) last = commit;
+  uint64_t term = rn->rhs.term;
+  int rc = 0;
+  bool self_found = false;
+  for (size_t i = 0; i < n && !rc; i++) self_found |= ids[i] == srv->member_id;
+  for (size_t i = 0; i <= n && !rc; i++) {
+    raft_conf_change_t cc = {.type = RAFT_CC_REMOVE_NODE};
+    buf_t ctx = {0};
+    if (i == n) { /* this member, if the log does not have it */
+      if (self_found) break;
+      Cetcdinternal__MemberRecord rec = CETCDINTERNAL__MEMBER_RECORD__INIT;
+      rec.id = srv->member_id;
+      rec.peerurls = srv->peer_urls;
+      rec.n_peerurls = srv->n_peer_urls;
+      buf_reserve(&ctx, cetcdinternal__member_record__get_packed_size(&rec));
+      ctx.len = cetcdinternal__member_record__pack(&rec, ctx.data);
+      cc = (raft_conf_change_t){.type = RAFT_CC_ADD_VOTER, .context = ctx.data, .context_len = ctx.len};
+      cc.node_id = srv->member_id;
+    } else if (ids[i] == srv->member_id) {
+      continue;
+    } else {
+      cc.node_id = ids[i];
+    }
+    buf_t b = {0};
+    raft_conf_change_encode(&cc, &b);
+    raft_entry_t e = {
+        .term = term, .index = ++last, .type = RAFT_ENTRY_CONF_CHANGE, .data = b.data, .len = b.len};
+    rc = wal_append_conf_entry(srv->wal, e.index, e.term, e.data, e.len);
+    if (!rc) push_rent(rn, &e);
+    buf_free(&b);
+    buf_free(&ctx);
+  }
+  free(ids);
+  rn->rhs.commit = last;
+  if (!rc) rc = wal_append_hardstate(srv->wal, rn->rhs.term, rn->rhs.vote, last);
+  if (!rc) rc = wal_sync_now(srv->wal);
+  if (rc) {
+    LOGE("msg=\"failed to save hard state and entries\" error=\"%s\"", cetcd_strerror(rc));
+    return rc;
+  }
+  LOGI("msg=\"forcing restart member\" cluster-id=%016" PRIx64 " local-member-id=%016" PRIx64
+       " commit-index=%" PRIu64,
+       srv->cluster_id, srv->member_id, last);
+  return 0;
+}
+
 int raft_node_start(raft_node_t *rn) {
   server_t *srv = rn->srv;
   cetcd_config_t *cfg = srv->cfg;
@@ -649,6 +748,11 @@ int raft_node_start(raft_node_t *rn) {
   if (srv->members) { /* the applied membership, not --initial-cluster */
     free(rn->voters);
     reconfig_conf_state(srv, &rn->voters, &rn->n_voters, &rn->learners, &rn->n_learners);
+  }
+  /* only a member with data restarts alone; a new one bootstraps as usual (as etcd) */
+  if (cfg->force_new_cluster && srv->members && (rn->rhs.term || rn->n_rents || applied)) {
+    int frc = force_new_cluster(rn);
+    if (frc) return frc;
   }
   raft_snapshot_t snap = {
       .voters = rn->voters, .n_voters = rn->n_voters, .learners = rn->learners, .n_learners = rn->n_learners};

@@ -16,6 +16,9 @@ checked on each cluster and rows are compared in name order where ids decide the
   the leader's log no longer starts at 1, so a learner added afterwards catches up by
   installing the leader's database snapshot, serves the writes, has the same HashKV and is
   promoted.
+- test_4_force_new_cluster: after a 3-member cluster lost two members, the third restarts
+  with --force-new-cluster as a one-member cluster with its data (member list, reads,
+  writes), and stays one after a restart without the flag.
 Every wait is bounded."""
 
 import json
@@ -270,6 +273,38 @@ class MembershipTest(unittest.TestCase):
         self.assertEqual(etcd["members with the same hashkv"], 4, etcd)
         cetcd = self.snapshot_join_scenario(harness.server_bin())
         self.assertEqual(cetcd, etcd)
+
+    def force_scenario(self, binary):
+        with ch.Cluster(binary, 3) as c:
+            c.start()
+            s = Scenario(c)
+            lead = ch.until(lambda: c.leader(c.members))
+            self.assertIsNotNone(lead, c.label)
+            self.assertTrue(c.ctl("put", "k", "before", members=[lead]).ok)
+            survivor = [m for m in c.members if m is not lead][0]
+            self.assertTrue(ch.until(lambda: survivor.ctl("get", "k", "--print-value-only",
+                                                          extra=["--consistency=s"]).out.strip() == "before"))
+            for m in c.members:  # quorum is lost; the survivor stops cleanly (its WAL is flushed)
+                if m is not survivor:
+                    m.kill9()
+            survivor.stop()
+            survivor.more_args = ["--force-new-cluster"]
+            survivor.start()
+            log = survivor._current_log()  # etcd 3.4's default logger words it differently
+            s.note("forced restart logged", "forcing restart member" in log or "forcing restart of member" in log)
+            s.ctl("list after the forced restart", [survivor.endpoint], "member", "list", rows=True)
+            s.ctl("get", [survivor.endpoint], "get", "k")
+            s.ctl("put", [survivor.endpoint], "put", "k", "after")
+            survivor.more_args = []
+            survivor.restart()
+            s.ctl("list after a normal restart", [survivor.endpoint], "member", "list", rows=True)
+            s.ctl("get after a normal restart", [survivor.endpoint], "get", "k")
+            return s.text().replace(survivor.name, "survivor")
+
+    def test_4_force_new_cluster(self):
+        want = self.force_scenario(harness.ETCD_BIN)
+        got = self.force_scenario(harness.server_bin())
+        harness.assert_same(self, want, got, "etcd", "cetcd")
 
 
 if __name__ == "__main__":
