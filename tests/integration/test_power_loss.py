@@ -28,7 +28,7 @@ import cluster_harness as ch  # noqa: E402
 import harness  # noqa: E402
 import powercut  # noqa: E402
 
-ROUNDS = int(os.environ.get("CETCD_POWERCUT_ROUNDS", "8"))
+ROUNDS = int(os.environ.get("CETCD_POWERCUT_ROUNDS", "12"))
 EXTRA_ARGS = os.environ.get("CETCD_POWERCUT_EXTRA_ARGS", "").split()
 SEGMENT_BYTES = 256 * 1024  # small WAL segments: rotation and release happen during the load
 WRITERS = 3
@@ -242,7 +242,11 @@ class PowerLossTest(unittest.TestCase):
         t0 = time.monotonic()
         for rnd in range(ROUNDS):
             load.start()
-            time.sleep(self.rng.uniform(0.3, 2.0))  # backend syncs run every second
+            time.sleep(self.rng.uniform(0.3, 1.0))
+            if rnd % 3 == 1:  # the backend file is replaced (copy, fsync, rename, dir fsync)
+                r = srv.ctl("defrag", timeout=30)
+                self.assertTrue(r.ok, "%s: defrag failed: %s" % (rnd, r.err))
+            time.sleep(self.rng.uniform(0, 1.0))  # backend syncs run every second
             idle = rnd % 4 >= 2  # cut just after the load stops, before the backend's next sync
             if idle:
                 load.finish(self)
@@ -261,8 +265,9 @@ class PowerLossTest(unittest.TestCase):
             hashes[rev] = hashkv(srv.client_port, rev)
         with open(srv.log_path) as f:
             log = f.read()
-        self.assertIn("wal: new segment", log, "no WAL segment was created under the load")
-        self.assertIn("wal: released segments", log, "no WAL segment was released under the load")
+        self.assertTrue("wal: new segment" in log, "no WAL segment was created under the load")
+        self.assertTrue("wal: released segments" in log, "no WAL segment was released under the load")
+        self.assertTrue("finished defragmenting" in log, "no defragmentation ran under the load")
         print("single member: %d rounds, %d puts attempted, %d acknowledged, %.1fs"
               % (ROUNDS, len(load.attempted), len(load.acked), time.monotonic() - t0))
         self.assertGreater(len(load.acked), ROUNDS * 10, "too few writes were acknowledged to mean anything")
@@ -292,10 +297,12 @@ class PowerLossTest(unittest.TestCase):
 
     def test_cluster(self):
         """3 members: power cut on the leader alone, then on every member at once."""
-        cluster = ch.Cluster(n=3, token="powercut")
+        # frequent raft snapshots: snap files and WAL releases happen during the load
+        cluster = ch.Cluster(n=3, token="powercut", extra_args=["--snapshot-count", "200"])
         self.addCleanup(cluster.close)
         for m in cluster.members:
             attach(m)
+            m.extra_env["CETCD_TEST_WAL_SEGMENT_BYTES"] = str(64 * 1024)  # the load is smaller here
         cluster.start()
         t0 = time.monotonic()
         load = Load("pc3", cluster.members, self.seed).start()
@@ -304,7 +311,7 @@ class PowerLossTest(unittest.TestCase):
         powercut.cut(victim)
         start_after_cut(self, [victim])
         time.sleep(self.rng.uniform(1.0, 2.5))
-        for rnd in range(2):
+        for rnd in range(3):
             for m in cluster.members:  # as close to at once as SIGKILLs get
                 m.kill9()
             for m in cluster.members:  # the second time with kernel writeback of unsynced pages
@@ -312,9 +319,15 @@ class PowerLossTest(unittest.TestCase):
             load.finish(self)
             start_after_cut(self, cluster.members)
             self.check_cluster("cluster cut %d" % rnd, cluster, load)
-            if rnd == 0:
+            if rnd < 2:
                 load.start()
                 time.sleep(self.rng.uniform(1.0, 2.5))
+        logs = ""
+        for m in cluster.members:
+            with open(m.log_path) as f:
+                logs += f.read()
+        self.assertTrue("triggering snapshot" in logs, "no raft snapshot was triggered under the load")
+        self.assertTrue("wal: new segment" in logs, "no WAL segment was created under the load")
         print("cluster: %d puts attempted, %d acknowledged, %.1fs"
               % (len(load.attempted), len(load.acked), time.monotonic() - t0))
         self.assertGreater(len(load.acked), 30, "too few writes were acknowledged to mean anything")
