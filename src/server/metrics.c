@@ -13,6 +13,7 @@
 #include "server/config.h"
 #include "server/server.h"
 #include "wal/wal.h"
+#include "watch/watch.h"
 
 /* etcd's WAL fsync buckets: 1 ms doubling 14 times (up to 8.192 s). */
 enum { FSYNC_BUCKETS = 14, GRPC_CODES = 17 };
@@ -353,6 +354,9 @@ void metrics_render(server_t *srv, buf_t *b) {
     one(b, "etcd_debugging_mvcc_compact_revision", "gauge", "The revision the store was last compacted at.",
         "%" PRId64, mvcc_compact_rev(srv->mvcc) < 0 ? 0 : mvcc_compact_rev(srv->mvcc));
   }
+  if (srv && srv->watch)
+    one(b, "etcd_debugging_mvcc_watcher_total", "gauge", "Total number of watchers.", "%zu",
+        watch_count(srv->watch));
   render_fsync(b);
   render_grpc(b);
   head(b, "cetcd_revisions_total", "counter",

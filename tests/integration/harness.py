@@ -55,13 +55,20 @@ def server_bin():
             or os.path.join(REPO, "build", "cetcd"))
 
 
+def cetcd_bin():
+    """cetcd itself, whatever CETCD_TEST_SERVER_OVERRIDE says: for checks of cetcd-only
+    behaviour (its test knobs, logs, on-disk layout) that have no etcd counterpart."""
+    return os.environ.get("CETCD_BIN") or os.path.join(REPO, "build", "cetcd")
+
+
 def cetcdctl_bin():
     """cetcdctl under test: $CETCDCTL_BIN (ctest sets it), else build/cetcdctl."""
     return os.environ.get("CETCDCTL_BIN") or os.path.join(REPO, "build", "cetcdctl")
 
 
 def testing_real_etcd():
-    """True when the server under test is real etcd (cetcd-specific checks are skipped)."""
+    """True when the server under test is real etcd (its side-by-side twin is then itself,
+    and cetcd-only checks run on cetcd_bin())."""
     b = server_bin()
     return os.path.basename(b) == "etcd" or os.path.realpath(b) == os.path.realpath(ETCD_BIN)
 
@@ -203,8 +210,9 @@ class Server:
     def start(self, wait=True, timeout=START_TIMEOUT):
         assert not self.running(), "already running"
         if not os.path.exists(self.binary):
-            raise FileNotFoundError("server binary %s does not exist (build it, or set "
-                                    "CETCD_TEST_SERVER_OVERRIDE=/usr/bin/etcd)" % self.binary)
+            raise FileNotFoundError("server binary %s does not exist (make build for cetcd; "
+                                    "scripts/install-deps.sh installs etcd-server for the "
+                                    "side-by-side runs)" % self.binary)
         self._log = open(self.log_path, "ab")
         self._log_offset = self._log.tell()
         self._log.write(("\n==== start #%d: %s\n" % (self.starts + 1, " ".join(self.argv()))).encode())

@@ -178,6 +178,48 @@ class BadInput(unittest.TestCase):
                 return True
         return False
 
+    def socket_fds(self):
+        """How many sockets the server process holds open (from /proc/PID/fd)."""
+        n = 0
+        for fd in os.listdir("/proc/%d/fd" % self.srv.pid):
+            try:
+                n += os.readlink("/proc/%d/fd/%s" % (self.srv.pid, fd)).startswith("socket:")
+            except OSError:
+                pass  # closed while listing
+        return n
+
+    def wait_socket_fds(self, ok, timeout=10):
+        """Polls socket_fds() (bounded by timeout) until ok(n); returns the last n."""
+        deadline = time.monotonic() + timeout
+        n = self.socket_fds()
+        while not ok(n) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            n = self.socket_fds()
+        return n
+
+    def assert_released(self, baseline, what):
+        """The server closes its side of every connection the test dropped (no fd leak)."""
+        n = self.wait_socket_fds(lambda n: n <= baseline)
+        self.assertLessEqual(n, baseline, "%s: the server still holds %d sockets more than before"
+                             % (what, n - baseline))
+
+    def watchers(self):
+        """The server's etcd_debugging_mvcc_watcher_total gauge."""
+        with urllib.request.urlopen(self.srv.client_url + "/metrics", timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("etcd_debugging_mvcc_watcher_total "):
+                    return int(float(line.split()[1]))
+        self.fail("no etcd_debugging_mvcc_watcher_total in /metrics")
+
+    def assert_watchers(self, want, what, timeout=10):
+        """The watcher gauge reaches want within timeout."""
+        deadline = time.monotonic() + timeout
+        n = self.watchers()
+        while n != want and time.monotonic() < deadline:
+            time.sleep(0.05)
+            n = self.watchers()
+        self.assertEqual(n, want, "%s: %d watchers, want %d" % (what, n, want))
+
     def channel(self, **opts):
         ch = grpc.insecure_channel(self.srv.endpoint, options=list(opts.items()))
         self.addCleanup(ch.close)
@@ -198,10 +240,13 @@ class BadInput(unittest.TestCase):
         self.assertTrue(self.wait_closed(s), "garbage connection not closed within 10s")
 
     def test_http2_preface_truncated_frame(self):
+        baseline = self.socket_fds()
         s = self.connect()
         s.sendall(PREFACE + b"\x00\x00")   # 2 of 9 frame-header bytes, then hang up
-        time.sleep(0.2)
+        self.assertEqual(self.wait_socket_fds(lambda n: n > baseline), baseline + 1,
+                         "the server did not accept the connection")
         s.close()
+        self.assert_released(baseline, "half a frame header, then hang-up")
 
     def test_http2_bad_frame_closed(self):
         s = self.connect()
@@ -216,6 +261,7 @@ class BadInput(unittest.TestCase):
         self.assertTrue(self.wait_closed(s), "connection with an oversized frame stays open")
 
     def test_many_connections_dropped(self):
+        baseline = self.socket_fds()
         socks = []
         for i in range(100):
             s = socket.create_connection(("127.0.0.1", self.srv.client_port), timeout=5)
@@ -224,8 +270,12 @@ class BadInput(unittest.TestCase):
             elif i % 3 == 1:
                 s.sendall(PREFACE + h2_frame(SETTINGS, 0, 0) + h2_frame(HEADERS, END_HEADERS, 1, b"\xff"))
             socks.append(s)
+        # the bad-HEADERS third may already be closed by the server; the rest are held open
+        held = self.wait_socket_fds(lambda n: n >= baseline + 66)
+        self.assertGreaterEqual(held, baseline + 66, "the server did not accept the connections")
         for s in socks:
             s.close()
+        self.assert_released(baseline, "100 connections dropped")
 
     # -- raw HTTP/2 gRPC calls (literal headers, no Huffman) --------------------------------
     def raw_call(self, path, message_bytes, end=True):
@@ -265,6 +315,8 @@ class BadInput(unittest.TestCase):
         self.assertNotIn("DATA", kinds)
 
     def test_raw_h2_disconnect_mid_watch(self):
+        watchers = self.watchers()
+        baseline = self.socket_fds()
         c = H2Conn(self.srv.client_port)
         c.handshake()
         c.send(h2_frame(HEADERS, END_HEADERS, 1, grpc_headers(self.srv.client_port, "/etcdserverpb.Watch/Watch")))
@@ -279,10 +331,13 @@ class BadInput(unittest.TestCase):
                 got_data = True
                 break
         self.assertTrue(got_data, "no watch-created response: %s" % frame_summary(c.frames))
-        self.srv.ctl("put", "wa", "1")
+        self.assert_watchers(watchers + 1, "watch created")
+        self.assertTrue(self.srv.ctl("put", "wa", "1").ok)
         # half a gRPC message, then vanish
         c.send(h2_frame(DATA, 0, 1, b"\x00\x00\x00\x00\x10\x0a"))
         c.close()
+        self.assert_watchers(watchers, "connection gone mid-message")
+        self.assert_released(baseline, "connection gone mid-message")
 
     # -- gRPC status codes (python grpc with raw bytes) -------------------------------------
     def test_grpc_garbage_protobuf_internal(self):
@@ -322,6 +377,8 @@ class BadInput(unittest.TestCase):
         self.assertEqual(details, "etcdserver: key is not provided")
 
     def test_grpc_watch_disconnect_mid_stream(self):
+        watchers = self.watchers()
+        baseline = self.socket_fds()
         ch = grpc.insecure_channel(self.srv.endpoint)
         q = queue.Queue()
 
@@ -341,7 +398,11 @@ class BadInput(unittest.TestCase):
         self.assertIn(11, ev, "no event in watch response: %r" % ev)
         # a second watch, then drop the connection without closing the streams
         q.put(pb_field(1, pb_field(1, b"wk2")))
+        created = dict((f, v) for f, _, v in pb_decode(next(call)))
+        self.assertEqual(created.get(3), 1, "second watch not created: %r" % created)
+        self.assert_watchers(watchers + 2, "two watches on one stream")
         ch.close()
+        self.assert_watchers(watchers, "channel closed with two watches open")
         # ...and many short-lived watch streams that are abandoned
         for _ in range(20):
             ch2 = grpc.insecure_channel(self.srv.endpoint)
@@ -351,6 +412,8 @@ class BadInput(unittest.TestCase):
             except grpc.RpcError:
                 pass
             ch2.close()
+        self.assert_watchers(watchers, "20 abandoned watch streams")
+        self.assert_released(baseline, "watch connections dropped")
 
     # -- HTTP/1.1 endpoints ----------------------------------------------------------------
     def http_get(self, path):

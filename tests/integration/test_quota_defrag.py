@@ -85,7 +85,7 @@ class QuotaDefrag(unittest.TestCase):
                                                       "--auto-compaction-retention=0"])
         self.addCleanup(sut.close)
         servers = [sut]
-        if not harness.testing_real_etcd() and os.path.exists(harness.ETCD_BIN):
+        if not harness.testing_real_etcd():
             ref = harness.Server(binary=harness.ETCD_BIN, label="etcd",
                                  extra_args=["--quota-backend-bytes=%d" % QUOTA])
             self.addCleanup(ref.close)
@@ -149,12 +149,11 @@ class QuotaDefrag(unittest.TestCase):
 
 class AutoCompaction(unittest.TestCase):
     def test_revision_mode(self):
-        if harness.testing_real_etcd():
-            self.skipTest("needs cetcd's CETCD_TEST_COMPACTOR_INTERVAL_MS knob")
         os.environ["CETCD_TEST_COMPACTOR_INTERVAL_MS"] = "200"
         try:
-            srv = harness.Server(label="sut", extra_args=["--auto-compaction-mode=revision",
-                                                          "--auto-compaction-retention=10"])
+            srv = harness.Server(binary=harness.cetcd_bin(), label="sut",  # cetcd's knob
+                                 extra_args=["--auto-compaction-mode=revision",
+                                             "--auto-compaction-retention=10"])
             self.addCleanup(srv.close)
             srv.start()
         finally:

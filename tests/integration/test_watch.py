@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -175,17 +176,48 @@ class Watch(unittest.TestCase):
         self.assertIn('"type":"DELETE"', out)
 
     def test_gateway_disconnect_cancels(self):
-        if harness.testing_real_etcd():
-            self.skipTest("cetcd-specific")
-        for _ in range(20):
-            p = subprocess.Popen(["curl", "-s", "-N", "-X", "POST", "-d", '{"create_request":{"key":"YQ=="}}',
-                                  self.sut.client_url + "/v3/watch"], stdout=subprocess.PIPE,
-                                 stdin=subprocess.DEVNULL)
-            r = Reader(p)
-            r.wait_lines(1)
-            stop(p)
-        self.assertTrue(self.sut.ctl("put", "a", "1").ok)
-        self.assertTrue(self.sut.running())
+        """20 gateway watches are counted by etcd_debugging_mvcc_watcher_total while their
+        clients are connected; once the clients hang up the server cancels them all."""
+        def fn(s):
+            procs = []
+            try:
+                for _ in range(GATEWAY_WATCHES):
+                    p = subprocess.Popen(["curl", "-s", "-N", "-X", "POST", "-d",
+                                          '{"create_request":{"key":"YQ=="}}', s.client_url + "/v3/watch"],
+                                         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                    procs.append(p)
+                    Reader(p).wait_lines(1)
+                open_count = wait_watchers(s, lambda n: n == GATEWAY_WATCHES)
+            finally:
+                for p in procs:
+                    stop(p)
+            closed_count = wait_watchers(s, lambda n: n == 0)
+            self.assertTrue(s.ctl("put", "a", "1").ok)
+            self.assertTrue(s.running())
+            return "watchers open: %d, after disconnect: %d" % (open_count, closed_count)
+        self.assertEqual(self.both(fn), "watchers open: %d, after disconnect: 0" % GATEWAY_WATCHES)
+
+
+GATEWAY_WATCHES = 20
+
+
+def watcher_total(s):
+    """The server's etcd_debugging_mvcc_watcher_total gauge from /metrics."""
+    with urllib.request.urlopen(s.client_url + "/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("etcd_debugging_mvcc_watcher_total "):
+                return int(float(line.split()[1]))
+    raise AssertionError("%s: no etcd_debugging_mvcc_watcher_total in /metrics" % s.label)
+
+
+def wait_watchers(s, ok, timeout=10):
+    """Polls the watcher gauge (at most timeout seconds) until ok(n); returns the last n."""
+    deadline = time.monotonic() + timeout
+    n = watcher_total(s)
+    while not ok(n) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        n = watcher_total(s)
+    return n
 
 
 def _signed(v):

@@ -177,28 +177,38 @@ static void test_learner_does_not_vote(void **state) {
   free(net);
 }
 
-/* At most one leader per term, observed across many ticks with flapping partitions. */
+/* At most one leader per term, observed across many ticks with flapping partitions; the
+ * four connected members have a leader by the end of every 50-tick partition, and isolating
+ * a leader makes them elect another (in a later term). */
 static void test_election_safety_flapping(void **state) {
   (void)state;
   tnet_t *net = calloc(1, sizeof(*net));
   tn_opts_t o = {.pre_vote = true, .check_quorum = true};
   tn_init(net, 5, &o);
   uint64_t leader_of[512] = {0};
-  uint64_t rng = 42;
+  uint64_t rng = 42, isolated = 0;
+  int windows_led = 0, terms_led = 0;
   for (int t = 0; t < 2000; t++) {
     if (t % 50 == 0) {
       tn_heal(net);
-      tn_isolate(net, 1 + tn_rand(&rng) % 5, true);
+      isolated = 1 + tn_rand(&rng) % 5;
+      tn_isolate(net, isolated, true);
     }
     tn_tick(net, 1);
+    bool majority_led = false;
     for (uint64_t id = 1; id <= 5; id++) {
       raft_status_t st = tn_status(net, id);
       if (st.role != RAFT_LEADER) continue;
       assert_true(st.term < 512);
       if (leader_of[st.term]) assert_int_equal(leader_of[st.term], id);
+      if (!leader_of[st.term]) terms_led++;
       leader_of[st.term] = id;
+      if (id != isolated) majority_led = true;
     }
+    if (t % 50 == 49 && majority_led) windows_led++;
   }
+  assert_int_equal(windows_led, 2000 / 50);
+  assert_true(terms_led >= 2);
   tn_free(net);
   free(net);
 }
