@@ -2,6 +2,8 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 DATA_DIR ?= default.etcd
+# seconds each fuzz target runs in `make test` (`make fuzz` runs FUZZ_SECONDS, default 60)
+TEST_FUZZ_SECONDS ?= 20
 
 .PHONY: all deps build run test unit integration e2e bench fuzz soak asan clean format install
 
@@ -20,10 +22,13 @@ build: $(BUILD)/Makefile
 run: deps build
 	exec $(BUILD)/cetcd
 
-# Build everything and pass every test: unit, integration, interop, etcd's own e2e tests.
+# Build everything and pass every test: unit, integration, interop, etcd's own e2e tests,
+# the unit tests again under ASan/UBSan, and each fuzz target for TEST_FUZZ_SECONDS.
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure -j 1
 	scripts/run-e2e.sh
+	$(MAKE) asan
+	FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) scripts/fuzz.sh
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -R '^unit/'

@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
-# `make fuzz`: builds every libFuzzer target in tests/fuzz/ with clang (ASan + UBSan) and runs
-# each for FUZZ_SECONDS (default 60). Crashes are kept in build-fuzz/<target>/ as crash-*.
+# `make fuzz` (and `make test`): builds every libFuzzer target in tests/fuzz/ with clang
+# (ASan + UBSan) and runs each for FUZZ_SECONDS (default 60), starting from its committed
+# seed corpus tests/fuzz/corpus/<target>/ (new inputs go to build-fuzz/<target>.corpus/, the
+# seeds are never modified). A crash, leak or UBSan report fails the run; the input is kept
+# in build-fuzz/ as crash-* / leak-*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${FUZZ_SECONDS:-60}
 OUT=build-fuzz
+command -v clang >/dev/null || { echo "fuzz: clang is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
 mkdir -p "$OUT/gen"
 protoc-c --proto_path=proto --c_out="$OUT/gen" proto/*.proto
-CORE=$(ls src/base/*.c src/grpc/*.c src/api/pbjson.c 2>/dev/null)
-FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Iinclude -I$OUT/gen"
+CORE=$(ls src/base/*.c src/grpc/*.c src/api/pbjson.c)
+FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -Iinclude -I$OUT/gen"
 LIBS="$(pkg-config --libs libuv libnghttp2 libprotobuf-c)"
 rc=0
 for t in tests/fuzz/fuzz_*.c; do
   name=$(basename "$t" .c)
+  seeds=tests/fuzz/corpus/$name
+  if [ -z "$(ls -A "$seeds" 2>/dev/null)" ]; then
+    echo "fuzz: no seed corpus in $seeds (tests/fuzz/seed_corpus.py writes it)" >&2
+    rc=1
+    continue
+  fi
   echo "fuzz: building $name" >&2
   clang $FLAGS "$t" $CORE "$OUT"/gen/*.c $LIBS -o "$OUT/$name"
   mkdir -p "$OUT/$name.corpus"
-  echo "fuzz: running $name for ${SECS}s" >&2
-  (cd "$OUT" && "./$name" -max_total_time="$SECS" -print_final_stats=1 "$name.corpus") || rc=1
+  echo "fuzz: running $name for ${SECS}s from $(ls "$seeds" | wc -l) seeds" >&2
+  if ! (cd "$OUT" && "./$name" -max_total_time="$SECS" -print_final_stats=1 "$name.corpus" "../$seeds"); then
+    echo "fuzz: $name FAILED (input saved in $OUT/)" >&2
+    rc=1
+  fi
 done
 exit $rc

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package that building and testing cetcd needs, skipping what is
-# already present. Called by `make run` and `make test`; safe to run again.
+# Installs every Debian 12 package that building and testing cetcd needs (clang and its
+# runtime for the fuzz targets; etcd-server for the side-by-side tests), only those not
+# installed yet. Called by `make run` and `make test`; safe to run again.
 set -euo pipefail
 PKGS=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config clang libclang-rt-dev
   libuv1-dev libnghttp2-dev libssl-dev nettle-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libcmocka-dev
   etcd-client etcd-server golang-go golang-etcd-server-dev golang-github-stretchr-testify-dev
   python3 python3-etcd3 curl iproute2 util-linux
