@@ -178,28 +178,54 @@ class BadInput(unittest.TestCase):
                 return True
         return False
 
-    def socket_fds(self):
-        """How many sockets the server process holds open (from /proc/PID/fd)."""
-        n = 0
+    def server_ends(self, socks):
+        """The socket inodes of the server's ends of these open client connections, once the
+        server has accepted them all (a connection still in the accept queue has inode 0 in
+        /proc/net/tcp); fails after 10 s."""
+        ports = {s.getsockname()[1] for s in socks}
+        found = {}
+        for _ in range(200):
+            with open("/proc/net/tcp") as f:
+                for line in f.readlines()[1:]:
+                    col = line.split()
+                    lport, rport = (int(a.split(":")[1], 16) for a in col[1:3])
+                    if lport == self.srv.client_port and rport in ports and col[9] != "0":
+                        found[rport] = col[9]
+            if len(found) == len(ports):
+                return set(found.values())
+            time.sleep(0.05)
+        self.fail("the server accepted only %d of %d connections" % (len(found), len(ports)))
+
+    def held(self):
+        """The socket inodes the server process holds open (from /proc/PID/fd)."""
+        out = set()
         for fd in os.listdir("/proc/%d/fd" % self.srv.pid):
             try:
-                n += os.readlink("/proc/%d/fd/%s" % (self.srv.pid, fd)).startswith("socket:")
+                link = os.readlink("/proc/%d/fd/%s" % (self.srv.pid, fd))
             except OSError:
-                pass  # closed while listing
-        return n
+                continue  # closed while listing
+            if link.startswith("socket:["):
+                out.add(link[8:-1])
+        return out
 
-    def wait_socket_fds(self, ok, timeout=10):
-        """Polls socket_fds() (bounded by timeout) until ok(n); returns the last n."""
+    def wait_held(self, ok, timeout=10):
+        """Polls held() (bounded by timeout) until ok(held); returns the last set."""
         deadline = time.monotonic() + timeout
-        n = self.socket_fds()
-        while not ok(n) and time.monotonic() < deadline:
+        h = self.held()
+        while not ok(h) and time.monotonic() < deadline:
             time.sleep(0.05)
-            n = self.socket_fds()
-        return n
+            h = self.held()
+        return h
+
+    def assert_dropped(self, ends, what):
+        """The server closes its end of each of these connections (no fd leak)."""
+        left = self.wait_held(lambda h: not (h & ends)) & ends
+        self.assertEqual(len(left), 0, "%s: the server still holds %d of its %d sockets"
+                         % (what, len(left), len(ends)))
 
     def assert_released(self, baseline, what):
         """The server closes its side of every connection the test dropped (no fd leak)."""
-        n = self.wait_socket_fds(lambda n: n <= baseline)
+        n = len(self.wait_held(lambda h: len(h) <= baseline))
         self.assertLessEqual(n, baseline, "%s: the server still holds %d sockets more than before"
                              % (what, n - baseline))
 
@@ -240,13 +266,12 @@ class BadInput(unittest.TestCase):
         self.assertTrue(self.wait_closed(s), "garbage connection not closed within 10s")
 
     def test_http2_preface_truncated_frame(self):
-        baseline = self.socket_fds()
         s = self.connect()
         s.sendall(PREFACE + b"\x00\x00")   # 2 of 9 frame-header bytes, then hang up
-        self.assertEqual(self.wait_socket_fds(lambda n: n > baseline), baseline + 1,
-                         "the server did not accept the connection")
+        ends = self.server_ends([s])
+        self.assertTrue(self.wait_held(lambda h: ends <= h) >= ends, "the server does not hold the connection")
         s.close()
-        self.assert_released(baseline, "half a frame header, then hang-up")
+        self.assert_dropped(ends, "half a frame header, then hang-up")
 
     def test_http2_bad_frame_closed(self):
         s = self.connect()
@@ -261,7 +286,6 @@ class BadInput(unittest.TestCase):
         self.assertTrue(self.wait_closed(s), "connection with an oversized frame stays open")
 
     def test_many_connections_dropped(self):
-        baseline = self.socket_fds()
         socks = []
         for i in range(100):
             s = socket.create_connection(("127.0.0.1", self.srv.client_port), timeout=5)
@@ -271,11 +295,11 @@ class BadInput(unittest.TestCase):
                 s.sendall(PREFACE + h2_frame(SETTINGS, 0, 0) + h2_frame(HEADERS, END_HEADERS, 1, b"\xff"))
             socks.append(s)
         # the bad-HEADERS third may already be closed by the server; the rest are held open
-        held = self.wait_socket_fds(lambda n: n >= baseline + 66)
-        self.assertGreaterEqual(held, baseline + 66, "the server did not accept the connections")
+        ends = self.server_ends([s for i, s in enumerate(socks) if i % 3 != 1])
+        self.assertTrue(self.wait_held(lambda h: ends <= h) >= ends, "the server does not hold the connections")
         for s in socks:
             s.close()
-        self.assert_released(baseline, "100 connections dropped")
+        self.assert_dropped(ends, "100 connections dropped")
 
     # -- raw HTTP/2 gRPC calls (literal headers, no Huffman) --------------------------------
     def raw_call(self, path, message_bytes, end=True):
@@ -316,7 +340,6 @@ class BadInput(unittest.TestCase):
 
     def test_raw_h2_disconnect_mid_watch(self):
         watchers = self.watchers()
-        baseline = self.socket_fds()
         c = H2Conn(self.srv.client_port)
         c.handshake()
         c.send(h2_frame(HEADERS, END_HEADERS, 1, grpc_headers(self.srv.client_port, "/etcdserverpb.Watch/Watch")))
@@ -332,12 +355,13 @@ class BadInput(unittest.TestCase):
                 break
         self.assertTrue(got_data, "no watch-created response: %s" % frame_summary(c.frames))
         self.assert_watchers(watchers + 1, "watch created")
+        ends = self.server_ends([c.sock])
         self.assertTrue(self.srv.ctl("put", "wa", "1").ok)
         # half a gRPC message, then vanish
         c.send(h2_frame(DATA, 0, 1, b"\x00\x00\x00\x00\x10\x0a"))
         c.close()
         self.assert_watchers(watchers, "connection gone mid-message")
-        self.assert_released(baseline, "connection gone mid-message")
+        self.assert_dropped(ends, "connection gone mid-message")
 
     # -- gRPC status codes (python grpc with raw bytes) -------------------------------------
     def test_grpc_garbage_protobuf_internal(self):
@@ -378,7 +402,7 @@ class BadInput(unittest.TestCase):
 
     def test_grpc_watch_disconnect_mid_stream(self):
         watchers = self.watchers()
-        baseline = self.socket_fds()
+        baseline = len(self.held())
         ch = grpc.insecure_channel(self.srv.endpoint)
         q = queue.Queue()
 
