@@ -260,7 +260,10 @@ static void check_backpressure(wstream_t *s) {
   if (!s->paused && grpc_call_pending_bytes(s->call) > STREAM_PAUSE_BYTES) pause_all(s, true);
 }
 
-/* Hub callback: events of whole revisions for one watch. */
+/* Hub callback: events of whole revisions for one watch. While the watch's previous
+ * response still waits unsent (several revisions applied in one loop iteration, or a
+ * client that reads slowly), the events are appended to it, up to --max-request-bytes:
+ * fewer, larger responses, as a catch-up batch. */
 static void on_events(void *ctx, watcher_t *w, const Mvccpb__Event *const *events, size_t n, int64_t rev) {
   (void)w;
   wentry_t *e = ctx;
@@ -269,13 +272,16 @@ static void on_events(void *ctx, watcher_t *w, const Mvccpb__Event *const *event
   header_at(s->call, &h, rev);
   Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
   r.header = &h;
-  r.watch_id = e->id;
   r.events = (Mvccpb__Event **)events;
   r.n_events = n;
-  if (e->fragment)
-    send_fragments(s->call, &r, server_get()->cfg->max_request_bytes + GRPC_OVERHEAD_BYTES);
-  else
-    grpc_call_send(s->call, &r.base);
+  size_t max = server_get()->cfg->max_request_bytes;
+  if (e->fragment) {
+    r.watch_id = e->id;
+    send_fragments(s->call, &r, max + GRPC_OVERHEAD_BYTES);
+  } else if (!n || grpc_call_send_more(s->call, &r.base, e->id, max) != 0) {
+    r.watch_id = e->id;
+    grpc_call_send_tagged(s->call, &r.base, e->id);
+  }
   if (n) e->progress_due = false;
   check_backpressure(s);
 }

@@ -7,6 +7,7 @@
  * handler code on the call (nest > 0), in which case the outermost caller frees it. A
  * local call has no stream: it counts as closed from the start. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -165,6 +166,7 @@ ssize_t grpc_call_data_read(nghttp2_session *h2, int32_t sid, uint8_t *buf, size
   }
   size_t n = avail < len ? avail : len;
   if (n) *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+  c->out_committed = n;
   if (n == avail && c->wire_finished) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (!c->http_resp) {
@@ -194,7 +196,49 @@ int grpc_call_data_send(nghttp2_session *h2, nghttp2_frame *frame, const uint8_t
     conn->out.len += pad - 1;
   }
   c->out_off += len;
-  if (c->out_off == c->out.len) c->out.len = c->out_off = 0;
+  c->out_committed = 0;
+  if (c->out_off == c->out.len) {
+    c->out.len = c->out_off = 0;
+    c->last_tagged = false;
+  }
+  return 0;
+}
+
+/* Moves the unsent bytes of c->out to its front once half of it was sent. */
+static void out_reclaim(grpc_call_t *c) {
+  if (c->out_off == 0 || c->out_off < c->out.len / 2) return;
+  memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
+  c->out.len -= c->out_off;
+  if (c->last_off >= c->out_off)
+    c->last_off -= c->out_off;
+  else
+    c->last_tagged = false;
+  c->out_off = 0;
+}
+
+int grpc_call_send_tagged(grpc_call_t *c, const ProtobufCMessage *msg, int64_t tag) {
+  int rc = grpc_call_send(c, msg);
+  if (rc == 0 && !c->local) {
+    c->last_tagged = true;
+    c->last_tag = tag;
+  }
+  return rc;
+}
+
+int grpc_call_send_more(grpc_call_t *c, const ProtobufCMessage *msg, int64_t tag, size_t max) {
+  if (c->local || !c->last_tagged || c->last_tag != tag || c->cancelled || c->wire_finished ||
+      c->stream_closed || c->handler_done)
+    return -EAGAIN;
+  if (c->last_off < c->out_off + c->out_committed || c->last_off + GRPC_FRAME_PREFIX > c->out.len)
+    return -EAGAIN; /* HTTP/2 has (part of) it already */
+  size_t have = c->out.len - c->last_off - GRPC_FRAME_PREFIX;
+  size_t sz = protobuf_c_message_get_packed_size(msg);
+  if (have + sz > max || have + sz > UINT32_MAX) return -EAGAIN;
+  buf_reserve(&c->out, sz);
+  protobuf_c_message_pack(msg, c->out.data + c->out.len);
+  c->out.len += sz;
+  grpc_frame_prefix(c->out.data + c->last_off, (uint32_t)(have + sz));
+  resume(c);
   return 0;
 }
 
@@ -207,11 +251,9 @@ int grpc_call_send(grpc_call_t *c, const ProtobufCMessage *msg) {
   if (c->cancelled || c->wire_finished || c->stream_closed || c->handler_done) return CETCD_ECANCELED;
   size_t sz = protobuf_c_message_get_packed_size(msg);
   if (sz > UINT32_MAX) return CETCD_ETOOLARGE;
-  if (c->out_off > 0 && c->out_off >= c->out.len / 2) { /* reclaim the sent prefix */
-    memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
-    c->out.len -= c->out_off;
-    c->out_off = 0;
-  }
+  out_reclaim(c);
+  c->last_off = c->out.len;
+  c->last_tagged = false;
   buf_reserve(&c->out, GRPC_FRAME_PREFIX + sz);
   uint8_t *p = c->out.data + c->out.len;
   grpc_frame_prefix(p, (uint32_t)sz);
@@ -375,11 +417,8 @@ void grpc_call_http_respond(grpc_call_t *c, int status, const char *content_type
 
 void grpc_call_http_chunk(grpc_call_t *c, const uint8_t *data, size_t len) {
   if (c->stream_closed || c->wire_finished) return;
-  if (c->out_off > 0 && c->out_off >= c->out.len / 2) { /* reclaim the sent prefix */
-    memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
-    c->out.len -= c->out_off;
-    c->out_off = 0;
-  }
+  out_reclaim(c);
+  c->last_tagged = false;
   buf_append(&c->out, data, len);
   if (!c->headers_submitted)
     submit_http_headers(c, 200, "application/json", true);

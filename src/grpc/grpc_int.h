@@ -83,6 +83,10 @@ struct grpc_call {
   ProtobufCMessage *unary_msg;  /* unary/server-stream request, decoded, waiting for END_STREAM */
   buf_t out;                    /* framed response messages not yet handed to nghttp2 */
   size_t out_off;               /* bytes of `out` already sent */
+  size_t out_committed;         /* bytes after out_off promised to nghttp2's DATA frame */
+  size_t last_off;              /* where the last queued message's frame starts in `out` */
+  int64_t last_tag;             /* its tag (grpc_call_send_tagged), if last_tagged */
+  bool last_tagged;             /* the last queued message may be extended */
   int status;                   /* final grpc-status */
   const char *status_msg;       /* percent-encoded grpc-message (arena) or NULL */
   const char *http_method;      /* :method (arena), for plain HTTP requests over h2 */

@@ -235,6 +235,15 @@ uint64_t grpc_call_deadline_ms(grpc_call_t *call);
  * on a local call, hands it to ops->on_send synchronously instead. Returns 0, or
  * CETCD_ECANCELED if the call is gone. msg is borrowed. */
 int grpc_call_send(grpc_call_t *call, const ProtobufCMessage *msg);
+/* Like grpc_call_send, but marks the message with tag so that grpc_call_send_more can
+ * extend it while it waits unsent. */
+int grpc_call_send_tagged(grpc_call_t *call, const ProtobufCMessage *msg, int64_t tag);
+/* Appends msg's serialized fields to the last queued message if that one was sent with
+ * this tag, nothing of it has been handed to HTTP/2 yet and the result stays within max
+ * bytes (protobuf merges a message with fields appended: repeated fields concatenate,
+ * embedded messages merge, later scalars win). Returns 0, or -EAGAIN if it cannot
+ * (then send a message of its own). */
+int grpc_call_send_more(grpc_call_t *call, const ProtobufCMessage *msg, int64_t tag, size_t max);
 /* Bytes queued on this call and not yet handed to the connection (for slow-consumer
  * limits; HTTP/2 flow control holds them here when the client does not read). For a local
  * call, what its ops' pending_bytes reports (the gateway: its HTTP client's backlog). */

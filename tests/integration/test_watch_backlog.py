@@ -9,6 +9,7 @@
   answers at once with the store's revision).
 - A watcher that lags until its history is compacted gets compact_revision and canceled
   after the events it was sent.
+- Live revisions applied together share one response (cetcd).
 - A JSON gateway (/v3/watch) client that does not read holds the server's memory bounded
   and gets every event once it reads.
 """
@@ -119,6 +120,40 @@ def gateway_slow_consumer(srv, n=2000, value_bytes=8000):
         conn.close()
 
 
+def live_concurrent(srv, n=4000):
+    """A watcher reading as fast as it can while 4 clients write n revisions under its
+    prefix. Returns (responses with events, event revisions, header revisions below the
+    response's last event)."""
+    import grpc
+    import threading
+    ch = grpc.insecure_channel(srv.endpoint)
+    st = Stream(ch, 90)
+    out = {"responses": 0, "revs": [], "bad_headers": 0}
+    try:
+        st.create(b"live/", b"live0")
+        it = st.each()
+        first = next(it, None)
+        assert first is not None and first.created, (first, st.error)
+
+        def read():
+            for resp in it:
+                if resp.events:
+                    out["responses"] += 1
+                    out["revs"] += [ev.kv.mod_revision for ev in resp.events]
+                    if resp.header.revision < resp.events[-1].kv.mod_revision:
+                        out["bad_headers"] += 1
+                if len(out["revs"]) >= n:
+                    return
+        reader = threading.Thread(target=read)
+        reader.start()
+        start = write_backlog(srv, b"live/", n, value=b"l" * 100)
+        reader.join(60)
+        return start, out
+    finally:
+        st.close()
+        ch.close()
+
+
 class WatchBacklog(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -161,6 +196,18 @@ class WatchBacklog(unittest.TestCase):
             if srv is self.sut:
                 self.assertLess(grown, 10 * 1024, srv.label)
 
+
+    def test_live_revisions_share_responses(self):
+        """Live revisions applied together reach a watcher in one response (cetcd appends
+        them to its unsent response; etcd sends one per revision): every event once, in
+        order, the header revision never below the events'."""
+        for srv in (self.ref, self.sut):
+            start, o = live_concurrent(srv)
+            print("%s: %d revisions in %d responses" % (srv.label, len(o["revs"]), o["responses"]))
+            self.assertEqual(o["revs"], list(range(start, start + 4000)), srv.label)
+            self.assertEqual(o["bad_headers"], 0, srv.label)
+            if srv is self.sut:
+                self.assertLess(o["responses"], 4000 * 0.9, srv.label)
 
     def test_old_revision_batches(self):
         """A watcher from thousands of revisions back gets hundreds of events per response,
