@@ -1,6 +1,7 @@
 /* In-process tests of a server connection without a socket: an nghttp2 client session's
  * bytes are fed to a detached connection and its output is fed back (the fuzzing path).
  * Also the server's gate (grpc_server_opts_t.gate) and grpc_server_abort_calls. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -445,6 +446,73 @@ static void test_stream_arena_bounded(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A RangeResponse holding one key-value pair with this key (borrowed). */
+static void one_kv(Etcdserverpb__RangeResponse *r, Mvccpb__KeyValue *kv, Mvccpb__KeyValue **p,
+                   const char *key) {
+  etcdserverpb__range_response__init(r);
+  mvccpb__key_value__init(kv);
+  kv->key.data = (uint8_t *)key;
+  kv->key.len = strlen(key);
+  *p = kv;
+  r->kvs = p;
+  r->n_kvs = 1;
+}
+
+/* grpc_call_send_more: appends to the last queued message only while it waits unsent,
+ * under the same tag and within the size limit; the client gets one merged message. */
+static void test_send_more(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  grpc_server_t *s = grpc_server_new(&loop, NULL);
+  grpc_server_add_methods(s, methods, 1);
+  buf_t sink = {0};
+  grpc_conn_t *c = grpc_conn_new(s, false, &sink);
+  rec_t rec = {.grpc_status = -1};
+  nghttp2_session *h2 = client(&rec);
+  parked = NULL;
+  request(h2, "park");
+  exchange(h2, c, &sink);
+  assert_non_null(parked);
+  Etcdserverpb__RangeResponse r;
+  Mvccpb__KeyValue kv, *p;
+  one_kv(&r, &kv, &p, "a");
+  assert_int_equal(grpc_call_send_more(parked, &r.base, 7, 1 << 20), -EAGAIN); /* nothing queued */
+  r.count = 1;
+  assert_int_equal(grpc_call_send_tagged(parked, &r.base, 7), 0);
+  one_kv(&r, &kv, &p, "b");
+  assert_int_equal(grpc_call_send_more(parked, &r.base, 8, 1 << 20), -EAGAIN); /* another tag */
+  assert_int_equal(grpc_call_send_more(parked, &r.base, 7, 8), -EAGAIN);       /* too large */
+  assert_int_equal(grpc_call_send_more(parked, &r.base, 7, 1 << 20), 0);
+  one_kv(&r, &kv, &p, "c");
+  r.count = 3;
+  assert_int_equal(grpc_call_send_more(parked, &r.base, 7, 1 << 20), 0);
+  exchange(h2, c, &sink);
+  /* one message: kvs a, b, c and the last count */
+  assert_true(rec.data_len > 5 && rec.data_len < sizeof(rec.data));
+  uint32_t len = (uint32_t)(uint8_t)rec.data[1] << 24 | (uint32_t)(uint8_t)rec.data[2] << 16 |
+                 (uint32_t)(uint8_t)rec.data[3] << 8 | (uint8_t)rec.data[4];
+  assert_int_equal(len + 5, rec.data_len);
+  Etcdserverpb__RangeResponse *got =
+      etcdserverpb__range_response__unpack(NULL, len, (const uint8_t *)rec.data + 5);
+  assert_non_null(got);
+  assert_int_equal(got->n_kvs, 3);
+  assert_memory_equal(got->kvs[2]->key.data, "c", 1);
+  assert_int_equal(got->count, 3);
+  etcdserverpb__range_response__free_unpacked(got, NULL);
+  /* handed to HTTP/2: a new message is needed */
+  assert_int_equal(grpc_call_send_more(parked, &r.base, 7, 1 << 20), -EAGAIN);
+  grpc_call_finish(parked, GRPC_OK, NULL);
+  exchange(h2, c, &sink);
+  assert_true(rec.closed);
+  grpc_conn_close(c);
+  nghttp2_session_del(h2);
+  buf_free(&sink);
+  grpc_server_free(s);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unary_and_cancel),
@@ -452,6 +520,7 @@ int main(void) {
       cmocka_unit_test(test_gate_and_abort),
       cmocka_unit_test(test_http2_async),
       cmocka_unit_test(test_stream_arena_bounded),
+      cmocka_unit_test(test_send_more),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
