@@ -1,0 +1,586 @@
+#!/usr/bin/python3
+"""Fault-injection runs against real cetcd clusters on loopback, checked for linearizability.
+
+One run: a 3- or 5-member cluster (tests/integration/cluster_harness.py) whose peer links go
+through TCP proxies (proxy.py); client threads issue put, get (linearizable and serializable,
+through every member), delete, txn compare-and-swap (on value and on mod revision) and lease
+grant / leased puts / keep-alive / revoke, recording each operation's invocation and return
+time and result; watchers (one from revision 1, more started during the run at random
+revisions, resumed on another member when their stream breaks) record every event; a nemesis
+injects faults (SIGKILL and restart, the leader most often; SIGSTOP/SIGCONT past the
+election timeout; symmetric and one-way partitions; delayed and dropped peer messages;
+compaction and defragmentation). At the end the faults are healed and the record is
+checked (linearizability.py): per-key linearizability, store-wide revision order, watch
+guarantees, serializable reads, no acknowledged write lost, and equal HashKV on every member
+at the same revision.
+
+  chaos.py --seed S --members N --duration SECONDS          one run (replayable by seed)
+  chaos.py --runs R --duration SECONDS [--first-seed S]     a sweep over 3 and 5 members
+
+A failed run keeps its record, logs and data dirs, and prints the command that replays it
+(the seed fixes the fault schedule and the operation mix; thread timing is not replayed).
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+
+import grpc  # noqa: E402
+from etcd3.etcdrpc import rpc_pb2 as pb, rpc_pb2_grpc as rpcg  # noqa: E402
+
+import cluster_harness  # noqa: E402
+import harness  # noqa: E402
+import linearizability as lin  # noqa: E402
+import proxy  # noqa: E402
+
+OP_TIMEOUT = 2.0
+PREFIX = "k/"
+N_KEYS = 6
+
+
+def now():
+    return time.monotonic()
+
+
+class ProxiedMember(cluster_harness.Member):
+    """A member whose advertised peer URL is its proxy's port."""
+
+    def __init__(self, cluster, name, binary):
+        super().__init__(cluster, name, binary)
+        self.proxy_port = harness.free_port()
+
+    @property
+    def proxy_url(self):
+        return "http://127.0.0.1:%d" % self.proxy_port
+
+    @property
+    def id(self):
+        return cluster_harness.member_id(self.proxy_url, self.cluster.token)
+
+    def argv(self):
+        argv = super().argv()
+        argv[argv.index("--initial-advertise-peer-urls") + 1] = self.proxy_url
+        return argv
+
+
+class Recorder:
+    """The history: operations with invocation/return times and results."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.ops = []
+
+    def add(self, op):
+        with self.lock:
+            op["id"] = len(self.ops)
+            self.ops.append(op)
+
+
+class Run:
+    """One fault-injection run; `execute()` returns (ok, summary dict)."""
+
+    def __init__(self, seed, members, duration, binary, out_dir, clients=6):
+        self.seed, self.n, self.duration = seed, members, duration
+        self.rnd = random.Random(seed)
+        self.out_dir = out_dir
+        self.n_clients = clients
+        self.cluster = cluster_harness.Cluster(binary, 0, token="chaos-%d" % seed)
+        self.cluster.members = [ProxiedMember(self.cluster, "m%d" % i, binary) for i in range(members)]
+        ic = ",".join("%s=%s" % (m.name, m.proxy_url) for m in self.cluster.members)
+        for m in self.cluster.members:
+            m.initial_cluster = ic
+        self.net = proxy.Net(seed)
+        self.net.names = [m.name for m in self.cluster.members]
+        self.proxies = []
+        self.rec = Recorder()
+        self.stop = threading.Event()
+        self.watchers = []
+        self.faults = []
+        self.errors = []
+        self.compacted = 0
+        self.chans = {}
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def pids(self):
+        return {m.name: (m.pid if m.running() else None) for m in self.cluster.members}
+
+    def channel(self, m):
+        ch = self.chans.get(m.name)
+        if ch is None:
+            ch = self.chans[m.name] = grpc.insecure_channel(m.endpoint)
+        return ch
+
+    def status(self, m, timeout=0.5):
+        try:
+            return rpcg.MaintenanceStub(self.channel(m)).Status(pb.StatusRequest(), timeout=timeout)
+        except grpc.RpcError:
+            return None
+
+    def leader(self):
+        """The member a majority of running members name as leader, or None."""
+        votes = {}
+        for m in self.cluster.members:
+            if m.running():
+                s = self.status(m)
+                if s is not None and s.leader:
+                    votes[s.leader] = votes.get(s.leader, 0) + 1
+        for m in self.cluster.members:
+            if votes.get(m.id, 0) > self.n // 2:
+                return m
+        return None
+
+    # -- client load -------------------------------------------------------------------------
+    def client(self, c):
+        rnd = random.Random(self.seed * 1000 + c)
+        seq = 0
+        seen = {}  # key -> (value, mod) this client last read
+        deadline = now() + self.duration
+        while not self.stop.is_set() and now() < deadline:
+            seq += 1
+            m = rnd.choice(self.cluster.members)
+            kv = rpcg.KVStub(self.channel(m))
+            key = PREFIX + "%d" % rnd.randrange(N_KEYS)
+            kind = rnd.choice(["put", "put", "get", "get", "sget", "delete", "cas_v", "cas_m",
+                               "lease"])
+            if kind == "lease":
+                self.lease_ops(c, seq, rnd, m)
+                continue
+            op = {"client": c, "key": key, "member": m.name}
+            bkey = key.encode()
+            try:
+                op["t0"] = now()
+                if kind in ("get", "sget"):
+                    op.update(type="get", serializable=kind == "sget")
+                    r = kv.Range(pb.RangeRequest(key=bkey, serializable=kind == "sget"),
+                                 timeout=OP_TIMEOUT)
+                    op["t1"] = now()
+                    op.update(rev=r.header.revision, **_read(r.kvs))
+                    seen[key] = (op["resp_value"], op["resp_mod"])
+                elif kind == "put":
+                    op.update(type="put", value="c%d-%d" % (c, seq))
+                    r = kv.Put(pb.PutRequest(key=bkey, value=op["value"].encode()), timeout=OP_TIMEOUT)
+                    op["t1"] = now()
+                    op["rev"] = r.header.revision
+                elif kind == "delete":
+                    op["type"] = "delete"
+                    r = kv.DeleteRange(pb.DeleteRangeRequest(key=bkey), timeout=OP_TIMEOUT)
+                    op["t1"] = now()
+                    op.update(rev=r.header.revision, deleted=r.deleted)
+                else:
+                    last = seen.get(key, (None, 0))
+                    op.update(type="txn", value="c%d-%d" % (c, seq))
+                    if kind == "cas_v":
+                        op["cmp"] = {"target": "value", "expect": last[0] or "absent"}
+                        cmp = pb.Compare(result=pb.Compare.EQUAL, target=pb.Compare.VALUE, key=bkey,
+                                         value=op["cmp"]["expect"].encode())
+                    else:
+                        op["cmp"] = {"target": "mod", "expect": last[1] or 0}
+                        cmp = pb.Compare(result=pb.Compare.EQUAL, target=pb.Compare.MOD, key=bkey,
+                                         mod_revision=op["cmp"]["expect"])
+                    put = pb.RequestOp(request_put=pb.PutRequest(key=bkey, value=op["value"].encode()))
+                    get = pb.RequestOp(request_range=pb.RangeRequest(key=bkey))
+                    r = kv.Txn(pb.TxnRequest(compare=[cmp], success=[put], failure=[get]),
+                               timeout=OP_TIMEOUT)
+                    op["t1"] = now()
+                    op.update(rev=r.header.revision, succeeded=r.succeeded)
+                    if not r.succeeded:
+                        got = _read(r.responses[0].response_range.kvs)
+                        op["resp_value"] = got["resp_value"]
+                        seen[key] = (got["resp_value"], got["resp_mod"])
+            except grpc.RpcError as e:
+                op["t1"] = None
+                op["error"] = "%s" % (e.code(),)
+                time.sleep(0.05)
+            self.rec.add(op)
+
+    def lease_ops(self, c, seq, rnd, m):
+        """Grant a lease, put 1-2 keys with it, keep it alive once, revoke it (recorded as
+        puts and a revoke_delete of each key)."""
+        ch = self.channel(m)
+        ls, kv = rpcg.LeaseStub(ch), rpcg.KVStub(ch)
+        try:
+            g = ls.LeaseGrant(pb.LeaseGrantRequest(TTL=300), timeout=OP_TIMEOUT)
+        except grpc.RpcError:
+            return
+        keys = ["%slease-%d-%d-%d" % (PREFIX, c, seq, i) for i in range(rnd.randint(1, 2))]
+        for i, key in enumerate(keys):
+            op = {"client": c, "key": key, "member": m.name, "type": "put",
+                  "value": "c%d-%d-l%d" % (c, seq, i), "t0": now()}
+            try:
+                r = kv.Put(pb.PutRequest(key=key.encode(), value=op["value"].encode(), lease=g.ID),
+                           timeout=OP_TIMEOUT)
+                op.update(t1=now(), rev=r.header.revision)
+            except grpc.RpcError as e:
+                op.update(t1=None, error=str(e.code()))
+            self.rec.add(op)
+        try:
+            for _ in ls.LeaseKeepAlive(iter([pb.LeaseKeepAliveRequest(ID=g.ID)]), timeout=OP_TIMEOUT):
+                break
+        except grpc.RpcError:
+            pass
+        t0 = now()
+        try:
+            r = ls.LeaseRevoke(pb.LeaseRevokeRequest(ID=g.ID), timeout=OP_TIMEOUT)
+            t1, rev = now(), r.header.revision
+        except grpc.RpcError:
+            t1, rev = None, None
+        for key in keys:
+            self.rec.add({"client": c, "key": key, "member": m.name, "type": "revoke_delete",
+                          "t0": t0, "t1": t1, "rev": rev})
+
+    # -- watches -----------------------------------------------------------------------------
+    def watcher(self, w, start_member):
+        """Records every event under PREFIX from w["start"]; when the stream breaks, resumes
+        on another member from the next revision. Stops at self.watch_stop."""
+        mi = self.cluster.members.index(start_member)
+        nxt = w["start"]
+        for attempt in range(1000):
+            if self.watch_stop.is_set():
+                return
+            m = self.cluster.members[(mi + attempt) % self.n]
+            req = pb.WatchRequest(create_request=pb.WatchCreateRequest(
+                key=PREFIX.encode(), range_end=_prefix_end(PREFIX), start_revision=nxt, prev_kv=True))
+            reqs = _Requests(req)
+            call = rpcg.WatchStub(self.channel(m)).Watch(iter(reqs), timeout=self.duration + 120)
+            w["calls"].append(call)
+            try:
+                for resp in call:
+                    if resp.canceled or resp.compact_revision:
+                        w["problems"].append("watch canceled at %d (compact %d): %s"
+                                             % (nxt, resp.compact_revision, resp.cancel_reason))
+                        return
+                    if not resp.events:
+                        continue
+                    evs = [_event(e) for e in resp.events]
+                    w["responses"].append(evs)
+                    nxt = evs[-1]["mod"] + 1
+                    w["next"] = nxt
+            except grpc.RpcError:
+                pass
+            reqs.close()
+            time.sleep(0.1)
+
+    def start_watcher(self, start, member):
+        w = {"start": start, "prefix": PREFIX, "responses": [], "problems": [], "calls": [],
+             "next": start}
+        t = threading.Thread(target=self.watcher, args=(w, member), daemon=True)
+        self.watchers.append((w, t))
+        t.start()
+
+    # -- nemesis -----------------------------------------------------------------------------
+    def pick(self, leader_bias=0.6):
+        """A member: the leader with probability leader_bias when there is one."""
+        if self.rnd.random() < leader_bias:
+            ld = self.leader()
+            if ld is not None:
+                return ld
+        return self.rnd.choice(self.cluster.members)
+
+    def nemesis(self):
+        deadline = now() + self.duration
+        kinds = ["kill", "kill", "pause", "partition", "oneway", "delay", "drop", "compact",
+                 "defrag", "watch"]
+        for _ in range(10000):
+            if now() >= deadline - 1.5 or self.stop.is_set():
+                return
+            time.sleep(self.rnd.uniform(0.3, 1.2))
+            kind = self.rnd.choice(kinds)
+            hold = self.rnd.uniform(1.0, 2.5)
+            t = now()
+            try:
+                what = getattr(self, "fault_" + kind)(hold)
+            except Exception as e:  # a fault that cannot be injected fails the run
+                self.errors.append("fault %s: %r" % (kind, e))
+                return
+            self.faults.append({"t": t, "kind": kind, "what": what, "took": now() - t})
+
+    def fault_kill(self, hold):
+        m = self.pick()
+        m.kill9()
+        time.sleep(hold / 2)
+        m.start(wait=False)
+        m.wait_ready(timeout=30)
+        return m.name
+
+    def fault_pause(self, hold):
+        m = self.pick()
+        os.kill(m.pid, signal.SIGSTOP)
+        time.sleep(max(hold, 2.0 * self.cluster.election_ms / 1000.0))
+        os.kill(m.pid, signal.SIGCONT)
+        return m.name
+
+    def fault_partition(self, hold):
+        m = self.pick()
+        self.net.set(blocked={(a, b) for a in self.net.names for b in self.net.names
+                              if a != b and m.name in (a, b)})
+        time.sleep(hold)
+        self.net.heal()
+        return m.name
+
+    def fault_oneway(self, hold):
+        m = self.pick()
+        out = self.rnd.random() < 0.5  # m cannot send, or cannot receive
+        self.net.set(blocked={((m.name, b) if out else (b, m.name)) for b in self.net.names
+                              if b != m.name})
+        time.sleep(hold)
+        self.net.heal()
+        return "%s %s" % (m.name, "outbound" if out else "inbound")
+
+    def fault_delay(self, hold):
+        d = self.rnd.uniform(0.01, 0.1)
+        self.net.set(delay=d)
+        time.sleep(hold)
+        self.net.heal()
+        return "%.0fms" % (d * 1000)
+
+    def fault_drop(self, hold):
+        p = self.rnd.uniform(0.01, 0.1)
+        self.net.set(drop=p)
+        time.sleep(hold)
+        self.net.heal()
+        return "%.0f%%" % (p * 100)
+
+    def fault_compact(self, _hold):
+        # never past what every watcher has received, so resuming stays possible
+        live = [w["next"] - 1 for w, _t in self.watchers]
+        rev = min(live) if live else 0
+        if rev <= self.compacted:
+            return "skipped"
+        m = self.rnd.choice([x for x in self.cluster.members if x.running()])
+        try:
+            rpcg.KVStub(self.channel(m)).Compact(pb.CompactionRequest(revision=rev), timeout=OP_TIMEOUT)
+            self.compacted = rev
+            return "%s@%d" % (m.name, rev)
+        except grpc.RpcError as e:
+            return "%s failed %s" % (m.name, e.code())
+
+    def fault_defrag(self, _hold):
+        m = self.rnd.choice(self.cluster.members)
+        try:
+            rpcg.MaintenanceStub(self.channel(m)).Defragment(pb.DefragmentRequest(), timeout=10)
+            return m.name
+        except grpc.RpcError as e:
+            return "%s failed %s" % (m.name, e.code())
+
+    def fault_watch(self, _hold):
+        """Not a fault: a new watcher from a random revision (resumability)."""
+        if len(self.watchers) >= 6:
+            return "skipped"
+        top = max((w["next"] for w, _t in self.watchers), default=1)
+        start = self.rnd.randint(max(self.compacted + 1, 1), max(top, self.compacted + 1))
+        m = self.rnd.choice(self.cluster.members)
+        self.start_watcher(start, m)
+        return "%s from %d" % (m.name, start)
+
+    # -- end of run --------------------------------------------------------------------------
+    def heal(self):
+        self.net.heal()
+        for m in self.cluster.members:
+            if m.running():
+                os.kill(m.pid, signal.SIGCONT)
+            else:
+                m.start(wait=False)
+        for m in self.cluster.members:
+            m.wait_ready(timeout=30)
+        if not cluster_harness.until(self.leader, timeout=30):
+            raise AssertionError("no leader after healing")
+
+    def final_reads(self):
+        """After healing: put a sentinel, then a linearizable read of every key through every
+        member (part of the history, so a lost write shows up as non-linearizable)."""
+        keys = sorted({op["key"] for op in self.rec.ops})
+        ld = self.leader()
+        r = rpcg.KVStub(self.channel(ld)).Put(pb.PutRequest(key=(PREFIX + "zz-end").encode(),
+                                                            value=b"end"), timeout=10)
+        end_rev = r.header.revision
+        for m in self.cluster.members:
+            kv = rpcg.KVStub(self.channel(m))
+            for key in keys:
+                op = {"client": -1, "key": key, "member": m.name, "type": "get", "t0": now()}
+                for _ in range(20):
+                    try:
+                        rr = kv.Range(pb.RangeRequest(key=key.encode()), timeout=5)
+                        op.update(t1=now(), rev=rr.header.revision, **_read(rr.kvs))
+                        break
+                    except grpc.RpcError:
+                        time.sleep(0.25)
+                if "t1" not in op:
+                    raise AssertionError("final read of %s on %s failed" % (key, m.name))
+                self.rec.add(op)
+        return end_rev
+
+    def hashes(self, rev):
+        """HashKV of every member at revision rev: {member: (hash, compact_revision)}."""
+        out = {}
+        for m in self.cluster.members:
+            ms = rpcg.MaintenanceStub(self.channel(m))
+            for _ in range(40):
+                try:
+                    h = ms.HashKV(pb.HashKVRequest(revision=rev), timeout=5)
+                    out[m.name] = (h.hash, h.compact_revision)
+                    break
+                except grpc.RpcError:
+                    time.sleep(0.25)
+        return out
+
+    def execute(self):
+        t_start = now()
+        summary = {"seed": self.seed, "members": self.n, "duration": self.duration}
+        problems = []
+        try:
+            for m in self.cluster.members:
+                self.proxies.append(proxy.Proxy(self.net, m.name, m.proxy_port, m.peer_port, self.pids))
+            harness.start_servers(*self.cluster.members)
+            if not cluster_harness.until(self.leader, timeout=30):
+                raise AssertionError("no leader at start")
+            self.watch_stop = threading.Event()
+            self.start_watcher(1, self.cluster.members[0])
+            threads = [threading.Thread(target=self.client, args=(c,), daemon=True)
+                       for c in range(self.n_clients)]
+            threads.append(threading.Thread(target=self.nemesis, daemon=True))
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(self.duration + 60)
+            self.heal()
+            end_rev = self.final_reads()
+            # watchers catch up to the sentinel
+            cluster_harness.until(lambda: all(w["next"] > end_rev for w, _t in self.watchers),
+                                  timeout=30)
+            for w, _t in self.watchers:
+                if w["next"] <= end_rev:
+                    problems.append("watcher from %d stuck at %d (end revision %d)"
+                                    % (w["start"], w["next"], end_rev))
+                problems += w["problems"]
+            hs = self.hashes(end_rev)
+            summary["hashkv"] = {k: list(v) for k, v in hs.items()}
+            if len(hs) != self.n or len(set(hs.values())) != 1:
+                problems.append("HashKV at revision %d differs or is missing: %s" % (end_rev, hs))
+            problems += self.errors
+        except Exception as e:  # the run could not complete: that fails it
+            problems.append("run error: %r" % (e,))
+            for m in self.cluster.members:
+                problems.append(m.log_tail(10))
+        finally:
+            self.watch_stop = getattr(self, "watch_stop", threading.Event())
+            self.watch_stop.set()
+            self.stop.set()
+            for w, _t in self.watchers:
+                for c in w["calls"]:
+                    c.cancel()
+        watchers = [{k: w[k] for k in ("start", "prefix", "responses")} for w, _t in self.watchers]
+        t_check = now()
+        problems += lin.check_all(self.rec.ops, watchers, 0)
+        summary.update(ops=len(self.rec.ops),
+                       ops_unknown=sum(1 for o in self.rec.ops if o.get("t1") is None),
+                       events=sum(len(r) for w in watchers for r in w["responses"]),
+                       watchers=len(watchers), faults=len(self.faults),
+                       fault_kinds=sorted({f["kind"] for f in self.faults}),
+                       compacted=self.compacted, problems=problems,
+                       check_seconds=round(now() - t_check, 2), seconds=round(now() - t_start, 1))
+        ok = not problems
+        os.makedirs(self.out_dir, exist_ok=True)
+        with open(os.path.join(self.out_dir, "record.json"), "w") as f:
+            json.dump({"history": self.rec.ops, "watchers": watchers, "compacted": 0,
+                       "faults": self.faults, "summary": summary}, f)
+        for p in self.proxies:
+            p.close()
+        for ch in self.chans.values():
+            ch.close()
+        if not ok:
+            os.environ["CETCD_TEST_KEEP"] = "1"
+            summary["kept"] = [m.root for m in self.cluster.members] + [self.out_dir]
+        self.cluster.close()
+        if not ok:
+            os.environ.pop("CETCD_TEST_KEEP", None)
+        return ok, summary
+
+
+class _Requests:
+    """The request side of a watch stream: the create request, then open until closed."""
+
+    def __init__(self, first):
+        self.first = first
+        self.done = threading.Event()
+
+    def __iter__(self):
+        yield self.first
+        self.done.wait()
+
+    def close(self):
+        self.done.set()
+
+
+def _prefix_end(p):
+    b = bytearray(p.encode())
+    b[-1] += 1
+    return bytes(b)
+
+
+def _read(kvs):
+    if not kvs:
+        return {"resp_value": None, "resp_mod": 0}
+    return {"resp_value": kvs[0].value.decode(), "resp_mod": kvs[0].mod_revision}
+
+
+def _event(e):
+    put = e.type == 0
+    return {"type": "PUT" if put else "DELETE", "key": e.kv.key.decode(),
+            "value": e.kv.value.decode() if put else None, "mod": e.kv.mod_revision,
+            "prev": e.prev_kv.value.decode() if e.HasField("prev_kv") and e.prev_kv.key else None}
+
+
+def replay_command(seed, members, duration):
+    return "/usr/bin/python3 %s --seed %d --members %d --duration %g" % (
+        os.path.relpath(os.path.abspath(__file__)), seed, members, duration)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, help="one run with this seed")
+    ap.add_argument("--members", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=1, help="sweep: this many runs (3 and 5 members)")
+    ap.add_argument("--first-seed", type=int, default=None)
+    ap.add_argument("--duration", type=float, default=30.0, help="seconds of load per run")
+    ap.add_argument("--out", default=os.path.join(harness.REPO, "build", "chaos"))
+    ap.add_argument("--clients", type=int, default=6)
+    a = ap.parse_args(argv)
+    binary = harness.server_bin()
+    if a.seed is not None:
+        plan = [(a.seed, a.members)]
+    else:
+        first = a.first_seed if a.first_seed is not None else int(time.time()) % 100000 * 100
+        plan = [(first + i, 3 if i % 2 == 0 else 5) for i in range(a.runs)]
+    failed, total_ops, total_events = [], 0, 0
+    for seed, members in plan:
+        run = Run(seed, members, a.duration, binary, os.path.join(a.out, "seed-%d" % seed), a.clients)
+        ok, s = run.execute()
+        total_ops += s["ops"]
+        total_events += s["events"]
+        print("seed %d members %d: %s  ops %d (unknown %d) events %d watchers %d faults %d %s "
+              "check %.1fs run %.0fs" % (seed, members, "ok" if ok else "FAILED", s["ops"],
+                                         s["ops_unknown"], s["events"], s["watchers"], s["faults"],
+                                         ",".join(s["fault_kinds"]), s["check_seconds"], s["seconds"]),
+              flush=True)
+        if not ok:
+            for p in s["problems"][:20]:
+                print("  problem: %s" % p)
+            print("  kept: %s" % " ".join(s["kept"]))
+            print("  replay: %s" % replay_command(seed, members, a.duration), flush=True)
+            failed.append(seed)
+    print("%d runs, %d failed, %d operations and %d watch events checked"
+          % (len(plan), len(failed), total_ops, total_events))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
