@@ -5,7 +5,7 @@ DATA_DIR ?= default.etcd
 # seconds each fuzz target runs in `make test` (`make fuzz` runs FUZZ_SECONDS, default 60)
 TEST_FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build run test unit integration e2e bench fuzz soak asan clean format install
+.PHONY: all deps build run test unit integration e2e bench fuzz soak chaos asan clean format install
 
 all: build
 
@@ -52,6 +52,14 @@ fuzz: deps
 
 soak: deps build
 	scripts/soak.sh
+
+# The long fault-injection sweep (tests/chaos/chaos.py; docs/RELIABILITY.md): CHAOS_RUNS runs
+# of CHAOS_DURATION seconds of load each, alternating 3- and 5-member clusters.
+CHAOS_RUNS ?= 100
+CHAOS_DURATION ?= 30
+chaos: deps build
+	CETCD_BIN=$(abspath $(BUILD))/cetcd /usr/bin/python3 tests/chaos/chaos.py \
+	  --runs $(CHAOS_RUNS) --duration $(CHAOS_DURATION) --out $(BUILD)/chaos
 
 # Install libcetcd (libs, headers, cetcd.pc) under $(PREFIX); DESTDIR is honoured by
 # cmake --install for staged installs (make install PREFIX=/usr DESTDIR=/tmp/stage).

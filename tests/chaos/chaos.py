@@ -293,6 +293,12 @@ class Run:
             if now() >= deadline - 1.5 or self.stop.is_set():
                 return
             time.sleep(self.rnd.uniform(0.3, 1.2))
+            crashed = self.exited()
+            if crashed:
+                self.errors += crashed
+                for m in self.cluster.members:
+                    if not m.running():
+                        m.start(wait=False)
             kind = self.rnd.choice(kinds)
             hold = self.rnd.uniform(1.0, 2.5)
             t = now()
@@ -382,8 +388,20 @@ class Run:
         return "%s from %d" % (m.name, start)
 
     # -- end of run --------------------------------------------------------------------------
+    def exited(self):
+        """Members whose process ended without the nemesis killing it (a crash or an exit
+        the cluster did not ask for): each is a problem, with its exit status."""
+        out = []
+        for m in self.cluster.members:
+            if m.proc is not None and not m.running() and m._log is not None:
+                out.append("%s exited by itself with status %s\n%s"
+                           % (m.name, m.proc.returncode, m.log_tail(30)))
+                m._close_log()
+        return out
+
     def heal(self):
         self.net.heal()
+        self.errors += self.exited()
         for m in self.cluster.members:
             if m.running():
                 os.kill(m.pid, signal.SIGCONT)
@@ -446,9 +464,11 @@ class Run:
             self.start_watcher(1, self.cluster.members[0])
             threads = [threading.Thread(target=self.client, args=(c,), daemon=True)
                        for c in range(self.n_clients)]
-            threads.append(threading.Thread(target=self.nemesis, daemon=True))
             for t in threads:
                 t.start()
+            # in this thread: servers get SIGKILL when the thread that started them ends
+            # (setpriv --pdeathsig), so every restart happens on the main thread
+            self.nemesis()
             for t in threads:
                 t.join(self.duration + 60)
             self.heal()

@@ -41,6 +41,7 @@ import sys
 
 UNKNOWN = -1  # a mod revision the history does not tell (a write whose reply was lost)
 INF = float("inf")
+FOREVER = 1e300  # return time of a write with a lost reply that the watch record shows happened
 
 
 # ---------------------------------------------------------------------------------------
@@ -355,15 +356,35 @@ def check_serializable_reads(history, ref, full_from=1):
     return problems
 
 
+def resolve_unknown(history, ref):
+    """Puts and txns with a lost reply, decided by a complete watch record (as etcd's
+    robustness tests do): every put writes a unique value, so the write happened iff its
+    value is in the record, at that revision. One that happened must be linearized (its
+    return time becomes FOREVER, after every known return); one that did not is dropped.
+    Deletes with a lost reply stay undecided."""
+    at = {(ev["key"], ev["value"]): rv for (rv, _k), ev in ref.items() if ev["type"] == "PUT"}
+    out = []
+    for op in history:
+        if _known(op) or op["type"] not in ("put", "txn"):
+            out.append(op)
+            continue
+        rv = at.get((op["key"], op["value"]))
+        if rv is not None:
+            out.append(dict(op, t1=FOREVER, rev=rv, succeeded=True))
+    return out
+
+
 def check_all(history, watchers=(), compacted=0):
     """Every check; returns a list of problems (empty: the history passes)."""
-    problems = check_linearizable(history) + check_revisions(history)
+    problems = []
     if watchers:
         wp, ref = check_watches(watchers, history, compacted)
         problems += wp
         full_from = min(w["start"] for w in watchers)
         problems += check_serializable_reads(history, ref, full_from)
-    return problems
+        if full_from <= 1 and not wp:
+            history = resolve_unknown(history, ref)
+    return check_linearizable(history) + check_revisions(history) + problems
 
 
 def main(argv):
