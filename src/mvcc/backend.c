@@ -144,9 +144,10 @@ int mvcc_be_ensure_space(mvcc_backend_t *be, uint64_t headroom) {
     int err = errno;
     if (err == EOPNOTSUPP) {
       be->no_fallocate = true;
-      LOGW("msg=\"the data dir's file system cannot allocate ahead; a full disk will stop the server "
-           "with SIGBUS instead of refusing writes\" path=%s",
-           be->dir);
+      LOGW(
+          "msg=\"the data dir's file system cannot allocate ahead; a full disk will stop the server "
+          "with SIGBUS instead of refusing writes\" path=%s",
+          be->dir);
       return 0;
     }
     return -err;
@@ -186,6 +187,26 @@ static int apply_rec(mvcc_backend_t *be, const uint8_t *p) {
   return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Aborts the write transaction, begins a new one and replays the redo log up to `upto`
+ * bytes into it. Returns 0 or an LMDB code (MDB_MAP_FULL included). */
+static int restart_and_replay(mvcc_backend_t *be, size_t upto) {
+  if (be->wtxn) mdb_txn_abort(be->wtxn);
+  be->wtxn = NULL;
+  int rc = mdb_txn_begin(be->env, NULL, 0, &be->wtxn);
+  if (rc) {
+    be->wtxn = NULL;
+    return rc;
+  }
+  size_t off = 0;
+  while (off < upto) {
+    log_rec_t h;
+    memcpy(&h, be->log.data + off, sizeof(h));
+    if ((rc = apply_rec(be, be->log.data + off))) return rc;
+    off += sizeof(h) + h.klen + h.vlen;
+  }
+  return 0;
+}
+
 /* After MDB_MAP_FULL: aborts, grows the map, restarts the batch and replays the log. */
 static int grow_and_replay(mvcc_backend_t *be) {
   for (int tries = 0; tries < 8; tries++) {
@@ -193,21 +214,25 @@ static int grow_and_replay(mvcc_backend_t *be) {
     be->wtxn = NULL;
     int rc = grow_map(be);
     if (rc) return rc;
-    if ((rc = mdb_txn_begin(be->env, NULL, 0, &be->wtxn))) {
-      be->wtxn = NULL;
-      return mvcc_be_err(rc);
-    }
-    size_t off = 0;
-    while (off < be->log.len) {
-      log_rec_t h;
-      memcpy(&h, be->log.data + off, sizeof(h));
-      if ((rc = apply_rec(be, be->log.data + off))) break;
-      off += sizeof(h) + h.klen + h.vlen;
-    }
+    rc = restart_and_replay(be, be->log.len);
     if (rc == 0) return 0;
+    if (!be->wtxn) return mvcc_be_err(rc);
     if (rc != MDB_MAP_FULL) return mvcc_be_err(rc);
   }
   return CETCD_ENOSPACE;
+}
+
+int mvcc_be_rollback_to(mvcc_backend_t *be, size_t off) {
+  if (!be->wtxn || off > be->log.len) return CETCD_EINVAL;
+  int rc = restart_and_replay(be, off);
+  while (rc == MDB_MAP_FULL && be->wtxn) {
+    int r = grow_map(be);
+    if (r) return r;
+    rc = restart_and_replay(be, off);
+  }
+  be->log.len = off;
+  be->failed = rc != 0;
+  return mvcc_be_err(rc);
 }
 
 /* Appends a record to the redo log; returns its offset. */

@@ -72,6 +72,10 @@ int mvcc_be_ensure_space(mvcc_backend_t *be, uint64_t headroom);
 int mvcc_be_commit(mvcc_backend_t *be);
 /* Aborts the batch. */
 void mvcc_be_abort(mvcc_backend_t *be);
+/* Undoes the open transaction's writes after the first `off` bytes of its redo log (an
+ * earlier be->log.len): the transaction restarts and the log up to off is replayed into it.
+ * Returns 0 or a negative code (the transaction is then marked failed). */
+int mvcc_be_rollback_to(mvcc_backend_t *be, size_t off);
 /* Puts key → val in the open batch (flags: 0 or MDB_APPEND). */
 int mvcc_be_put(mvcc_backend_t *be, MDB_dbi dbi, const void *key, size_t klen, const void *val, size_t vlen,
                 unsigned flags);

@@ -75,7 +75,10 @@ fail:
 
 int mvcc_defrag(mvcc_store_t *s, int64_t *size_before, int64_t *size_after) {
   mvcc_backend_t *be = &s->be;
-  if (s->in_batch || be->wtxn || be->rdepth) return CETCD_EINVAL;
+  if (s->in_batch || be->rdepth) return CETCD_EINVAL;
+  int frc = mvcc_flush(s);
+  if (frc) return frc;
+  if (be->wtxn) return CETCD_EINVAL;
   double t0 = now_ms();
   int64_t before = mvcc_be_size(be), in_use = mvcc_be_size_in_use(be);
   if (size_before) *size_before = before;
@@ -161,7 +164,10 @@ int mvcc_copy_to_fd(mvcc_store_t *s, int fd) {
 
 int mvcc_replace_file(mvcc_store_t *s, const char *path) {
   mvcc_backend_t *be = &s->be;
-  if (s->in_batch || be->wtxn || be->rdepth) return CETCD_EINVAL;
+  if (s->in_batch || be->rdepth) return CETCD_EINVAL;
+  int frc = mvcc_flush(s);
+  if (frc) return frc;
+  if (be->wtxn) return CETCD_EINVAL;
   char data[4096];
   snprintf(data, sizeof(data), "%s/data.mdb", be->dir);
   int tries = 0;

@@ -38,6 +38,16 @@ typedef struct mvcc_opts {
   /* Optional: false when nobody listens to events right now, so writes skip building
    * them (and reading each overwritten value back for prev_kv). */
   bool (*events_wanted)(void *ctx);
+  /* 0: mvcc_batch_commit commits to LMDB at once. Otherwise committed batches stay in the
+   * open LMDB transaction (reads on the loop thread see them) until mvcc_flush, which the
+   * owner calls within this many milliseconds: each LMDB commit syncs its data pages
+   * (MDB_NOMETASYNC, so a power cut never leaves a meta page pointing at unwritten pages),
+   * and one commit for many batches keeps that cost off the write path. The WAL makes the
+   * batches durable meanwhile. */
+  uint32_t commit_interval_ms;
+  /* Called when a batch's LMDB commit was deferred and none was before: the owner must
+   * call mvcc_flush within commit_interval_ms. */
+  void (*on_deferred)(void *ctx);
 } mvcc_opts_t;
 
 /* ---- lifecycle ---- */
@@ -46,7 +56,8 @@ typedef struct mvcc_opts {
  * index; opts is copied (NULL = defaults). Resumes an interrupted compaction. On success
  * *out is owned by the caller (mvcc_close). Returns 0, CETCD_ECORRUPT, or -errno. */
 int mvcc_open(const char *dir, const mvcc_opts_t *opts, mvcc_store_t **out);
-/* Closes the store, aborting an open batch. Does not sync (call mvcc_sync first). */
+/* Closes the store, aborting an open batch and committing deferred ones. Does not sync
+ * (call mvcc_sync first). */
 void mvcc_close(mvcc_store_t *s);
 /* Flushes LMDB to disk (it is written with MDB_NOSYNC). Safe from any thread while the
  * loop thread works. Returns 0 or a negative code. */
@@ -74,6 +85,14 @@ int mvcc_batch_commit(mvcc_store_t *s, uint64_t consistent_index);
 void mvcc_batch_abort(mvcc_store_t *s);
 /* True while a batch is open. */
 bool mvcc_in_batch(const mvcc_store_t *s);
+/* Commits the batches whose LMDB commit was deferred (commit_interval_ms); a no-op when
+ * there are none or a batch is open. Call on the loop thread before anything that reads
+ * committed state from another thread (mvcc_sync's caller deciding what the sync covers,
+ * snapshot views, mvcc_copy_to_fd). Returns 0 or a negative code: the in-memory state is
+ * then ahead of the backend, and the caller must stop (the WAL replays the batches). */
+int mvcc_flush(mvcc_store_t *s);
+/* True while committed batches wait for mvcc_flush. */
+bool mvcc_flush_pending(const mvcc_store_t *s);
 
 /* ---- KV requests (etcd semantics) ---- */
 
@@ -204,8 +223,8 @@ int mvcc_copy_to_fd(mvcc_store_t *s, int fd);
  * rebuilds the key index, revisions and consistent index (mvcc_restore; the lease_attach
  * hook runs for every live key, also when the swap did not happen). No batch or read may
  * be open. Returns 0, CETCD_EINVAL, -EBUSY (a reader held the backend for 2 s: nothing
- * changed) or a negative code (the rename failed: the old backend is reopened unchanged). Aborts only if the environment
- * cannot be reopened (the file on disk is complete; a restart opens it). */
+ * changed) or a negative code (the rename failed: the old backend is reopened unchanged). Aborts only if the
+ * environment cannot be reopened (the file on disk is complete; a restart opens it). */
 int mvcc_replace_file(mvcc_store_t *s, const char *path);
 /* Stores name=val in the meta bucket of the closed LMDB file at path (an image about to
  * become the backend) and syncs it. Returns 0 or a backend code. */

@@ -26,6 +26,8 @@ int mvcc_open(const char *dir, const mvcc_opts_t *opts, mvcc_store_t **out) {
 
 void mvcc_close(mvcc_store_t *s) {
   if (!s) return;
+  if (s->in_batch) mvcc_batch_abort(s);
+  if (mvcc_flush(s)) LOGE("msg=\"backend commit at close failed; the WAL replays it at the next start\"");
   mvcc_be_close(&s->be);
   mvcc_bt_clear(&s->idx, true);
   arena_destroy(&s->ev_arena);
@@ -38,8 +40,16 @@ int mvcc_sync(mvcc_store_t *s) { return mvcc_be_sync(&s->be); }
 
 int mvcc_batch_begin(mvcc_store_t *s) {
   if (s->in_batch) return CETCD_EINVAL;
+  if (s->deferred) { /* join the transaction that holds the deferred batches */
+    s->batch_off = s->be.log.len;
+    s->in_batch = true;
+    return 0;
+  }
   int rc = mvcc_be_begin(&s->be);
-  if (rc == 0) s->in_batch = true;
+  if (rc == 0) {
+    s->in_batch = true;
+    s->batch_off = 0;
+  }
   return rc;
 }
 
@@ -48,6 +58,17 @@ int mvcc_batch_commit(mvcc_store_t *s, uint64_t consistent_index) {
   uint8_t b[8];
   for (int i = 0; i < 8; i++) b[i] = (uint8_t)(consistent_index >> (56 - 8 * i));
   int rc = mvcc_be_put(&s->be, s->be.meta_dbi, "consistent_index", 16, b, 8, 0);
+  if (rc == 0 && s->opts.commit_interval_ms) {
+    /* durability comes from the WAL: the LMDB commit (which syncs its data pages) waits
+     * for mvcc_flush, so that many batches share one */
+    s->in_batch = false;
+    s->ci = consistent_index;
+    if (!s->deferred) {
+      s->deferred = true;
+      if (s->opts.on_deferred) s->opts.on_deferred(s->opts.hook_ctx);
+    }
+    return 0;
+  }
   if (rc == 0) rc = mvcc_be_commit(&s->be);
   if (rc) {
     LOGE("msg=\"backend commit failed; rolling back the batch\" error=\"%s\"", cetcd_strerror(rc));
@@ -60,13 +81,35 @@ int mvcc_batch_commit(mvcc_store_t *s, uint64_t consistent_index) {
 }
 
 void mvcc_batch_abort(mvcc_store_t *s) {
-  mvcc_be_abort(&s->be);
+  if (s->deferred) {
+    /* keep the deferred batches: undo only this one's writes */
+    int rc = mvcc_be_rollback_to(&s->be, s->batch_off);
+    if (rc) {
+      LOGE(
+          "msg=\"cannot roll a batch back inside deferred commits; stopping (the WAL replays them)\" "
+          "error=\"%s\"",
+          cetcd_strerror(rc));
+      abort();
+    }
+  } else {
+    mvcc_be_abort(&s->be);
+  }
   s->in_batch = false;
   int rc = mvcc_restore(s);
   if (rc) LOGE("msg=\"cannot rebuild the key index after a rollback\" error=\"%s\"", cetcd_strerror(rc));
 }
 
 bool mvcc_in_batch(const mvcc_store_t *s) { return s->in_batch; }
+
+int mvcc_flush(mvcc_store_t *s) {
+  if (!s->deferred || s->in_batch) return 0;
+  s->deferred = false;
+  int rc = mvcc_be_commit(&s->be);
+  if (rc) LOGE("msg=\"backend commit failed\" error=\"%s\"", cetcd_strerror(rc));
+  return rc;
+}
+
+bool mvcc_flush_pending(const mvcc_store_t *s) { return s->deferred; }
 
 int mvcc_read_begin(mvcc_store_t *s) { return mvcc_be_read_begin(&s->be) ? 0 : -EIO; }
 

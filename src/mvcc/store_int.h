@@ -42,6 +42,8 @@ struct mvcc_store {
   uint64_t ci;         /* consistent index of the last committed batch */
   size_t live;         /* live keys */
   bool in_batch;
+  bool deferred;    /* committed batches wait in the open LMDB transaction (mvcc_flush) */
+  size_t batch_off; /* redo-log offset where the open batch began (rollback point) */
   /* the write request being applied */
   bool w_active, w_auto_batch;
   int64_t w_begin; /* revision before the request */

@@ -157,6 +157,7 @@ void rship_send(rship_t *sh, const raft_msg_t *m, const char *peer_url) {
        " applied-index=%" PRIu64,
        sh->srv->member_id, m->to, job->index, sh->srv->applied_index);
   job->work.data = job;
+  server_flush_backend(sh->srv); /* the copy is of committed batches only */
   uv_queue_work(sh->srv->loop, &job->work, build_image, image_built);
 }
 

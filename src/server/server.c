@@ -16,17 +16,17 @@
 #include "base/log.h"
 #include "cetcd/errors.h"
 #include "grpc/grpc_server.h"
+#include "lease/lease.h"
 #include "mvcc/mvcc.h"
 #include "server/alarm.h"
 #include "server/compactor.h"
 #include "server/http.h"
+#include "server/ids.h"
 #include "server/leadership.h"
 #include "server/metrics.h"
 #include "server/quota.h"
 #include "server/raft_node.h"
 #include "server/reconfig.h"
-#include "server/ids.h"
-#include "lease/lease.h"
 #include "server/urls.h"
 #include "snapshot/snapshot.h"
 #include "wal/wal.h"
@@ -100,8 +100,10 @@ static void on_wal_error(void *ctx, int err) {
 static void sync_work(uv_work_t *w) {
   server_t *srv = w->data;
   int rc = mvcc_sync(srv->mvcc);
-  if (rc) LOGE("msg=\"backend sync failed\" error=\"%s\"", cetcd_strerror(rc));
-  else srv->sync_running = true; /* success marker read in sync_done */
+  if (rc)
+    LOGE("msg=\"backend sync failed\" error=\"%s\"", cetcd_strerror(rc));
+  else
+    srv->sync_running = true; /* success marker read in sync_done */
 }
 
 static void close_storage(server_t *srv);
@@ -121,6 +123,7 @@ static void sync_done(uv_work_t *w, int status) {
 static void on_sync_timer(uv_timer_t *t) {
   server_t *srv = t->data;
   if (srv->sync_work.data || srv->stopping) return;
+  server_flush_backend(srv); /* the sync covers what is committed */
   srv->sync_index = srv->applied_index;
   srv->sync_running = false;
   srv->sync_work.data = srv;
@@ -204,6 +207,28 @@ static void hook_lease_detach(void *ctx, int64_t id, const uint8_t *key, size_t 
   lease_detach(server_get()->lessor, id, key, klen);
 }
 
+/* How long applied batches may wait in the open LMDB transaction: one LMDB commit (which
+ * syncs its data pages) then covers every batch of that window. */
+#define BACKEND_COMMIT_INTERVAL_MS 20
+
+/* Commits the backend's deferred batches; a failure leaves memory ahead of the backend,
+ * so the process stops (the WAL replays the batches at the next start). */
+void server_flush_backend(server_t *srv) {
+  if (!srv->mvcc || mvcc_flush(srv->mvcc) == 0) return;
+  LOGE("msg=\"backend commit failed; stopping (the WAL replays the applied entries at the next start)\"");
+  abort();
+}
+
+/* Timer: the deferred batches' commit is due. */
+static void on_commit_timer(uv_timer_t *t) { server_flush_backend(t->data); }
+
+/* mvcc's on_deferred hook: a batch's commit waits; commit within the interval. */
+static void hook_deferred(void *ctx) {
+  server_t *srv = ctx;
+  if (srv->commit_timer_on)
+    uv_timer_start(&srv->commit_timer, on_commit_timer, BACKEND_COMMIT_INTERVAL_MS, 0);
+}
+
 /* Opens LMDB and the WAL and replays what the backend has not applied. */
 static int open_storage(server_t *srv) {
   cetcd_config_t *cfg = srv->cfg;
@@ -231,6 +256,12 @@ static int open_storage(server_t *srv) {
   mo.lease_exists = hook_lease_exists;
   mo.lease_attach = hook_lease_attach;
   mo.lease_detach = hook_lease_detach;
+  mo.hook_ctx = srv;
+  mo.commit_interval_ms = BACKEND_COMMIT_INTERVAL_MS;
+  mo.on_deferred = hook_deferred;
+  uv_timer_init(srv->loop, &srv->commit_timer);
+  srv->commit_timer.data = srv;
+  srv->commit_timer_on = true;
   rc = mvcc_open(path, &mo, &srv->mvcc);
   if (rc) {
     LOGE("msg=\"cannot open backend\" path=%s/data.mdb error=\"%s\" fix=\"%s\"", path, cetcd_strerror(rc),
@@ -276,15 +307,17 @@ static int open_storage(server_t *srv) {
   rc = wal_open(walpath, &wo, &cbs, &srv->wal);
   if (rc) {
     mvcc_batch_abort(srv->mvcc);
-    LOGE("msg=\"cannot open WAL\" path=%s error=\"%s\" fix=\"move the data dir aside and restore from a "
-         "snapshot, or fix the disk\"",
-         walpath, cetcd_strerror(rc));
+    LOGE(
+        "msg=\"cannot open WAL\" path=%s error=\"%s\" fix=\"move the data dir aside and restore from a "
+        "snapshot, or fix the disk\"",
+        walpath, cetcd_strerror(rc));
     return rc;
   }
   if ((rc = mvcc_batch_commit(srv->mvcc, srv->applied_index))) return rc;
   server_apply_space_done(srv);
-  if (rctx.replayed) LOGI("msg=\"replayed WAL\" entries=%" PRIu64 " applied-index=%" PRIu64, rctx.replayed,
-                          srv->applied_index);
+  if (rctx.replayed)
+    LOGI("msg=\"replayed WAL\" entries=%" PRIu64 " applied-index=%" PRIu64, rctx.replayed,
+         srv->applied_index);
   if (srv->rn) return 0; /* raft keeps its own hard state */
   uv_prepare_init(srv->loop, &srv->wal_flush);
   srv->wal_flush.data = srv;
@@ -318,9 +351,10 @@ static int listen_clients(server_t *srv) {
     }
     rc = grpc_server_listen(srv->grpc, u.host, u.port);
     if (rc) {
-      LOGE("msg=\"cannot listen for clients\" address=%s:%d error=\"%s\" fix=\"choose a free port with "
-           "--listen-client-urls\"",
-           u.host, u.port, uv_strerror(rc));
+      LOGE(
+          "msg=\"cannot listen for clients\" address=%s:%d error=\"%s\" fix=\"choose a free port with "
+          "--listen-client-urls\"",
+          u.host, u.port, uv_strerror(rc));
       urls_free_one(&u);
       return rc;
     }
@@ -396,6 +430,7 @@ static void close_storage(server_t *srv) {
   snapshot_rpc_shutdown(); /* snapshot builds let go of the backend */
   wal_close(srv->wal);
   srv->wal = NULL;
+  server_flush_backend(srv);
   mvcc_sync(srv->mvcc);
   watch_hub_free(srv->watch);
   srv->watch = NULL;
@@ -420,6 +455,10 @@ static void after_grpc_shutdown(void *arg) {
   uv_close((uv_handle_t *)&srv->sigterm, NULL);
   uv_close((uv_handle_t *)&srv->sigint, NULL);
   uv_close((uv_handle_t *)&srv->sync_timer, NULL);
+  if (srv->commit_timer_on) {
+    srv->commit_timer_on = false;
+    uv_close((uv_handle_t *)&srv->commit_timer, NULL); /* close_storage commits what waits */
+  }
   if (srv->wal_flush_on) {
     srv->wal_flush_on = false;
     uv_close((uv_handle_t *)&srv->wal_flush, NULL); /* wal_close writes what is pending */

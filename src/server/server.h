@@ -67,23 +67,25 @@ typedef struct server {
   uint64_t next_request_id;
   pending_entry_t *pending_head; /* proposals waiting for durability, in index order */
   pending_entry_t *pending_tail;
-  uint64_t unapplied_headroom; /* backend space reserved for logged, unapplied entries */
-  uint64_t apply_headroom;     /* the same, accumulated inside one replay/apply batch */
+  uint64_t unapplied_headroom;  /* backend space reserved for logged, unapplied entries */
+  uint64_t apply_headroom;      /* the same, accumulated inside one replay/apply batch */
   uint64_t disk_full_logged_ms; /* last "refusing writes: disk full" warning */
-  uv_prepare_t wal_flush; /* single member: gets this iteration's appends written */
-  bool wal_flush_on;      /* wal_flush is initialised */
-  loop_spin_t spin;       /* single member: keeps polling briefly after answering (net/loop_spin.h) */
-  bool spin_on;           /* spin is initialised */
+  uv_prepare_t wal_flush;       /* single member: gets this iteration's appends written */
+  bool wal_flush_on;            /* wal_flush is initialised */
+  loop_spin_t spin;             /* single member: keeps polling briefly after answering (net/loop_spin.h) */
+  bool spin_on;                 /* spin is initialised */
   bool stopping;
   bool handing_off; /* stopping: a leader hands leadership over first (server/leadership.c) */
   bool wal_failed;
   uv_signal_t sigterm, sigint;
-  uv_timer_t sync_timer; /* periodic LMDB sync + WAL release */
+  uv_timer_t sync_timer;   /* periodic LMDB sync + WAL release */
+  uv_timer_t commit_timer; /* commits the backend's deferred batches (mvcc_flush) */
+  bool commit_timer_on;    /* commit_timer is initialised and open */
   uv_work_t sync_work;
   bool sync_running;
-  bool close_pending; /* shutdown waits for the running backend sync */
-  uint64_t sync_index; /* consistent index covered by the running sync */
-  raft_node_t *rn;     /* the Raft path (server/raft_node.c) when clustered, else NULL */
+  bool close_pending;        /* shutdown waits for the running backend sync */
+  uint64_t sync_index;       /* consistent index covered by the running sync */
+  raft_node_t *rn;           /* the Raft path (server/raft_node.c) when clustered, else NULL */
   membership_t *members;     /* the applied membership (server/membership.c), clustered only */
   struct reconfig *reconfig; /* membership changes, publish, peer health (server/reconfig.c) */
 } server_t;
@@ -123,6 +125,10 @@ void server_apply_space_done(server_t *srv);
 #define SERVER_IDS_META "cetcd_ids"
 /* Fills out with the ids as stored under SERVER_IDS_META (two big-endian u64s). */
 void server_identity_record(const server_t *srv, uint8_t out[16]);
+
+/* Commits the backend's deferred batches (before another thread reads committed state);
+ * stops the process if the commit fails. Loop thread. */
+void server_flush_backend(server_t *srv);
 
 /* Applies one decoded entry inside an open mvcc batch. Responses go in `arena`. */
 void server_apply_entry(server_t *srv, const Cetcdinternal__InternalRequest *req, arena_t *arena,

@@ -233,6 +233,7 @@ void snapshot_rpc_on_message(grpc_call_t *call, ProtobufCMessage *msg) {
   jobs = j;
   grpc_call_set_user(call, j);
   LOGI("msg=\"building database snapshot\" peer=%s", grpc_call_peer(call));
+  server_flush_backend(srv); /* the worker's read view sees committed batches only */
   uv_queue_work(srv->loop, &j->work, build_work, build_done);
 }
 
