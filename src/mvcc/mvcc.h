@@ -59,7 +59,7 @@ int mvcc_open(const char *dir, const mvcc_opts_t *opts, mvcc_store_t **out);
 /* Closes the store, aborting an open batch and committing deferred ones. Does not sync
  * (call mvcc_sync first). */
 void mvcc_close(mvcc_store_t *s);
-/* Flushes LMDB to disk (it is written with MDB_NOSYNC). Safe from any thread while the
+/* Flushes LMDB to disk (meta pages are written with MDB_NOMETASYNC). Safe from any thread while the
  * loop thread works. Returns 0 or a negative code. */
 int mvcc_sync(mvcc_store_t *s);
 
