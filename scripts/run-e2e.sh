@@ -20,9 +20,10 @@ if [[ ! -f $runner ]]; then
   exit 1
 fi
 
-# TestCtlV3GetQuorum runs a 3-member cluster (the Raft path, server/raft_node.c).
+# TestCtlV3GetQuorum runs a 3-member cluster (the Raft path, server/raft_node.c); the member
+# tests and TestIssue6361 change the membership of a single member (server/reconfig.c).
 # Step 1 (KV core), then step 2 (watch, leases, lock/elect, alarms, defrag, snapshots, metrics).
-DEFAULT_TESTS='^(TestCtlV3Put|TestCtlV3Get|TestCtlV3Del|TestCtlV3GetFormat|TestCtlV3GetRev|TestCtlV3GetKeysOnly|TestCtlV3PutIgnoreValue|TestCtlV3TxnInteractiveSuccess|TestCtlV3TxnInteractiveFail|TestCtlV3Compact|TestCtlV3CompactPhysical|TestCtlV3EndpointStatus|TestCtlV3EndpointHealth|TestCtlV3EndpointHashKV|TestCtlV3MemberList|TestV3CurlPutGetNoTLS|TestCtlV3Watch|TestCtlV3WatchInteractive|TestCtlV3LeaseGrantTimeToLive|TestCtlV3LeaseGrantLeases|TestCtlV3LeaseTestTimeToLiveExpired|TestCtlV3LeaseKeepAlive|TestCtlV3LeaseKeepAliveOnce|TestCtlV3LeaseRevoke|TestCtlV3PutIgnoreLease|TestCtlV3Lock|TestCtlV3Elect|TestCtlV3Alarm|TestCtlV3Defrag|TestCtlV3Snapshot|TestCtlV3SnapshotCorrupt|TestCtlV3SnapshotStatusBeforeRestore|TestV3MetricsInsecure|TestV3MetricsSecure|TestV3CurlWatch|TestV3CurlLeaseGrantNoTLS|TestV3CurlCampaignNoTLS|TestV3CurlTxn|TestCtlV3GetQuorum)$'
+DEFAULT_TESTS='^(TestCtlV3Put|TestCtlV3Get|TestCtlV3Del|TestCtlV3GetFormat|TestCtlV3GetRev|TestCtlV3GetKeysOnly|TestCtlV3PutIgnoreValue|TestCtlV3TxnInteractiveSuccess|TestCtlV3TxnInteractiveFail|TestCtlV3Compact|TestCtlV3CompactPhysical|TestCtlV3EndpointStatus|TestCtlV3EndpointHealth|TestCtlV3EndpointHashKV|TestCtlV3MemberList|TestV3CurlPutGetNoTLS|TestCtlV3Watch|TestCtlV3WatchInteractive|TestCtlV3LeaseGrantTimeToLive|TestCtlV3LeaseGrantLeases|TestCtlV3LeaseTestTimeToLiveExpired|TestCtlV3LeaseKeepAlive|TestCtlV3LeaseKeepAliveOnce|TestCtlV3LeaseRevoke|TestCtlV3PutIgnoreLease|TestCtlV3Lock|TestCtlV3Elect|TestCtlV3Alarm|TestCtlV3Defrag|TestCtlV3Snapshot|TestCtlV3SnapshotCorrupt|TestCtlV3SnapshotStatusBeforeRestore|TestV3MetricsInsecure|TestV3MetricsSecure|TestV3CurlWatch|TestV3CurlLeaseGrantNoTLS|TestV3CurlCampaignNoTLS|TestV3CurlTxn|TestCtlV3GetQuorum|TestCtlV3MemberAdd|TestCtlV3MemberAddForLearner|TestCtlV3MemberRemove|TestCtlV3MemberUpdate|TestIssue6361)$'
 SEL=${CETCD_E2E_TESTS:-$DEFAULT_TESTS}
 export SERVER_BIN=${SERVER_BIN:-$repo/build/cetcd}
 

@@ -1,7 +1,7 @@
 /* etcdserverpb.Cluster: MemberList, MemberAdd, MemberRemove, MemberUpdate, MemberPromote.
  * A cluster's members come from the applied membership (server/membership.c); changes go
- * through server/reconfig.c. A single member started without a cluster lists itself and
- * refuses changes. */
+ * through server/reconfig.c. A single member started without a cluster lists itself; its
+ * first change moves it to the Raft path. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,14 +42,12 @@ static void cl_members(grpc_call_t *call, Etcdserverpb__Member ***out, size_t *n
   *n = 1;
 }
 
-/* Refuses a change on a member that runs without a cluster. Returns true if it did. */
+/* A change on a member started alone first moves it to the Raft path; true if that failed
+ * (the call is then answered). */
 static bool cl_refuse_single(grpc_call_t *call) {
-  if (server_get()->rn) return false;
-  grpc_call_finish(
-      call, GRPC_UNIMPLEMENTED,
-      "cetcd: membership changes need a member started with --initial-cluster naming two or more "
-      "members");
-  return true;
+  int rc = reconfig_become_cluster(server_get());
+  if (rc) api_finish_error(call, rc);
+  return rc != 0;
 }
 
 /* Cluster.MemberList. */

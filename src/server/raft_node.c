@@ -117,7 +117,8 @@ static uint64_t rn_rand(void *ctx) {
   return rn->rng * 2685821657736338717ULL;
 }
 
-int raft_node_create(server_t *srv, raft_node_t **out) {
+/* Creates the node from --initial-cluster if it names at least min_members members. */
+static int create_node(server_t *srv, size_t min_members, raft_node_t **out) {
   *out = NULL;
   cetcd_config_t *cfg = srv->cfg;
   if (!cfg->initial_cluster || !*cfg->initial_cluster) return 0;
@@ -125,7 +126,7 @@ int raft_node_create(server_t *srv, raft_node_t **out) {
   char err[256];
   if (ids_parse_initial_cluster(cfg->initial_cluster, cfg->initial_cluster_token, &c, err, sizeof(err)))
     return 0; /* the single-member path reports it (ids_for_config) */
-  if (c.n_members < 2) {
+  if (c.n_members < min_members) {
     ids_cluster_free(&c);
     return 0;
   }
@@ -138,6 +139,23 @@ int raft_node_create(server_t *srv, raft_node_t **out) {
   rsnap_state_init(&rn->snaps, cfg->data_dir, cfg->snapshot_count, 0);
   *out = rn;
   return 0;
+}
+
+int raft_node_create(server_t *srv, raft_node_t **out) { return create_node(srv, 2, out); }
+
+int raft_node_create_single(server_t *srv, raft_node_t **out) {
+  create_node(srv, 1, out);
+  return *out ? 0 : CETCD_EINVAL;
+}
+
+void raft_node_restore_single(raft_node_t *rn, uint64_t term, uint64_t commit) {
+  rn->rhs = (raft_hard_state_t){.term = term, .vote = rn->srv->member_id, .commit = commit};
+}
+
+void raft_node_campaign(raft_node_t *rn) {
+  if (!rn->raft || rn->stopped) return;
+  raft_campaign(rn->raft);
+  rn_process(rn);
 }
 
 const ids_cluster_t *raft_node_cluster(raft_node_t *rn) { return &rn->cluster; }

@@ -62,6 +62,16 @@ uint64_t raft_node_best_transferee(raft_node_t *rn);
 const ids_cluster_t *raft_node_cluster(raft_node_t *rn);
 /* ---- membership (used by server/reconfig.c) ---- */
 
+/* A single member becoming a cluster (its first membership change, or a restart once its
+ * membership has several members): creates the node from a one-member --initial-cluster.
+ * Returns 0 or CETCD_EINVAL. */
+int raft_node_create_single(server_t *srv, raft_node_t **out);
+/* For a member switching at run time (nothing replayed): raft starts from the single
+ * member's term (voting for itself) with everything up to commit committed and applied. */
+void raft_node_restore_single(raft_node_t *rn, uint64_t term, uint64_t commit);
+/* Starts an election now (a one-voter cluster wins it at once). */
+void raft_node_campaign(raft_node_t *rn);
+
 /* Proposes a membership change; cb runs once it is applied here (0), or failed (raft's
  * codes, CETCD_ECONFPENDING while this member waits for another, CETCD_ETIMEOUT). cc and
  * its context are borrowed for the call. */

@@ -13,6 +13,7 @@
 #include "mvcc/mvcc.h"
 #include "raftpb.pb-c.h"
 #include "server/ids.h"
+#include "server/leadership.h"
 #include "server/membership.h"
 #include "server/peer.h"
 #include "server/raft_node.h"
@@ -198,6 +199,40 @@ void reconfig_reload(server_t *srv) {
   membership_free(srv->members);
   srv->members = ms;
   if (srv->rn) raft_node_peers_changed(srv->rn);
+}
+
+bool reconfig_has_cluster(mvcc_store_t *mvcc) {
+  membership_t *ms;
+  if (membership_open(mvcc, &ms)) return false;
+  bool several = membership_count(ms) > 1;
+  membership_free(ms);
+  return several;
+}
+
+int reconfig_become_cluster(server_t *srv) {
+  if (srv->rn) return 0;
+  if (srv->pending_head) return CETCD_ETIMEOUT; /* writes in flight: the client retries */
+  raft_node_t *rn;
+  int rc = raft_node_create_single(srv, &rn);
+  if (rc) return rc;
+  LOGI(
+      "msg=\"a membership change on a single member: switching to the raft path\" local-member-id=%016" PRIx64
+      " term=%" PRIu64 " applied-index=%" PRIu64,
+      srv->member_id, srv->term, srv->applied_index);
+  server_single_path_stop(srv);
+  raft_node_restore_single(rn, srv->term, srv->last_index);
+  srv->rn = rn;
+  if ((rc = reconfig_open(srv))) return rc;
+  /* it published itself at start: its attributes go in locally (others get them with the
+   * snapshot of this backend that a new member receives) */
+  rc = membership_set_attrs(srv->members, srv->member_id, srv->cfg->name, srv->client_urls,
+                            srv->n_client_urls);
+  if (rc) return rc;
+  rc_of(srv)->published = true;
+  if ((rc = raft_node_start(rn))) return rc;
+  leadership_monitor_start(srv);
+  raft_node_campaign(rn);
+  return 0;
 }
 
 /* libuv close callback of the last timer: frees the state. */

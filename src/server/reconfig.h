@@ -30,6 +30,8 @@
 #include "raft/raft.h"
 #include "server/server.h"
 
+typedef struct mvcc_store mvcc_store_t;
+
 /* A member change finished (err 0: applied here; the membership now reflects it). */
 typedef void (*reconfig_cb)(void *ctx, int err);
 
@@ -41,6 +43,14 @@ int reconfig_join(server_t *srv);
 /* After load_identity: loads the membership into srv->members, seeding it from
  * --initial-cluster for a new cluster, and starts the peer probes. Returns 0 or a code. */
 int reconfig_open(server_t *srv);
+/* True if mvcc's membership has more than one member (a single member that became a
+ * cluster restarts on the Raft path). */
+bool reconfig_has_cluster(mvcc_store_t *mvcc);
+/* Before a membership change on a member without the Raft path (started as a single
+ * member): stops the single-member pipeline and starts Raft with this member as its only
+ * voter, from the applied state; it wins the election at once. No-op when clustered.
+ * Returns 0, CETCD_ETIMEOUT (writes are in flight: retry) or a start-up code. */
+int reconfig_become_cluster(server_t *srv);
 /* Reloads the membership from the backend (after a snapshot replaced it) and rebuilds the
  * peer transport's table. A backend error is logged; the old membership then stays. */
 void reconfig_reload(server_t *srv);

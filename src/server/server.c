@@ -281,6 +281,8 @@ static int open_storage(server_t *srv) {
     LOGE("msg=\"cannot restore alarms\" error=\"%s\"", cetcd_strerror(rc));
     return rc;
   }
+  /* a single member that became a cluster (membership changes) stays on the Raft path */
+  if (!srv->rn && reconfig_has_cluster(srv->mvcc) && (rc = raft_node_create_single(srv, &srv->rn))) return rc;
   char walpath[PATH_MAX];
   if (cfg->wal_dir && *cfg->wal_dir)
     snprintf(walpath, sizeof(walpath), "%s", cfg->wal_dir);
@@ -467,6 +469,17 @@ static void after_grpc_shutdown(void *arg) {
     srv->close_pending = true; /* sync_done closes storage */
   else
     close_storage(srv);
+}
+
+void server_single_path_stop(server_t *srv) {
+  if (srv->spin_on) {
+    srv->spin_on = false;
+    loop_spin_close(&srv->spin);
+  }
+  if (srv->wal_flush_on) {
+    srv->wal_flush_on = false;
+    uv_close((uv_handle_t *)&srv->wal_flush, NULL);
+  }
 }
 
 void server_stop(server_t *srv) {

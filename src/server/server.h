@@ -97,6 +97,10 @@ server_t *server_get(void);
  * failure logs the cause and returns a negative code. cfg is borrowed for the server's life. */
 int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg);
 
+/* A single member switching to the Raft path (server/reconfig.c): closes the lone-write
+ * machinery (the loop's WAL flush and spinning). No proposal may be pending. */
+void server_single_path_stop(server_t *srv);
+
 /* Begins graceful shutdown: GOAWAY to clients, finish in-flight work, flush the WAL, close
  * storage. The loop ends once everything is closed. */
 void server_stop(server_t *srv);

@@ -19,6 +19,8 @@ checked on each cluster and rows are compared in name order where ids decide the
 - test_4_force_new_cluster: after a 3-member cluster lost two members, the third restarts
   with --force-new-cluster as a one-member cluster with its data (member list, reads,
   writes), and stays one after a restart without the flag.
+- test_5_single_member_grows: a member started alone adds a second one, which joins with
+  --initial-cluster-state existing and serves the data; both restart as a 2-member cluster.
 Every wait is bounded."""
 
 import json
@@ -304,6 +306,37 @@ class MembershipTest(unittest.TestCase):
     def test_4_force_new_cluster(self):
         want = self.force_scenario(harness.ETCD_BIN)
         got = self.force_scenario(harness.server_bin())
+        harness.assert_same(self, want, got, "etcd", "cetcd")
+
+    def grow_scenario(self, binary):
+        with ch.Cluster(binary, 1) as c:
+            c.start()
+            s = Scenario(c)
+            first = c.members[0]
+            self.assertTrue(c.ctl("put", "k", "v").ok)
+            second = ch.Member(c, "m1", binary)
+            second.state = "existing"
+            second.initial_cluster = ch.Cluster.initial_cluster_string(c.members + [second])
+            try:
+                s.ctl("add a voter to a single member", [first.endpoint], "member", "add", "m1", "--peer-urls",
+                      second.peer_url)
+                second.start()
+                ok = ch.until(lambda: harness.etcdctl([second.endpoint], "get", "k", "--consistency=s",
+                                                      "--print-value-only").out.strip() == "v")
+                s.note("the new member serves the data", bool(ok))
+                s.ctl("list on the new member", [second.endpoint], "member", "list", rows=True)
+                first.restart()
+                second.restart()
+                ok = ch.until(lambda: harness.etcdctl([first.endpoint], "put", "k2", "v2").rc == 0)
+                s.note("a write after both restarted", bool(ok))
+                s.ctl("list after the restarts", [first.endpoint], "member", "list", rows=True)
+                return s.text()
+            finally:
+                second.close()
+
+    def test_5_single_member_grows(self):
+        want = self.grow_scenario(harness.ETCD_BIN)
+        got = self.grow_scenario(harness.server_bin())
         harness.assert_same(self, want, got, "etcd", "cetcd")
 
 
