@@ -7,7 +7,6 @@
 
 #include "api/api.h"
 #include "base/alloc.h"
-#include "base/log.h"
 #include "cetcd/errors.h"
 #include "server/membership.h"
 #include "server/peer.h"

@@ -11,7 +11,6 @@
 #include "cetcd/errors.h"
 #include "grpc/grpc_server.h"
 #include "mvcc/mvcc.h"
-#include "raftpb.pb-c.h"
 #include "server/ids.h"
 #include "server/leadership.h"
 #include "server/membership.h"
