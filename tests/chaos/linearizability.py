@@ -216,6 +216,29 @@ def _makes_revision(op):
             or (t == "txn" and op.get("succeeded")))
 
 
+def _stale_reads(done):
+    """A read that returns a value whose mod revision is below that of a put to the same key
+    acknowledged before the read was invoked is stale, whatever else happened (a later delete
+    would make the key absent, never older). A quick, sound check ahead of the search, which
+    may not decide a long key history with many unknown writes."""
+    problems = []
+    puts = sorted((o for o in done if o["type"] == "put"), key=lambda o: o["t1"])
+    reads = sorted((o for o in done if o["type"] == "get" and o["resp_value"] is not None),
+                   key=lambda o: o["t0"])
+    newest, i = {}, 0
+    for r in reads:
+        while i < len(puts) and puts[i]["t1"] < r["t0"]:
+            p = puts[i]
+            if p["rev"] > newest.get(p["key"], (0, None))[0]:
+                newest[p["key"]] = (p["rev"], p)
+            i += 1
+        rev, p = newest.get(r["key"], (0, None))
+        if r["resp_mod"] < rev:
+            problems.append("op %s: not linearizable: stale read of %r (mod revision %d) after op %s "
+                            "had put it at revision %d" % (r["id"], r["key"], r["resp_mod"], p["id"], rev))
+    return problems
+
+
 def check_revisions(history):
     """Global revision checks across keys (see the module comment). Returns problems."""
     problems = []
@@ -231,6 +254,7 @@ def check_revisions(history):
                 problems.append("ops %s and %s: two acknowledged writes at revision %d"
                                 % (other["id"], op["id"], op["rev"]))
             seen[op["rev"]] = op
+    problems += _stale_reads(done)
     by_ret = sorted(done, key=lambda o: o["t1"])
     by_call = sorted(done, key=lambda o: o["t0"])
     j, best, best_op = 0, 0, None
