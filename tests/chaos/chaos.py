@@ -27,6 +27,7 @@ import os
 import random
 import signal
 import sys
+import tempfile
 import threading
 import time
 
@@ -559,6 +560,14 @@ def _event(e):
             "prev": e.prev_kv.value.decode() if e.HasField("prev_kv") and e.prev_kv.key else None}
 
 
+def use_own_tmp(out):
+    """Member data dirs and logs go under out/tmp, not the shared /tmp, where other test
+    suites' clean-ups may remove them under a running member (seen once in the sweep)."""
+    d = os.path.join(out, "tmp")
+    os.makedirs(d, exist_ok=True)
+    tempfile.tempdir = d
+
+
 def replay_command(seed, members, duration):
     return "/usr/bin/python3 %s --seed %d --members %d --duration %g" % (
         os.path.relpath(os.path.abspath(__file__)), seed, members, duration)
@@ -575,6 +584,7 @@ def main(argv=None):
     ap.add_argument("--clients", type=int, default=6)
     a = ap.parse_args(argv)
     binary = harness.server_bin()
+    use_own_tmp(a.out)
     if a.seed is not None:
         plan = [(a.seed, a.members)]
     else:

@@ -25,6 +25,7 @@ DURATION = 20.0
 class ShortChaosTest(unittest.TestCase):
     def test_short_sweep_and_planted_anomalies(self):
         out = tempfile.mkdtemp(prefix="cetcd-chaos-")
+        chaos.use_own_tmp(out)
         records = []
         for seed, members in RUNS:
             run = chaos.Run(seed, members, DURATION, chaos.harness.server_bin(),
