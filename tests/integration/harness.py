@@ -352,6 +352,28 @@ class Server:
         return etcd3.client(host="127.0.0.1", port=self.client_port, **kw)
 
 
+def keyspace(port, serializable=False, max_pages=100000):
+    """(header revision, {key: (value, create, mod, version)}) of the whole keyspace of the
+    server on 127.0.0.1:port, read in pages of 2000 at the first page's revision."""
+    import etcd3
+    import etcd3.etcdrpc as rpc
+    c = etcd3.client(host="127.0.0.1", port=port, timeout=10)
+    try:
+        kvs, key, rev = {}, b"\0", 0
+        for _ in range(max_pages):
+            resp = c.kvstub.Range(rpc.RangeRequest(key=key, range_end=b"\0", limit=2000, revision=rev,
+                                                   serializable=serializable), timeout=10)
+            rev = rev or resp.header.revision
+            for kv in resp.kvs:
+                kvs[kv.key] = (kv.value, kv.create_revision, kv.mod_revision, kv.version)
+            if not resp.more:
+                return rev, kvs
+            key = resp.kvs[-1].key + b"\0"
+        raise AssertionError("too many pages")
+    finally:
+        c.close()
+
+
 def etcdctl(endpoints, *args, input=None, timeout=20, binary=False, extra=()):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "ETCDCTL_"))}
     env["ETCDCTL_API"] = "3"

@@ -20,22 +20,7 @@ WRITERS = 4
 def snapshot(srv):
     """(header revision, {key: (value, create, mod, version)}) of the whole keyspace,
     read in pages at one pinned revision."""
-    import etcd3.etcdrpc as rpc
-    c = srv.etcd3_client(timeout=10)
-    try:
-        kvs, key, rev = {}, b"\0", 0
-        for _ in range(100000):
-            resp = c.kvstub.Range(rpc.RangeRequest(key=key, range_end=b"\0", limit=2000,
-                                                   revision=rev), timeout=10)
-            rev = rev or resp.header.revision
-            for kv in resp.kvs:
-                kvs[kv.key] = (kv.value, kv.create_revision, kv.mod_revision, kv.version)
-            if not resp.more:
-                return rev, kvs
-            key = resp.kvs[-1].key + b"\0"
-        raise AssertionError("too many pages")
-    finally:
-        c.close()
+    return harness.keyspace(srv.client_port)
 
 
 class Durability(unittest.TestCase):

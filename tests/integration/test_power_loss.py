@@ -36,23 +36,7 @@ WRITERS = 3
 
 def keyspace(endpoint_port, serializable=False):
     """(header revision, {key: (value, create, mod, version)}) at one pinned revision."""
-    import etcd3
-    import etcd3.etcdrpc as rpc
-    c = etcd3.client(host="127.0.0.1", port=endpoint_port, timeout=10)
-    try:
-        kvs, key, rev = {}, b"\0", 0
-        for _ in range(10000):
-            resp = c.kvstub.Range(rpc.RangeRequest(key=key, range_end=b"\0", limit=2000, revision=rev,
-                                                   serializable=serializable), timeout=10)
-            rev = rev or resp.header.revision
-            for kv in resp.kvs:
-                kvs[kv.key] = (kv.value, kv.create_revision, kv.mod_revision, kv.version)
-            if not resp.more:
-                return rev, kvs
-            key = resp.kvs[-1].key + b"\0"
-        raise AssertionError("too many pages")
-    finally:
-        c.close()
+    return harness.keyspace(endpoint_port, serializable, max_pages=10000)
 
 
 def hashkv(port, rev):
