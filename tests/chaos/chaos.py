@@ -8,8 +8,9 @@ grant / leased puts / keep-alive / revoke, recording each operation's invocation
 time and result; watchers (one from revision 1, more started during the run at random
 revisions, resumed on another member when their stream breaks) record every event; a nemesis
 injects faults (SIGKILL and restart, the leader most often; SIGSTOP/SIGCONT past the
-election timeout; symmetric and one-way partitions; delayed and dropped peer messages;
-compaction and defragmentation). At the end the faults are healed and the record is
+election timeout; symmetric and one-way partitions; delayed and dropped peer messages; a
+slow disk (every fsync of one member delayed, through the LD_PRELOAD shim slowdisk.py
+drives); compaction and defragmentation). At the end the faults are healed and the record is
 checked (linearizability.py): per-key linearizability, store-wide revision order, watch
 guarantees, serializable reads, no acknowledged write lost, and equal HashKV on every member
 at the same revision.
@@ -42,6 +43,7 @@ import cluster_harness  # noqa: E402
 import harness  # noqa: E402
 import linearizability as lin  # noqa: E402
 import proxy  # noqa: E402
+import slowdisk  # noqa: E402
 
 OP_TIMEOUT = 2.0
 PREFIX = "k/"
@@ -53,11 +55,13 @@ def now():
 
 
 class ProxiedMember(cluster_harness.Member):
-    """A member whose advertised peer URL is its proxy's port."""
+    """A member whose advertised peer URL is its proxy's port, running under the slow-disk
+    shim (no delay until the nemesis sets one)."""
 
     def __init__(self, cluster, name, binary):
         super().__init__(cluster, name, binary)
         self.proxy_port = harness.free_port()
+        slowdisk.attach(self)
 
     @property
     def proxy_url(self):
@@ -89,8 +93,9 @@ class Recorder:
 class Run:
     """One fault-injection run; `execute()` returns (ok, summary dict)."""
 
-    def __init__(self, seed, members, duration, binary, out_dir, clients=6):
+    def __init__(self, seed, members, duration, binary, out_dir, clients=6, force=()):
         self.seed, self.n, self.duration = seed, members, duration
+        self.force = list(force)  # fault kinds injected first (every other fault), then random
         self.rnd = random.Random(seed)
         self.out_dir = out_dir
         self.n_clients = clients
@@ -108,6 +113,7 @@ class Run:
         self.faults = []
         self.errors = []
         self.compacted = 0
+        self.slow_syncs = []  # per slow-disk fault: the syncs the shim delayed
         self.chans = {}
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -288,9 +294,9 @@ class Run:
 
     def nemesis(self):
         deadline = now() + self.duration
-        kinds = ["kill", "kill", "pause", "partition", "oneway", "delay", "drop", "compact",
-                 "defrag", "watch"]
-        for _ in range(10000):
+        kinds = ["kill", "kill", "pause", "partition", "oneway", "delay", "drop", "slowdisk",
+                 "compact", "defrag", "watch"]
+        for i in range(10000):
             if now() >= deadline - 1.5 or self.stop.is_set():
                 return
             time.sleep(self.rnd.uniform(0.3, 1.2))
@@ -301,6 +307,8 @@ class Run:
                     if not m.running():
                         m.start(wait=False)
             kind = self.rnd.choice(kinds)
+            if self.force and i % 2 == 1:
+                kind = self.force.pop(0)
             hold = self.rnd.uniform(1.0, 2.5)
             t = now()
             try:
@@ -355,6 +363,19 @@ class Run:
         time.sleep(hold)
         self.net.heal()
         return "%.0f%%" % (p * 100)
+
+    def fault_slowdisk(self, hold):
+        """Every fsync, fdatasync and msync(MS_SYNC) of one member delayed 20-200 ms."""
+        m = self.pick()
+        ms = self.rnd.randint(20, 200)
+        before = slowdisk.delayed(m)[0]
+        slowdisk.set_delay(m, ms)
+        time.sleep(hold)
+        slowdisk.set_delay(m, 0)
+        time.sleep(slowdisk.CHECK_S + ms / 1000.0 + 0.05)  # the last delayed call has returned
+        n = slowdisk.delayed(m)[0] - before
+        self.slow_syncs.append(n)
+        return "%s %dms: %d syncs delayed" % (m.name, ms, n)
 
     def fault_compact(self, _hold):
         # never past what every watcher has received, so resuming stays possible
@@ -506,6 +527,9 @@ class Run:
                        events=sum(len(r) for w in watchers for r in w["responses"]),
                        watchers=len(watchers), faults=len(self.faults),
                        fault_kinds=sorted({f["kind"] for f in self.faults}),
+                       fault_counts={k: sum(1 for f in self.faults if f["kind"] == k)
+                                     for k in sorted({f["kind"] for f in self.faults})},
+                       slow_syncs=self.slow_syncs,
                        compacted=self.compacted, problems=problems,
                        check_seconds=round(now() - t_check, 2), seconds=round(now() - t_start, 1))
         ok = not problems
@@ -568,9 +592,10 @@ def use_own_tmp(out):
     tempfile.tempdir = d
 
 
-def replay_command(seed, members, duration):
-    return "/usr/bin/python3 %s --seed %d --members %d --duration %g" % (
-        os.path.relpath(os.path.abspath(__file__)), seed, members, duration)
+def replay_command(seed, members, duration, force=()):
+    return "/usr/bin/python3 %s --seed %d --members %d --duration %g%s" % (
+        os.path.relpath(os.path.abspath(__file__)), seed, members, duration,
+        " --force " + ",".join(force) if force else "")
 
 
 def main(argv=None):
@@ -582,7 +607,9 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=30.0, help="seconds of load per run")
     ap.add_argument("--out", default=os.path.join(harness.REPO, "build", "chaos"))
     ap.add_argument("--clients", type=int, default=6)
+    ap.add_argument("--force", default="", help="fault kinds to inject first, comma-separated")
     a = ap.parse_args(argv)
+    force = [k for k in a.force.split(",") if k]
     binary = harness.server_bin()
     use_own_tmp(a.out)
     if a.seed is not None:
@@ -592,7 +619,8 @@ def main(argv=None):
         plan = [(first + i, 3 if i % 2 == 0 else 5) for i in range(a.runs)]
     failed, total_ops, total_events = [], 0, 0
     for seed, members in plan:
-        run = Run(seed, members, a.duration, binary, os.path.join(a.out, "seed-%d" % seed), a.clients)
+        run = Run(seed, members, a.duration, binary, os.path.join(a.out, "seed-%d" % seed), a.clients,
+                  force)
         ok, s = run.execute()
         total_ops += s["ops"]
         total_events += s["events"]
@@ -605,7 +633,7 @@ def main(argv=None):
             for p in s["problems"][:20]:
                 print("  problem: %s" % p)
             print("  kept: %s" % " ".join(s["kept"]))
-            print("  replay: %s" % replay_command(seed, members, a.duration), flush=True)
+            print("  replay: %s" % replay_command(seed, members, a.duration, force), flush=True)
             failed.append(seed)
     print("%d runs, %d failed, %d operations and %d watch events checked"
           % (len(plan), len(failed), total_ops, total_events))

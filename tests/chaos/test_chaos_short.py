@@ -1,8 +1,10 @@
 """The short fault-injection sweep inside `make test` (the long one is `make chaos`).
 
 Four runs of 20 s of load (3, 5, 3 and 5 members) under every fault kind chaos.py injects;
-each must pass every check. Then the checker must reject the first run's real record with
-planted anomalies: a stale read, a lost acknowledged write, a duplicated watch event.
+each must pass every check. Each run injects a slow disk among its first faults (FORCE), and
+the shim must report syncs it delayed (so the fault cannot silently do nothing). Then the
+checker must reject the first run's real record with planted anomalies: a stale read, a lost
+acknowledged write, a duplicated watch event.
 """
 
 import copy
@@ -20,6 +22,7 @@ import linearizability as lin  # noqa: E402
 
 RUNS = [(11, 3), (12, 5), (13, 3), (14, 5)]
 DURATION = 20.0
+FORCE = ("slowdisk",)
 
 
 class ShortChaosTest(unittest.TestCase):
@@ -29,15 +32,16 @@ class ShortChaosTest(unittest.TestCase):
         records = []
         for seed, members in RUNS:
             run = chaos.Run(seed, members, DURATION, chaos.harness.server_bin(),
-                            os.path.join(out, "seed-%d" % seed))
+                            os.path.join(out, "seed-%d" % seed), force=FORCE)
             ok, s = run.execute()
             print("seed %d members %d: ops %d (unknown %d) events %d faults %d %s"
                   % (seed, members, s["ops"], s["ops_unknown"], s["events"], s["faults"],
                      ",".join(s["fault_kinds"])), flush=True)
             self.assertTrue(ok, "run failed: %s\nreplay: %s" % (
-                "\n".join(s["problems"][:20]), chaos.replay_command(seed, members, DURATION)))
+                "\n".join(s["problems"][:20]), chaos.replay_command(seed, members, DURATION, FORCE)))
             self.assertGreater(s["ops"], 500)
             self.assertGreater(s["faults"], 5)
+            self.assertGreater(sum(s["slow_syncs"]), 0, "the slow disk delayed no sync")
             records.append(os.path.join(out, "seed-%d" % seed, "record.json"))
         with open(records[0]) as f:
             rec = json.load(f)
