@@ -44,8 +44,10 @@ asan:
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -R '^unit/'
 
+# BENCH_ARGS: extra scripts/bench.py flags, e.g. --only cluster (docs/PERFORMANCE.md)
+BENCH_ARGS ?=
 bench: deps build
-	scripts/bench.sh
+	scripts/bench.sh $(BENCH_ARGS)
 
 fuzz: deps
 	scripts/fuzz.sh

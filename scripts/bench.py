@@ -6,10 +6,18 @@ we record requests/s, p50/p99 latency and the server's CPU time per request (uti
 from /proc/PID/stat before and after). We also record idle RSS, RSS with 100k keys, the
 data dir size and the restart time with 100k keys, and the cost of one fdatasync on this
 disk. Results go to docs/PERFORMANCE.md (the numbers section is regenerated each run).
+
+The cluster section (`--only cluster` runs it alone) starts a 3-member real etcd cluster,
+runs the cluster workloads against all members, stops it, then does the same for a
+3-member cetcd cluster, and writes its own generated block with the issue 8 targets.
+Any failure (a server that does not come up, a member that dies, a tool that fails or
+reports errors) exits non-zero before anything is written.
 """
-import argparse, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse, contextlib, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+import cluster_harness  # noqa: E402
+import harness  # noqa: E402
 from harness import cpu_ticks, pb_decode, pb_field  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
@@ -90,26 +98,52 @@ class Server:
     def endpoint(self):
         return f"127.0.0.1:{self.cport}"
 
+    @property
+    def pids(self):
+        return [self.proc.pid]
+
+    def check_alive(self):
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} is not running; see {self.data_dir}.log")
+
+
+class BenchFailure(RuntimeError):
+    """A workload that did not produce trustworthy numbers (the run must not write any)."""
+
 
 def measure(cmd, server, n, label, section=None):
     """Runs a load generator (etcd's benchmark tool or cetcd-bench: both print the same
-    summary lines) against server. `section` picks the summary after that heading; n is the
-    request count for CPU per request. Prints the rate, latency and server CPU line."""
-    before = cpu_ticks(server.proc.pid)
+    summary lines) against server (a Server, or a ClusterTarget: CPU is summed over its
+    pids). `section` picks the summary after that heading; n is the request count for CPU
+    per request. Prints the rate, latency and server CPU line. Raises BenchFailure if the
+    tool exits non-zero, reports request errors or prints no rate, or the server died."""
+    before = sum(cpu_ticks(p) for p in server.pids)
     t0 = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     text = proc.stdout.read().decode("utf-8", "replace")
-    _, _, ru = os.wait4(proc.pid, 0)
+    _, status, ru = os.wait4(proc.pid, 0)
     wall = time.time() - t0
-    after = cpu_ticks(server.proc.pid)
+    server.check_alive()
+    after = sum(cpu_ticks(p) for p in server.pids)
+    full = text
     if section and section in text:
         text = text.split(section, 1)[1]
     m = re.search(r"Requests/sec:\s+([\d.]+)", text)
     p50 = re.search(r"50% in ([\d.e-]+) secs", text)
     p99 = re.search(r"99% in ([\d.e-]+) secs", text)
+    problem = None
+    if os.waitstatus_to_exitcode(status) != 0:
+        problem = f"exited with {os.waitstatus_to_exitcode(status)}"
+    elif "Error distribution" in full:
+        problem = "reported request errors"
+    elif not m or float(m.group(1)) <= 0:
+        problem = "printed no request rate"
+    if problem:
+        raise BenchFailure(f"{server.name} {label}: the load generator {problem}\n"
+                           f"command: {' '.join(cmd)}\n{full[-3000:]}")
     res = {
         "label": label,
-        "rps": float(m.group(1)) if m else 0.0,
+        "rps": float(m.group(1)),
         "p50_ms": float(p50.group(1)) * 1000 if p50 else float("nan"),
         "p99_ms": float(p99.group(1)) * 1000 if p99 else float("nan"),
         "cpu_us": (after - before) / CLK * 1e6 / n if n else float("nan"),
@@ -118,8 +152,6 @@ def measure(cmd, server, n, label, section=None):
     }
     print(f"  {server.name:6s} {label:28s} {res['rps']:10.0f} req/s  p50 {res['p50_ms']:.3f} ms  "
           f"p99 {res['p99_ms']:.3f} ms  cpu {res['cpu_us']:.1f} us/req", flush=True)
-    if not m:
-        print(text[-2000:], file=sys.stderr)
     return res
 
 
@@ -227,6 +259,140 @@ def fdatasync_cost(directory, n=200):
     return samples[len(samples) // 2] * 1000
 
 
+# ---- 3-member clusters ----------------------------------------------------------------------
+CLUSTER_SIZE = 3
+# --cluster-pin: where the members run. The benchmark tool stays on CPU 0 either way.
+CLUSTER_PIN = {"none": None, "cpu1": {1}}
+
+
+class ClusterTarget:
+    """A running cluster as run_bench sees one server: the tool gets every member's client
+    endpoint (comma-separated), and server CPU is summed over all members."""
+
+    def __init__(self, name, cluster):
+        self.name, self.cluster = name, cluster
+
+    @property
+    def endpoint(self):
+        return ",".join(m.endpoint for m in self.cluster.members)
+
+    @property
+    def pids(self):
+        return [m.pid for m in self.cluster.members]
+
+    def check_alive(self):
+        dead = [m for m in self.cluster.members if not m.running()]
+        if dead:
+            raise RuntimeError(f"{self.name} cluster: member(s) {', '.join(m.name for m in dead)} died\n"
+                               + "\n".join(m.log_tail(15) for m in dead))
+
+
+@contextlib.contextmanager
+def cpu_affinity(cpus):
+    """Children started inside inherit `cpus` (None: no change), so a Go server's
+    GOMAXPROCS sees the pinned set exactly as under `taskset`."""
+    if cpus is None:
+        yield
+        return
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, old)
+
+
+def cluster_workloads(scale):
+    """(key, label, args) of the cluster workloads; the put shape is the single-node put row's."""
+    n_put, n_range = str(max(100, int(50000 * scale))), str(max(100, int(100000 * scale)))
+    put = ["--conns", "4", "--clients", "32", "put", "--total", n_put, "--key-size", "8",
+           "--val-size", "256", "--key-space-size", "100000"]
+    return [
+        ("put", "put 4 conns/32 clients 256 B, all members", put),
+        ("put-leader", "put 4 conns/32 clients 256 B, leader only", ["--target-leader"] + put),
+        ("range", "range linearizable 4 conns/32 clients, all members",
+         ["--conns", "4", "--clients", "32", "range", "key", "--total", n_range, "--consistency", "l"]),
+    ]
+
+
+def bench_cluster(name, binary, bench_bin, workloads, pin):
+    """Starts a CLUSTER_SIZE-member cluster of `binary` with etcd's default timings, runs the
+    workloads against it and stops it. Returns {key: row}."""
+    cluster = cluster_harness.Cluster(os.path.abspath(binary), CLUSTER_SIZE, token="cetcd-bench", heartbeat_ms=100,
+                                      election_ms=1000)
+    try:
+        with cpu_affinity(CLUSTER_PIN[pin]):
+            cluster.start()
+        target = ClusterTarget(name, cluster)
+        r = cluster.ctl("put", "key", "v" * 256)
+        if not r.ok:
+            raise RuntimeError(f"{name} cluster: seeding the range key failed: {r.err}")
+        rows = {}
+        for key, label, args in workloads:
+            before = cluster.leader()
+            rows[key] = run_bench(bench_bin, target, args, label)
+            after = cluster.leader()
+            rows[key]["leader_changed"] = before is None or after is not before
+        return rows
+    finally:
+        cluster.close()
+
+
+def run_cluster_section(a):
+    """The cluster section: etcd's cluster, then cetcd's, same workloads. Returns the data
+    write_cluster_block needs."""
+    workloads = cluster_workloads(a.scale)
+    print(f"{CLUSTER_SIZE}-member clusters, members pinned: {a.cluster_pin}", flush=True)
+    results = {name: bench_cluster(name, binary, a.bench_bin, workloads, a.cluster_pin)
+               for name, binary in (("etcd", a.etcd), ("cetcd", a.cetcd))}
+    return {"workloads": workloads, "results": results, "pin": a.cluster_pin}
+
+
+def cluster_targets(res):
+    """The issue 8 targets as (target, etcd figure, cetcd figure, met) from one run."""
+    e, c = res["results"]["etcd"], res["results"]["cetcd"]
+    def ratio(x, y):
+        return x / y if y else float("nan")
+    put_x = ratio(c["put"]["rps"], e["put"]["rps"])
+    cpu_x = ratio(c["put"]["cpu_us"], e["put"]["cpu_us"])
+    range_x = ratio(c["range"]["rps"], e["range"]["rps"])
+    yes = lambda ok: "yes" if ok else "no"
+    return [
+        ("3-member put throughput ≥ 2× etcd's", f"{e['put']['rps']:.0f}/s", f"{c['put']['rps']:.0f}/s ({put_x:.2f}×)",
+         yes(put_x >= 2)),
+        ("server CPU per put, all 3 members, ≤ 1/3 of etcd's", f"{e['put']['cpu_us']:.1f} µs",
+         f"{c['put']['cpu_us']:.1f} µs ({cpu_x:.2f}×)", yes(cpu_x <= 1 / 3)),
+        ("3-member put p99 ≤ etcd's", f"{e['put']['p99_ms']:.3f} ms", f"{c['put']['p99_ms']:.3f} ms",
+         yes(c["put"]["p99_ms"] <= e["put"]["p99_ms"])),
+        ("3-member linearizable range ≥ 3× etcd's", f"{e['range']['rps']:.0f}/s",
+         f"{c['range']['rps']:.0f}/s ({range_x:.2f}×)", yes(range_x >= 3)),
+    ]
+
+
+def cluster_block(res, sync_ms, cmd):
+    """The generated text of the cluster section (between the cluster BEGIN/END markers)."""
+    pin = ("members not pinned (the scheduler spreads them over both CPUs)" if res["pin"] == "none"
+           else "all members pinned to CPU 1")
+    lines = ["<!-- generated by scripts/bench.py (cluster section): numbers below are replaced on every run -->",
+             f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `{cmd}`, {os.cpu_count()} CPUs; "
+             f"{CLUSTER_SIZE}-member clusters on loopback, {pin}, benchmark tool on CPU 0. "
+             f"One `fdatasync` on this disk: p50 {sync_ms:.3f} ms.",
+             "",
+             "| workload | server | requests/s | p50 ms | p99 ms | server CPU µs/req (all members) |",
+             "|---|---|---:|---:|---:|---:|"]
+    for key, _, _ in res["workloads"]:
+        for name in ("etcd", "cetcd"):
+            r = res["results"][name][key]
+            note = " (leader changed during the run)" if r.get("leader_changed") else ""
+            lines.append(f"| {r['label']}{note} | {name} | {r['rps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
+                         f"{r['cpu_us']:.1f} |")
+    lines += ["", "Against the issue 8 targets (this run, all-members rows):", "",
+              "| target | etcd | cetcd | met? |", "|---|---:|---:|---|"]
+    for target, e, c, met in cluster_targets(res):
+        lines.append(f"| {target} | {e} | {c} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench-bin", required=True)
@@ -236,7 +402,30 @@ def main():
     ap.add_argument("--out", default="docs/PERFORMANCE.md")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply request totals")
     ap.add_argument("--keys", type=int, default=100000, help="keys for the RSS/restart test")
+    ap.add_argument("--only", choices=("single", "cluster"),
+                    help="run only the single-member part or only the 3-member cluster part")
+    ap.add_argument("--cluster-pin", choices=sorted(CLUSTER_PIN), default="none",
+                    help="cluster members: not pinned (default) or all on CPU 1")
     a = ap.parse_args()
+    try:
+        bench_all(a)
+    except (RuntimeError, AssertionError, subprocess.CalledProcessError) as e:
+        print(f"bench: FAILED, {a.out} not written: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def bench_all(a):
+    """Runs the parts `--only` selects and writes their blocks of a.out once all succeeded."""
+    cmd = " ".join(sys.argv)
+    if a.only == "cluster":
+        work = tempfile.mkdtemp(prefix="cetcd-bench-")
+        try:
+            sync_ms = fdatasync_cost(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        cluster = run_cluster_section(a)
+        write_blocks(a.out, {CLUSTER_MARKERS: cluster_block(cluster, sync_ms, cmd)})
+        return
     s = lambda n: str(max(100, int(n * a.scale)))
     workloads = [
         ("put 4 conns/32 clients 256 B", ["--conns", "4", "--clients", "32", "put", "--total", s(40000),
@@ -296,10 +485,18 @@ def main():
                 srv.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    write_report(a.out, results, extra, sync_ms, " ".join(sys.argv), client_rows)
+    blocks = {BENCH_MARKERS: single_block(results, extra, sync_ms, cmd, client_rows)}
+    if a.only != "single":
+        blocks[CLUSTER_MARKERS] = cluster_block(run_cluster_section(a), sync_ms, cmd)
+    write_blocks(a.out, blocks)
 
 
-def write_report(path, results, extra, sync_ms, cmd, client_rows=()):
+BENCH_MARKERS = ("<!-- BEGIN BENCH -->", "<!-- END BENCH -->")
+CLUSTER_MARKERS = ("<!-- BEGIN BENCH CLUSTER -->", "<!-- END BENCH CLUSTER -->")
+
+
+def single_block(results, extra, sync_ms, cmd, client_rows=()):
+    """The generated text of the single-member section (between the BENCH markers)."""
     lines = []
     lines.append("<!-- generated by scripts/bench.py: numbers below are replaced on every run -->")
     lines.append(f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `make bench` "
@@ -335,22 +532,29 @@ def write_report(path, results, extra, sync_ms, cmd, client_rows=()):
         for r in client_rows:
             lines.append(f"| {r['label']} | {r['rps']:.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
                          f"{r['client_cpu_us']:.1f} |")
-    generated = "\n".join(lines) + "\n"
-    begin, end = "<!-- BEGIN BENCH -->", "<!-- END BENCH -->"
+    return "\n".join(lines) + "\n"
+
+
+def write_blocks(path, blocks):
+    """Replaces each {(begin, end): text} block of the document at path (appending blocks it
+    lacks; the cluster block goes right after the single-member one)."""
     try:
         doc = open(path).read()
     except FileNotFoundError:
-        doc = "# Performance\n\n" + begin + "\n" + end + "\n"
-    if begin in doc and end in doc:
-        pre, rest = doc.split(begin, 1)
-        post = rest.split(end, 1)[1]
-        doc = pre + begin + "\n" + generated + end + post
-    else:
-        doc += "\n" + begin + "\n" + generated + end + "\n"
+        doc = "# Performance\n"
+    for (begin, end), generated in blocks.items():
+        if begin in doc and end in doc:
+            pre, rest = doc.split(begin, 1)
+            post = rest.split(end, 1)[1]
+            doc = pre + begin + "\n" + generated + end + post
+        elif begin == CLUSTER_MARKERS[0] and BENCH_MARKERS[1] in doc:
+            pre, post = doc.split(BENCH_MARKERS[1], 1)
+            doc = pre + BENCH_MARKERS[1] + "\n\n" + begin + "\n" + generated + end + post
+        else:
+            doc += "\n" + begin + "\n" + generated + end + "\n"
     with open(path, "w") as f:
         f.write(doc)
     print(f"wrote {path}")
-
 
 if __name__ == "__main__":
     main()
