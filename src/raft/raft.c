@@ -67,6 +67,7 @@ raft_t *raft_new(const raft_config_t *cfg) {
     return NULL;
   }
   r->prev_hs = (raft_hard_state_t){.term = r->term, .vote = r->vote, .commit = r->log.committed};
+  r->stable_hs = r->prev_hs;
   r->prev_ss = (raft_soft_state_t){.lead = RAFT_NONE, .role = RAFT_FOLLOWER};
   raft_become_follower(r, r->term, RAFT_NONE);
   return r;

@@ -7,8 +7,9 @@
  *   while (raft_has_ready(r)) {
  *     raft_ready_t rd;
  *     raft_ready(r, &rd);
+ *     send the rd.msgs raft_ready_send_early allows (a leader's appends, heartbeats...);
  *     persist rd.snapshot, rd.entries and rd.hs (fdatasync if rd.must_sync);
- *     send rd.msgs (only now: votes and append acks must be durable first);
+ *     send the other rd.msgs (only now: votes and append acks must be durable first);
  *     apply rd.snapshot, then rd.committed in order; answer rd.read_states once applied;
  *     raft_advance(r, &rd);
  *   }
@@ -18,7 +19,8 @@
  * is shipped whole (metadata + opaque data); chunking it is the transport's business.
  *
  * Between raft_ready and raft_advance the server may keep feeding inputs (for example while
- * the WAL writer thread syncs); everything rd points at stays valid until raft_advance.
+ * the WAL writer thread syncs) and send what raft_take_urgent hands out; everything rd points
+ * at stays valid until raft_advance.
  *
  * The log lives inside raft_t from the last compaction point on (the server's state machine is
  * the snapshot); raft_compact drops a prefix. On restart the server hands back what it
@@ -238,9 +240,24 @@ bool raft_has_ready(const raft_t *r);
 /* Fills rd with the next batch; pointers stay valid until raft_advance. Returns 0, or
  * CETCD_EINVAL if the previous Ready was not advanced yet. */
 int raft_ready(raft_t *r, raft_ready_t *rd);
-/* Acknowledges that rd (the last Ready) was persisted, sent and applied: marks entries stable,
- * advances the applied index, applies committed conf changes, releases rd's memory. */
+/* Acknowledges that rd (the last Ready) was persisted, sent and applied: marks entries stable
+ * (a leader counts them for itself only now, so they may commit), advances the applied index,
+ * applies committed conf changes, releases rd's memory. */
 void raft_advance(raft_t *r, const raft_ready_t *rd);
+
+/* True if m, one of rd's messages, may be sent before rd is persisted (see
+ * raft_take_urgent for which); false for all of them if rd changes the term or vote. */
+bool raft_ready_send_early(const raft_t *r, const raft_ready_t *rd, const raft_msg_t *m);
+
+/* Callbacks of raft_take_urgent; m and rs (and what they point to) are valid only during
+ * the call. */
+typedef void (*raft_urgent_cb)(void *ctx, const raft_msg_t *m);
+typedef void (*raft_read_state_cb)(void *ctx, const raft_read_state_t *rs);
+/* While a Ready is being persisted: hands out, now, the queued messages that need no disk
+ * write first (heartbeats and their answers, read-index traffic, forwarded proposals, and a
+ * leader's appends, which overlap its own write), and every read state. The rest waits for
+ * the next Ready. Does nothing while this member's term or vote is not durable yet. */
+void raft_take_urgent(raft_t *r, raft_urgent_cb on_msg, raft_read_state_cb on_read, void *ctx);
 
 /* ---- inspection ---- */
 

@@ -251,8 +251,12 @@ void raft_bcast_append(raft_t *r);
 void raft_bcast_heartbeat(raft_t *r);
 /* Leader: recomputes the commit index; true if it moved. */
 bool raft_maybe_commit(raft_t *r);
-/* Leader: appends a new entry of the current term. Returns its index. */
+/* Leader: appends a new entry of the current term (not counted for itself until persisted).
+ * Returns its index. */
 uint64_t raft_leader_append(raft_t *r, raft_entry_type_t type, const uint8_t *data, size_t len);
+/* Leader: the server persisted the log up to log.stable; counts it for this member and
+ * commits what a quorum now holds. */
+void raft_self_persisted(raft_t *r);
 /* Follower side handlers. */
 void raft_handle_append(raft_t *r, const raft_msg_t *m);
 void raft_handle_heartbeat(raft_t *r, const raft_msg_t *m);
@@ -304,10 +308,18 @@ struct raft {
     uint64_t ent_hi, ent_hi_term, snap_index;
     size_t n_committed;
     const raft_snapshot_t *snap;
+    raft_hard_state_t hs;
   } handed;
   raft_hard_state_t prev_hs;
+  raft_hard_state_t stable_hs; /* the hard state the server last persisted */
   raft_soft_state_t prev_ss;
 };
+
+/* The last index of this member's log that is durable (persisted and acknowledged). */
+static inline uint64_t raft_self_durable(const raft_t *r) {
+  uint64_t last = raft_log_last(&r->log);
+  return r->log.stable < last ? r->log.stable : last;
+}
 
 /* Clears the leadership transfer target. */
 static inline void raft_abort_transfer(raft_t *r) { r->lead_transferee = RAFT_NONE; }

@@ -125,7 +125,7 @@ raft_progress_t *raft_pr_add(raft_t *r, uint64_t id, bool learner) {
   pr->recent_active = true; /* a new member is not counted as lost before it could answer */
   pr->ins.cap = r->max_inflight;
   pr->ins.buf = xcalloc(r->max_inflight, sizeof(uint64_t));
-  if (id == r->id) pr->match = raft_log_last(&r->log);
+  if (id == r->id) pr->match = raft_self_durable(r);
   return pr;
 }
 
@@ -201,7 +201,7 @@ void raft_pr_reset_all(raft_t *r) {
     pr->vote = 0;
     pr->recent_active = false;
     if (pr->id == r->id) {
-      pr->match = last;
+      pr->match = raft_self_durable(r);
       pr->recent_active = true;
     }
   }

@@ -132,6 +132,60 @@ void raft_outbox_destroy(raft_outbox_t *ob) {
   memset(ob, 0, sizeof(*ob));
 }
 
+/* True if m may leave before the outstanding Ready is persisted: it promises nothing about
+ * this member's disk (a follower's append ack and any vote do), and a leader's appends may
+ * overlap its own write (it counts itself only once the entries are durable). */
+static bool is_urgent(const raft_msg_t *m) {
+  switch (m->type) {
+    case RAFT_MSG_HEARTBEAT:
+    case RAFT_MSG_HEARTBEAT_RESP:
+    case RAFT_MSG_READ_INDEX:
+    case RAFT_MSG_READ_INDEX_RESP:
+    case RAFT_MSG_PROP:
+    case RAFT_MSG_TIMEOUT_NOW:
+    case RAFT_MSG_APP: /* only a leader sends appends */
+      return true;
+    default:
+      return false;
+  }
+}
+
+void raft_take_urgent(raft_t *r, raft_urgent_cb on_msg, raft_read_state_cb on_read, void *ctx) {
+  raft_outbox_t *ob = &r->ob;
+  /* a term or vote not yet on disk must not be shown to anyone */
+  if (r->term != r->stable_hs.term || r->vote != r->stable_hs.vote) return;
+  size_t w = 0;
+  for (size_t k = 0; k < ob->n_msgs; k++) {
+    raft_msg_t *m = &ob->msgs[k];
+    if (is_urgent(m)) {
+      raft_msg_t c = *m;
+      c.entries = c.n_entries ? ob->ents + ob->ent_off[k] : NULL;
+      c.context = c.context_len ? ob->bytes + ob->ctx_off[k] : NULL;
+      on_msg(ctx, &c);
+      continue;
+    }
+    if (w != k) {
+      ob->msgs[w] = *m;
+      ob->ent_off[w] = ob->ent_off[k];
+      ob->ctx_off[w] = ob->ctx_off[k];
+    }
+    w++;
+  }
+  ob->n_msgs = w;
+  for (size_t k = 0; k < ob->n_rs; k++) {
+    raft_read_state_t rs = ob->rs[k];
+    rs.ctx = rs.ctx_len ? ob->bytes + ob->rs_off[k] : NULL;
+    on_read(ctx, &rs);
+  }
+  ob->n_rs = 0;
+  if (!ob->n_msgs) ob->n_ents = ob->n_bytes = 0;
+}
+
+bool raft_ready_send_early(const raft_t *r, const raft_ready_t *rd, const raft_msg_t *m) {
+  if (rd->hs_changed && (rd->hs.term != r->stable_hs.term || rd->hs.vote != r->stable_hs.vote)) return false;
+  return is_urgent(m);
+}
+
 /* ==== Ready ==== */
 
 static raft_hard_state_t hard_state(const raft_t *r) {
@@ -181,6 +235,7 @@ int raft_ready(raft_t *r, raft_ready_t *rd) {
     rd->must_sync = hs.term != r->prev_hs.term || hs.vote != r->prev_hs.vote;
     r->prev_hs = hs;
   }
+  r->handed.hs = r->prev_hs;
 
   r->handed.snap = NULL;
   r->handed.snap_index = 0;
@@ -230,6 +285,8 @@ void raft_advance(raft_t *r, const raft_ready_t *rd) {
   if (r->handed.ent_hi > l->stable && r->handed.ent_hi <= raft_log_last(l) &&
       raft_log_term0(l, r->handed.ent_hi) == r->handed.ent_hi_term)
     l->stable = r->handed.ent_hi;
+  r->stable_hs = r->handed.hs;
+  raft_self_persisted(r);
   for (size_t i = 0; i < r->handed.n_committed; i++) {
     const raft_entry_t *e = &r->rd_committed[i];
     if (e->index <= l->applied) continue;

@@ -72,11 +72,17 @@ bool raft_maybe_commit(raft_t *r) {
 }
 
 uint64_t raft_leader_append(raft_t *r, raft_entry_type_t type, const uint8_t *data, size_t len) {
-  uint64_t idx = raft_log_append_one(&r->log, r->term, type, data, len);
+  /* The leader counts itself for an entry only once the entry is durable here
+   * (raft_self_persisted): it may send the entry to followers before its own disk write
+   * finished, and an entry on one disk only must never count as committed. */
+  return raft_log_append_one(&r->log, r->term, type, data, len);
+}
+
+void raft_self_persisted(raft_t *r) {
+  if (r->role != RAFT_LEADER) return;
   raft_progress_t *self = raft_pr_find(r, r->id);
-  if (self) raft_pr_maybe_update(self, idx);
-  raft_maybe_commit(r);
-  return idx;
+  if (!self || !raft_pr_maybe_update(self, r->log.stable)) return;
+  if (raft_maybe_commit(r)) raft_bcast_append(r); /* followers learn the new commit index */
 }
 
 void raft_send_timeout_now(raft_t *r, uint64_t id) {

@@ -81,9 +81,16 @@ struct raft_node {
   peer_transport_t *peers;
   lease_fwd_t *lease_fwd; /* keep-alives and TimeToLive answered by the leader's lessor */
   uv_timer_t tick;
+  uv_idle_t kick; /* rn_schedule: process the iteration's input in one go */
   bool started, stopped, processing, announced;
-  bool tick_open;      /* the tick handle is not closed yet (it lives in this struct) */
-  bool free_requested; /* raft_node_free ran: free once the tick handle has closed */
+  bool holding;         /* rd was taken and waits for its WAL sync or to be finished */
+  raft_ready_t rd;      /* the Ready being persisted */
+  uint64_t sync_ticket; /* wal_sync_async's ticket for rd */
+  buf_t enc;            /* message encoding scratch */
+  bool sent;            /* messages were queued since the last peer_flush */
+  bool kick_open;       /* the kick handle is not closed yet (it lives in this struct) */
+  bool tick_open;       /* the tick handle is not closed yet (it lives in this struct) */
+  bool free_requested;  /* raft_node_free ran: free once the tick handle has closed */
   uint64_t lead;
   raft_role_t role;
   uint64_t commit;
@@ -491,65 +498,143 @@ static void refresh_peers(raft_node_t *rn) {
   free(urls);
 }
 
-/* Drains the Ready loop: persist, sync, send, apply, advance. */
+/* Encodes and queues one raft message for its peer (a snapshot goes through raft_ship). */
+static void send_msg(raft_node_t *rn, const raft_msg_t *m) {
+  if (m->type == RAFT_MSG_SNAP) {
+    send_snapshot(rn, m);
+    return;
+  }
+  buf_reset(&rn->enc);
+  raft_msg_encode(m, &rn->enc);
+  peer_send(rn->peers, m->to, rn->enc.data, rn->enc.len);
+  rn->sent = true;
+}
+
+/* Notes a confirmed read index for the waiting read with that context. */
+static void note_read_state(raft_node_t *rn, const raft_read_state_t *rs) {
+  if (rs->ctx_len != 8) return;
+  uint64_t id;
+  memcpy(&id, rs->ctx, 8);
+  for (rn_read_t *r = rn->reads; r; r = r->next)
+    if (r->ctx_id == id) {
+      r->index = rs->index;
+      r->have_index = true;
+    }
+}
+
+/* raft_take_urgent callbacks: heartbeats, read-index traffic and a leader's appends leave
+ * while the WAL syncs; confirmed read indexes are noted at once. */
+static void urgent_msg(void *ctx, const raft_msg_t *m) { send_msg(ctx, m); }
+static void urgent_read(void *ctx, const raft_read_state_t *rs) { note_read_state(ctx, rs); }
+
+/* The held Ready is durable (or needed no sync): sends the messages that had to wait for
+ * the disk, applies the committed entries, serves reads, advances. */
+static void finish_ready(raft_node_t *rn) {
+  raft_ready_t *rd = &rn->rd;
+  server_t *srv = rn->srv;
+  rn->holding = false;
+  for (size_t i = 0; i < rd->n_msgs; i++)
+    if (!raft_ready_send_early(rn->raft, rd, &rd->msgs[i])) send_msg(rn, &rd->msgs[i]);
+  if (rn->sent) {
+    peer_flush(rn->peers);
+    rn->sent = false;
+  }
+  apply_committed(rn, rd->committed, rd->n_committed);
+  for (size_t i = 0; i < rd->n_read_states; i++) note_read_state(rn, &rd->read_states[i]);
+  serve_reads(rn);
+  raft_advance(rn->raft, rd);
+  rsnap_maybe_snapshot(&rn->snaps, rn->raft, srv->wal);
+}
+
+/* The WAL failed: nothing more can be made durable here, so raft stops. */
+static void wal_dead(raft_node_t *rn, int rc) {
+  LOGE("msg=\"WAL write failed; stopping raft\" error=\"%s\"", cetcd_strerror(rc));
+  rn->srv->wal_failed = true;
+  rn->stopped = true;
+  rn->holding = false;
+}
+
+/* Drains the Ready loop. Each Ready: the messages that need no disk write go out at once
+ * (a leader's appends, heartbeats), its entries and hard state go to the WAL, whose writer
+ * thread syncs them while the loop goes on (on_wal_synced resumes here); then the other
+ * messages (append acks, votes) go out, committed entries are applied, and raft advances.
+ * While a Ready waits for its sync, raft keeps taking input and what it may send at once
+ * leaves through raft_take_urgent; the rest, including new entries, forms the next Ready,
+ * so entries proposed during one sync share the next. */
 static void rn_process(raft_node_t *rn) {
   if (rn->processing || !rn->raft || rn->stopped) return;
   rn->processing = true;
   server_t *srv = rn->srv;
-  buf_t b = {0};
-  while (raft_has_ready(rn->raft)) {
-    raft_ready_t rd;
-    if (raft_ready(rn->raft, &rd)) break;
-    if (rd.hs_changed) {
-      srv->term = rd.hs.term;
-      rn->commit = rd.hs.commit;
+  while (!rn->stopped) {
+    if (rn->holding) {
+      raft_take_urgent(rn->raft, urgent_msg, urgent_read, rn);
+      serve_reads(rn);
+      break;
     }
-    if (rd.soft_changed) on_soft_state(rn, &rd.soft);
-    int rc = rd.snapshot ? rsnap_persist_received(&rn->snaps, rd.snapshot, srv->wal, srv->applied_index) : 0;
-    for (size_t i = 0; i < rd.n_entries && !rc; i++) {
-      const raft_entry_t *e = &rd.entries[i];
+    if (!raft_has_ready(rn->raft)) break;
+    raft_ready_t *rd = &rn->rd;
+    if (raft_ready(rn->raft, rd)) break;
+    rn->holding = true;
+    if (rd->hs_changed) {
+      srv->term = rd->hs.term;
+      rn->commit = rd->hs.commit;
+    }
+    if (rd->soft_changed) on_soft_state(rn, &rd->soft);
+    for (size_t i = 0; i < rd->n_msgs; i++)
+      if (raft_ready_send_early(rn->raft, rd, &rd->msgs[i])) send_msg(rn, &rd->msgs[i]);
+    if (rn->sent) { /* out before the disk write: followers persist while we do */
+      peer_flush(rn->peers);
+      rn->sent = false;
+    }
+    int rc =
+        rd->snapshot ? rsnap_persist_received(&rn->snaps, rd->snapshot, srv->wal, srv->applied_index) : 0;
+    for (size_t i = 0; i < rd->n_entries && !rc; i++) {
+      const raft_entry_t *e = &rd->entries[i];
       rc = e->type == RAFT_ENTRY_CONF_CHANGE
                ? wal_append_conf_entry(srv->wal, e->index, e->term, e->data, e->len)
                : wal_append_entry(srv->wal, e->index, e->term, e->data, e->len);
     }
-    if (!rc && rd.hs_changed) rc = wal_append_hardstate(srv->wal, rd.hs.term, rd.hs.vote, rd.hs.commit);
-    if (!rc && (rd.must_sync || rd.n_entries || rd.hs_changed)) rc = wal_sync_now(srv->wal);
+    if (!rc && rd->hs_changed) rc = wal_append_hardstate(srv->wal, rd->hs.term, rd->hs.vote, rd->hs.commit);
+    if (!rc && (rd->must_sync || rd->n_entries)) {
+      rc = wal_sync_async(srv->wal, &rn->sync_ticket);
+      if (!rc) continue; /* on_wal_synced finishes it */
+    }
     if (rc) {
-      LOGE("msg=\"WAL write failed; stopping raft\" error=\"%s\"", cetcd_strerror(rc));
-      srv->wal_failed = true;
-      rn->stopped = true;
+      wal_dead(rn, rc);
       break;
     }
-    for (size_t i = 0; i < rd.n_msgs; i++) {
-      if (rd.msgs[i].type == RAFT_MSG_SNAP) {
-        send_snapshot(rn, &rd.msgs[i]);
-        continue;
-      }
-      buf_reset(&b);
-      raft_msg_encode(&rd.msgs[i], &b);
-      peer_send(rn->peers, rd.msgs[i].to, b.data, b.len);
-    }
-    if (rd.n_msgs) peer_flush(rn->peers);
-    apply_committed(rn, rd.committed, rd.n_committed);
-    for (size_t i = 0; i < rd.n_read_states; i++) {
-      const raft_read_state_t *rs = &rd.read_states[i];
-      if (rs->ctx_len != 8) continue;
-      uint64_t id;
-      memcpy(&id, rs->ctx, 8);
-      for (rn_read_t *r = rn->reads; r; r = r->next)
-        if (r->ctx_id == id) {
-          r->index = rs->index;
-          r->have_index = true;
-        }
-    }
-    serve_reads(rn);
-    raft_advance(rn->raft, &rd);
-    rsnap_maybe_snapshot(&rn->snaps, rn->raft, srv->wal);
+    finish_ready(rn); /* nothing to wait for: a commit index or messages only */
   }
-  buf_free(&b);
   rn->processing = false;
   if (rn->peers_dirty && !rn->stopped) refresh_peers(rn);
   if (rn->self_removed) reconfig_removed(srv);
+}
+
+void raft_node_on_wal_synced(raft_node_t *rn, uint64_t ticket) {
+  if (!rn->holding || rn->stopped || ticket < rn->sync_ticket) return;
+  rn->processing = true;
+  finish_ready(rn);
+  rn->processing = false;
+  rn_process(rn);
+}
+
+void raft_node_on_wal_error(raft_node_t *rn, int err) {
+  if (rn->stopped) return;
+  wal_dead(rn, err);
+  fail_all(rn, CETCD_ESTOPPED);
+}
+
+/* libuv idle callback: the input gathered in this loop iteration (proposals, peer
+ * messages) is turned into one Ready, so a burst of proposals shares one append. */
+static void on_kick(uv_idle_t *h) {
+  raft_node_t *rn = h->data;
+  uv_idle_stop(h);
+  rn_process(rn);
+}
+
+/* Processes raft's output later in this loop iteration, once the input read in it is in. */
+static void rn_schedule(raft_node_t *rn) {
+  if (rn->kick_open && !rn->stopped) uv_idle_start(&rn->kick, on_kick);
 }
 
 /* Asks raft for a read index for r. */
@@ -612,7 +697,7 @@ static int on_peer_message(void *ctx, const uint8_t *data, size_t len) {
     if (pm && pm->type == 0 && pm->from) removed = reconfig_heard(rn->srv, pm->from);
   }
   arena_destroy(&a);
-  rn_process(rn);
+  rn_schedule(rn);
   return removed;
 }
 
@@ -873,6 +958,9 @@ int raft_node_start(raft_node_t *rn) {
   rn->tick.data = rn;
   rn->tick_open = true;
   uv_timer_start(&rn->tick, on_tick, hb, hb);
+  uv_idle_init(srv->loop, &rn->kick);
+  rn->kick.data = rn;
+  rn->kick_open = true;
   rn->started = true;
   LOGI("msg=\"starting raft\" member-id=%016" PRIx64 " members=%zu term=%" PRIu64 " applied-index=%" PRIu64
        " last-index=%" PRIu64,
@@ -907,7 +995,7 @@ void raft_node_propose(raft_node_t *rn, const uint8_t *data, size_t len, uint64_
   p->deadline = uv_now(rn->srv->loop) + req_timeout(rn);
   p->next = rn->props;
   rn->props = p;
-  rn_process(rn);
+  rn_schedule(rn);
 }
 
 void raft_node_read_index(raft_node_t *rn, raft_node_read_cb cb, void *ctx) {
@@ -981,21 +1069,26 @@ static void free_node(raft_node_t *rn) {
   rsnap_state_free(&rn->snaps);
   free(rn->learners);
   ids_cluster_free(&rn->cluster);
+  buf_free(&rn->enc);
   free(rn);
 }
 
-/* libuv: the tick handle is closed; a free that was asked for meanwhile happens now. */
-static void tick_closed(uv_handle_t *h) {
+/* libuv: the tick or kick handle is closed; a free that was asked for meanwhile happens
+ * once both are. */
+static void handle_closed(uv_handle_t *h) {
   raft_node_t *rn = h->data;
-  rn->tick_open = false;
-  if (rn->free_requested) free_node(rn);
+  if (h == (uv_handle_t *)&rn->tick)
+    rn->tick_open = false;
+  else
+    rn->kick_open = false;
+  if (rn->free_requested && !rn->tick_open && !rn->kick_open) free_node(rn);
 }
 
 void raft_node_free(raft_node_t *rn) {
   if (!rn) return;
   raft_node_stop(rn);
-  if (rn->tick_open)
-    rn->free_requested = true; /* tick_closed frees it */
+  if (rn->tick_open || rn->kick_open)
+    rn->free_requested = true; /* handle_closed frees it */
   else
     free_node(rn);
 }
@@ -1008,7 +1101,9 @@ void raft_node_stop(raft_node_t *rn) {
     rship_stop(rn->ship);
     rn->ship = NULL;
     uv_timer_stop(&rn->tick);
-    uv_close((uv_handle_t *)&rn->tick, tick_closed);
+    uv_close((uv_handle_t *)&rn->tick, handle_closed);
+    uv_idle_stop(&rn->kick);
+    uv_close((uv_handle_t *)&rn->kick, handle_closed);
     lease_forward_free(rn->lease_fwd);
     rn->lease_fwd = NULL;
     peer_free(rn->peers);

@@ -89,6 +89,12 @@ void raft_node_self_removed(raft_node_t *rn);
 
 /* Stops ticking and the peer transport and fails what waits. */
 void raft_node_stop(raft_node_t *rn);
+
+/* The WAL's on_synced: the Ready waiting for sync `ticket` is durable; finish it. */
+void raft_node_on_wal_synced(raft_node_t *rn, uint64_t ticket);
+
+/* The WAL's on_error: raft stops and every waiting proposal and read fails. */
+void raft_node_on_wal_error(raft_node_t *rn, int err);
 /* Stops the node if needed and frees it (the memory goes once its timer handle has closed,
  * so the loop must run on). NULL is a no-op. */
 void raft_node_free(raft_node_t *rn);

@@ -86,12 +86,19 @@ static int replay_hardstate(void *ctx, uint64_t term, uint64_t vote, uint64_t co
 /* Entries up to `index` are on disk: apply and answer them. */
 static void on_wal_durable(void *ctx, uint64_t index) { server_on_durable(ctx, index); }
 
+/* A cluster member's Ready is durable (raft_node.c waits for it). */
+static void on_wal_synced(void *ctx, uint64_t ticket) {
+  server_t *srv = ctx;
+  if (srv->rn) raft_node_on_wal_synced(srv->rn, ticket);
+}
+
 /* The WAL cannot write: nothing more can be acknowledged. */
 static void on_wal_error(void *ctx, int err) {
   server_t *srv = ctx;
   LOGE("msg=\"WAL write failed; refusing writes\" error=\"%s\"", cetcd_strerror(err));
   srv->wal_failed = true;
   server_fail_pending(srv, CETCD_ESTOPPED);
+  if (srv->rn) raft_node_on_wal_error(srv->rn, err);
 }
 
 /* ---- periodic backend sync ---------------------------------------------------------- */
@@ -304,7 +311,8 @@ static int open_storage(server_t *srv) {
                       .ctx = srv,
                       .on_fsync = metrics_observe_wal_fsync,
                       .no_fsync = cfg->unsafe_no_fsync,
-                      .defer_wake = !srv->rn}; /* raft syncs its Ready with wal_sync_now */
+                      .on_synced = on_wal_synced,
+                      .defer_wake = true};
   mvcc_batch_begin(srv->mvcc);
   rc = wal_open(walpath, &wo, &cbs, &srv->wal);
   if (rc) {

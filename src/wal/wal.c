@@ -115,7 +115,7 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
   static const wal_options_t defaults;
   if (!opts) opts = &defaults;
   if (!dir || !*dir || !out || (opts->segment_size && opts->segment_size < 4096) ||
-      (opts->loop && (!opts->on_durable || !opts->on_error)))
+      (opts->loop && ((!opts->on_durable && !opts->on_synced) || !opts->on_error)))
     return CETCD_EINVAL;
   wal_t *w = xcalloc(1, sizeof(*w));
   w->dir = xstrdup(dir);
@@ -125,6 +125,7 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
   w->loop = opts->loop;
   w->on_durable = opts->on_durable;
   w->on_error = opts->on_error;
+  w->on_synced = opts->on_synced;
   w->on_fsync = opts->on_fsync;
   w->no_fsync = opts->no_fsync;
   w->defer_wake = opts->defer_wake && opts->loop;
@@ -287,9 +288,9 @@ int wal_append_snapshot(wal_t *w, uint64_t index, uint64_t term) {
 static bool inline_write_ok(wal_t *w) {
   const wal_batch_t *b = w->pending;
   return w->writer_idle && !w->err && !w->stopping && !w->inject_err && b->entries == 1 &&
-         w->sync_avg_us < WAL_INLINE_MAX_SYNC_US &&
-         w->last_batch_entries == 1 && w->sync_req == w->sync_done && w->release_req == w->release_done &&
-         !w->full && w->off + WAL_BATCH_REC_SIZE + b->buf.len + w->room < w->seg_size;
+         w->sync_avg_us < WAL_INLINE_MAX_SYNC_US && w->last_batch_entries == 1 &&
+         w->sync_req == w->sync_done && w->release_req == w->release_done && !w->full &&
+         w->off + WAL_BATCH_REC_SIZE + b->buf.len + w->room < w->seg_size;
 }
 
 int wal_flush(wal_t *w, uint64_t *durable, bool allow_inline) {
@@ -369,17 +370,32 @@ int wal_release_before(wal_t *w, uint64_t index) {
   return err;
 }
 
+int wal_sync_async(wal_t *w, uint64_t *ticket) {
+  pthread_mutex_lock(&w->mu);
+  int err = w->err;
+  if (!err) {
+    *ticket = ++w->sync_req;
+    pthread_cond_signal(&w->wake);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return err;
+}
+
 /* Loop thread: reports durability, then a failure, as published by the writer. */
 static void async_cb(uv_async_t *h) {
   wal_t *w = h->data;
   pthread_mutex_lock(&w->mu);
   bool has = w->has_durable;
-  uint64_t idx = w->durable_index, seq = w->durable_seq;
+  uint64_t idx = w->durable_index, seq = w->durable_seq, synced = w->sync_written;
   int err = w->err;
   pthread_mutex_unlock(&w->mu);
   if (has && seq != w->reported_seq) {
     w->reported_seq = seq;
-    w->on_durable(w->ctx, idx);
+    if (w->on_durable) w->on_durable(w->ctx, idx);
+  }
+  if (w->on_synced && synced > w->reported_sync) {
+    w->reported_sync = synced;
+    w->on_synced(w->ctx, synced);
   }
   if (err && !w->err_reported) {
     w->err_reported = true;

@@ -52,6 +52,9 @@ typedef struct wal_options {
    * -ENOSPC). The WAL is then dead: nothing appended after the last on_durable is or
    * ever will be acknowledged, further appends return the error; close and reopen. */
   void (*on_error)(void *ctx, int err);
+  /* Runs on the loop thread once everything appended before a wal_sync_async call is
+   * durable; ticket is the largest such call's ticket (calls may be reported together). */
+  void (*on_synced)(void *ctx, uint64_t ticket);
   void *ctx; /* passed to the callbacks, borrowed */
   /* Optional: runs ON THE WRITER THREAD after each batch's fdatasync with its duration in
    * seconds (for the fsync latency histogram); must be thread-safe and quick. */
@@ -127,6 +130,11 @@ int wal_flush(wal_t *w, uint64_t *durable, bool allow_inline);
  * pending wal_release_before work is done). on_durable still runs later on the loop.
  * Returns 0 or the writer's error. */
 int wal_sync_now(wal_t *w);
+
+/* Loop thread, with opts->on_synced: asks the writer thread to make everything appended so
+ * far durable without waiting for it; on_synced(ctx, ticket) reports when it is. Returns the
+ * ticket (> 0) through *ticket; 0 or the WAL's error. */
+int wal_sync_async(wal_t *w, uint64_t *ticket);
 
 /* Allows deleting the oldest segments whose entries all have an index < index (call it
  * once the state machine is synced to disk up to index - 1). Deletion happens on the

@@ -203,6 +203,7 @@ struct wal {
   uv_async_t async;
   void (*on_durable)(void *ctx, uint64_t durable_index);
   void (*on_error)(void *ctx, int err);
+  void (*on_synced)(void *ctx, uint64_t ticket);
   void *ctx;
   void (*on_fsync)(double seconds);
   bool no_fsync;
@@ -216,13 +217,14 @@ struct wal {
   wal_batch_t batches[2];
   wal_batch_t *pending; /* the batch appends go to */
   bool writer_idle;
-  bool loop_writing;          /* wal_flush writes a batch: the writer keeps off the files */
+  bool loop_writing;           /* wal_flush writes a batch: the writer keeps off the files */
   uint32_t last_batch_entries; /* entries in the last batch written */
   bool full;                   /* no space for the next segment: the current one's room is all */
   double sync_avg_us;          /* moving average of fdatasync times (1/8 weight per sync) */
   uint64_t off_pub;            /* the writer's offset in the current segment */
   bool stopping;
   uint64_t sync_req, sync_done;
+  uint64_t sync_written; /* sync requests whose records are durable (housekeeping may follow) */
   uint64_t release_req, release_done;
   bool has_durable;
   uint64_t durable_index;
@@ -234,10 +236,11 @@ struct wal {
 
   /* Loop thread only. */
   uint64_t reported_seq;
+  uint64_t reported_sync;
   bool err_reported;
 
   /* Writer thread only once it runs (wal_open before). */
-  uint64_t room;  /* rotate once less than this is left in the preallocated segment */
+  uint64_t room; /* rotate once less than this is left in the preallocated segment */
   int fd;
   uint64_t off;
   wal_seg_t *segs;

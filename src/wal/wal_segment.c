@@ -137,7 +137,8 @@ int wal_segment_publish(int dirfd, const char *dir, uint64_t seq, uint64_t first
   const char *what = "rename";
   int rc = renameat(dirfd, tmp, dirfd, name) == 0 ? 0 : -errno;
   if (!rc) what = "fsync-dir", rc = wal_fsync_fd(dirfd, false);
-  if (rc) LOGE("wal: cannot create segment dir=%s file=%s step=%s err=\"%s\"", dir, name, what, strerror(-rc));
+  if (rc)
+    LOGE("wal: cannot create segment dir=%s file=%s step=%s err=\"%s\"", dir, name, what, strerror(-rc));
   return rc;
 }
 

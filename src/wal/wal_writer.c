@@ -114,10 +114,11 @@ static void set_full(wal_t *w, bool full, int err) {
   w->off_pub = w->off;
   pthread_mutex_unlock(&w->mu);
   if (full && !was)
-    LOGW("wal: no space for a new segment; writing on in the current one, writes are refused once its "
-         "room is used, retrying every second dir=%s err=\"%s\" fix=\"free disk space on the WAL's file "
-         "system\"",
-         w->dir, strerror(-err));
+    LOGW(
+        "wal: no space for a new segment; writing on in the current one, writes are refused once its "
+        "room is used, retrying every second dir=%s err=\"%s\" fix=\"free disk space on the WAL's file "
+        "system\"",
+        w->dir, strerror(-err));
   if (!full && was) LOGI("wal: space for a new segment again dir=%s", w->dir);
 }
 
@@ -245,6 +246,10 @@ void *wal_writer_main(void *arg) {
       w->durable_index = b->last_index;
       w->durable_seq++;
       notify = true;
+    }
+    if (!rc && !err && sync_target > w->sync_written) { /* before housekeeping: no rotation delay */
+      w->sync_written = sync_target;
+      notify = notify || w->on_synced;
     }
     wal_batch_reset(b);
     w->off_pub = w->off;

@@ -7,8 +7,11 @@
  * proposals, linearizable reads, log compaction, snapshots that carry the sender's state
  * machine as of sending (ahead of their index, as the server ships its backend; a receiver
  * whose state is ahead keeps it) and leadership transfers. Every message goes
- * through raft_msg_encode/decode. Readys are sometimes advanced late, with more input in
- * between, as the server does while the WAL syncs.
+ * through raft_msg_encode/decode. As in the server, a Ready's messages that
+ * raft_ready_send_early allows leave before the Ready is persisted, and persisting is often
+ * late, with more input in between and raft_take_urgent's messages going out meanwhile (the
+ * WAL syncs on another thread); a crash before it loses the whole Ready. Readys are
+ * sometimes advanced late too.
  *
  * Checked continuously: election safety (one leader per term), log matching, leader
  * completeness, state machine safety (every member applies the same entry at each index, in
@@ -80,7 +83,8 @@ typedef struct node {
   disk_t disk;
   uint64_t applied, chain; /* the state machine: applied index and a hash chain */
   uint64_t rng;
-  bool holding; /* a Ready was processed but not advanced yet */
+  bool holding;   /* a Ready was handed out but not advanced yet */
+  bool persisted; /* ... and it was persisted (until then a crash loses all of it) */
   raft_ready_t rd;
 } node_t;
 
@@ -288,7 +292,8 @@ static void initial_conf(uint64_t *voters, size_t *nv) {
 static void crash(node_t *nd) {
   if (!nd->r) return;
   VLOG("crash %llu", (unsigned long long)nd->id);
-  raft_free(nd->r); /* an outstanding Ready was already persisted: nothing else survives */
+  /* an outstanding Ready survives only if it was persisted (its WAL sync returned) */
+  raft_free(nd->r);
   nd->r = NULL;
   nd->holding = false;
   S->stat_crashes++;
@@ -429,88 +434,123 @@ static void conf_applied(node_t *nd, const raft_entry_t *e) {
 }
 
 static void finish_ready(node_t *nd) {
-  if (!nd->holding) return;
+  if (!nd->holding || !nd->persisted) return;
   raft_advance(nd->r, &nd->rd);
   nd->holding = false;
 }
 
+/* The largest commit index any running member holds in memory (a read state handed out
+ * by raft_take_urgent may name one no Ready has persisted yet). */
+static uint64_t max_live_commit(void) {
+  uint64_t c = 0;
+  for (int i = 1; i <= MAXN; i++) {
+    if (!S->nodes[i].r) continue;
+    raft_status_t st;
+    raft_status(S->nodes[i].r, &st);
+    if (st.commit > c) c = st.commit;
+  }
+  return c;
+}
+
+/* Checks a read state handed out in a Ready or by raft_take_urgent. */
+static void check_read_state(const raft_read_state_t *rs) {
+  if (rs->ctx_len != 8) fail("read state with a %zu-byte context", rs->ctx_len);
+  uint64_t id = get_u64(rs->ctx);
+  if (id >= S->n_reads) fail("unknown read context");
+  if (rs->index < S->reads[id].min_index)
+    fail("linearizability: read %llu got index %llu but %llu was committed when it was issued",
+         (unsigned long long)id, (unsigned long long)rs->index, (unsigned long long)S->reads[id].min_index);
+  if (rs->index > S->g_max_commit && rs->index > max_live_commit())
+    fail("read index %llu beyond any commit index", (unsigned long long)rs->index);
+  S->reads[id].done = true;
+  S->stat_reads++;
+}
+
+/* raft_take_urgent callbacks. */
+static void urgent_msg(void *ctx, const raft_msg_t *m) {
+  (void)ctx;
+  net_send(m);
+}
+static void urgent_read(void *ctx, const raft_read_state_t *rs) {
+  (void)ctx;
+  check_read_state(rs);
+}
+
+/* The WAL sync of the held Ready returned: persist it, send the rest of its messages, apply. */
+static void persist_ready(node_t *nd) {
+  raft_ready_t *rd = &nd->rd;
+  disk_t *d = &nd->disk;
+  nd->persisted = true;
+  if (rd->snapshot) {
+    /* The state travels as the sender's state machine when it sent the snapshot, as the
+     * server ships its whole backend (ahead of the snapshot's index); a state behind the
+     * receiver's is not installed (the server keeps its backend then). */
+    uint64_t x = get_u64(rd->snapshot->data), c = get_u64(rd->snapshot->data + 8);
+    uint64_t i = rd->snapshot->index;
+    g_reserve(x);
+    if (x < i || !S->g_chain[x] || S->g_chain[x] != c)
+      fail("snapshot at %llu (state at %llu) received by %llu does not match the applied history",
+           (unsigned long long)i, (unsigned long long)x, (unsigned long long)nd->id);
+    S->stat_snaps_ahead += x > i;
+    S->stat_snaps_kept += x < nd->applied;
+    if (x < nd->applied) {
+      uint8_t own[16]; /* what the server persists: its backend, ahead of the image */
+      snap_state(own, nd->applied, nd->chain);
+      raft_snapshot_t keep = *rd->snapshot;
+      keep.data = own;
+      disk_set_snapshot(d, &keep);
+    } else {
+      disk_set_snapshot(d, rd->snapshot);
+      nd->applied = x;
+      nd->chain = c;
+    }
+    S->stat_snaps++;
+  }
+  for (size_t k = 0; k < rd->n_entries; k++) disk_append(d, &rd->entries[k]);
+  if (rd->hs_changed) {
+    if (rd->hs.term < d->hs.term) fail("hard state term went back");
+    if (rd->hs.term == d->hs.term && d->hs.vote && rd->hs.vote != d->hs.vote)
+      fail("member %llu changed its vote within term %llu", (unsigned long long)nd->id,
+           (unsigned long long)rd->hs.term);
+    d->hs = rd->hs;
+    /* g_cterm[i]: smallest term in which anyone reported commit >= i (an upper bound of
+     * the term that committed i); it is non-decreasing in i. */
+    g_reserve(rd->hs.commit);
+    for (uint64_t i = S->g_max_commit + 1; i <= rd->hs.commit; i++) S->g_cterm[i] = rd->hs.term;
+    uint64_t top = rd->hs.commit < S->g_max_commit ? rd->hs.commit : S->g_max_commit;
+    for (uint64_t i = top; i >= 1 && S->g_cterm[i] > rd->hs.term; i--) S->g_cterm[i] = rd->hs.term;
+    if (rd->hs.commit > S->g_max_commit) S->g_max_commit = rd->hs.commit;
+  }
+  if (d->hs.commit > disk_last(d) && d->hs.commit > d->snap_index)
+    fail("persisted commit %llu beyond persisted log %llu", (unsigned long long)d->hs.commit,
+         (unsigned long long)disk_last(d));
+  for (size_t k = 0; k < rd->n_msgs; k++)
+    if (!raft_ready_send_early(nd->r, rd, &rd->msgs[k])) net_send(&rd->msgs[k]);
+  for (size_t k = 0; k < rd->n_committed; k++) {
+    apply_entry(nd, &rd->committed[k]);
+    if (rd->committed[k].type == RAFT_ENTRY_CONF_CHANGE) conf_applied(nd, &rd->committed[k]);
+  }
+  for (size_t k = 0; k < rd->n_read_states; k++) check_read_state(&rd->read_states[k]);
+}
+
 static void process(node_t *nd) {
   if (!nd->r) return;
-  finish_ready(nd);
-  for (int rounds = 0; rounds < 4 && raft_has_ready(nd->r); rounds++) {
+  if (nd->holding && !nd->persisted && chance(400)) persist_ready(nd);
+  if (nd->holding && chance(700)) finish_ready(nd);
+  for (int rounds = 0; rounds < 4 && !nd->holding && raft_has_ready(nd->r); rounds++) {
     raft_ready_t *rd = &nd->rd;
     if (raft_ready(nd->r, rd) != 0) fail("raft_ready refused");
     nd->holding = true;
-    disk_t *d = &nd->disk;
-    /* 1. persist */
-    if (rd->snapshot) {
-      /* The state travels as the sender's state machine when it sent the snapshot, as the
-       * server ships its whole backend (ahead of the snapshot's index); a state behind the
-       * receiver's is not installed (the server keeps its backend then). */
-      uint64_t x = get_u64(rd->snapshot->data), c = get_u64(rd->snapshot->data + 8);
-      uint64_t i = rd->snapshot->index;
-      g_reserve(x);
-      if (x < i || !S->g_chain[x] || S->g_chain[x] != c)
-        fail("snapshot at %llu (state at %llu) received by %llu does not match the applied history",
-             (unsigned long long)i, (unsigned long long)x, (unsigned long long)nd->id);
-      S->stat_snaps_ahead += x > i;
-      S->stat_snaps_kept += x < nd->applied;
-      if (x < nd->applied) {
-        uint8_t own[16]; /* what the server persists: its backend, ahead of the image */
-        snap_state(own, nd->applied, nd->chain);
-        raft_snapshot_t keep = *rd->snapshot;
-        keep.data = own;
-        disk_set_snapshot(d, &keep);
-      } else {
-        disk_set_snapshot(d, rd->snapshot);
-        nd->applied = x;
-        nd->chain = c;
-      }
-      S->stat_snaps++;
-    }
-    for (size_t k = 0; k < rd->n_entries; k++) disk_append(d, &rd->entries[k]);
-    if (rd->hs_changed) {
-      if (rd->hs.term < d->hs.term) fail("hard state term went back");
-      if (rd->hs.term == d->hs.term && d->hs.vote && rd->hs.vote != d->hs.vote)
-        fail("member %llu changed its vote within term %llu", (unsigned long long)nd->id,
-             (unsigned long long)rd->hs.term);
-      d->hs = rd->hs;
-      /* g_cterm[i]: smallest term in which anyone reported commit >= i (an upper bound of
-       * the term that committed i); it is non-decreasing in i. */
-      g_reserve(rd->hs.commit);
-      for (uint64_t i = S->g_max_commit + 1; i <= rd->hs.commit; i++) S->g_cterm[i] = rd->hs.term;
-      uint64_t top = rd->hs.commit < S->g_max_commit ? rd->hs.commit : S->g_max_commit;
-      for (uint64_t i = top; i >= 1 && S->g_cterm[i] > rd->hs.term; i--) S->g_cterm[i] = rd->hs.term;
-      if (rd->hs.commit > S->g_max_commit) S->g_max_commit = rd->hs.commit;
-    }
-    if (d->hs.commit > disk_last(d) && d->hs.commit > d->snap_index)
-      fail("persisted commit %llu beyond persisted log %llu", (unsigned long long)d->hs.commit,
-           (unsigned long long)disk_last(d));
-    /* 2. send */
-    for (size_t k = 0; k < rd->n_msgs; k++) net_send(&rd->msgs[k]);
-    /* 3. apply */
-    for (size_t k = 0; k < rd->n_committed; k++) {
-      apply_entry(nd, &rd->committed[k]);
-      if (rd->committed[k].type == RAFT_ENTRY_CONF_CHANGE) conf_applied(nd, &rd->committed[k]);
-    }
-    for (size_t k = 0; k < rd->n_read_states; k++) {
-      const raft_read_state_t *rs = &rd->read_states[k];
-      if (rs->ctx_len != 8) fail("read state with a %zu-byte context", rs->ctx_len);
-      uint64_t id = get_u64(rs->ctx);
-      if (id >= S->n_reads) fail("unknown read context");
-      if (rs->index < S->reads[id].min_index)
-        fail("linearizability: read %llu got index %llu but %llu was committed when it was issued",
-             (unsigned long long)id, (unsigned long long)rs->index,
-             (unsigned long long)S->reads[id].min_index);
-      if (rs->index > S->g_max_commit)
-        fail("read index %llu beyond any commit index", (unsigned long long)rs->index);
-      S->reads[id].done = true;
-      S->stat_reads++;
-    }
-    /* 4. advance now, or later with more input in between */
+    nd->persisted = false;
+    /* 1. what may go before the disk write */
+    for (size_t k = 0; k < rd->n_msgs; k++)
+      if (raft_ready_send_early(nd->r, rd, &rd->msgs[k])) net_send(&rd->msgs[k]);
+    /* 2. persist, send the rest, apply: now, or later with more input in between */
+    if (chance(300)) persist_ready(nd);
+    /* 3. advance now, or later */
     if (chance(700)) finish_ready(nd);
-    if (nd->holding) break;
   }
+  if (nd->holding) raft_take_urgent(nd->r, urgent_msg, urgent_read, NULL);
   check_leader(nd);
 }
 

@@ -1,6 +1,7 @@
 /* The writer thread driven from a libuv loop: group commit, durability callbacks,
- * sequential appends, write failures, close, and deferred wake-ups with the loop
- * writing lone entries itself (wal_flush). */
+ * sequential appends, write failures, close, deferred wake-ups with the loop
+ * writing lone entries itself (wal_flush), and asynchronous sync requests (wal_sync_async,
+ * the cluster path: hard states and entries, reported by ticket). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -228,8 +229,12 @@ static void test_deferred_flush(void **state) {
   ctx_t c;
   memset(&c, 0, sizeof(c));
   assert_int_equal(uv_loop_init(&c.loop), 0);
-  wal_options_t o = {.segment_size = 8192, .loop = &c.loop, .on_durable = on_durable, .on_error = on_error,
-                     .ctx = &c, .defer_wake = true};
+  wal_options_t o = {.segment_size = 8192,
+                     .loop = &c.loop,
+                     .on_durable = on_durable,
+                     .on_error = on_error,
+                     .ctx = &c,
+                     .defer_wake = true};
   assert_int_equal(wal_open(dir, &o, NULL, &c.w), 0);
   assert_int_equal(wal_sync_now(c.w), 0); /* returns once the new writer sleeps */
 
@@ -274,7 +279,7 @@ static void test_deferred_flush(void **state) {
       writer_n++;
   }
   assert_true(inline_n > 20);
-  assert_true(writer_n >= 3);          /* each segment end goes to the writer, which rotates */
+  assert_true(writer_n >= 3);               /* each segment end goes to the writer, which rotates */
   assert_true(wal_segment_count(c.w) >= 4); /* 31 KB of entries in 8 KB segments */
   assert_int_equal(close_ctx(&c), 0);
 
@@ -292,11 +297,89 @@ static void test_deferred_flush(void **state) {
   rm_tmpdir(dir);
 }
 
+typedef struct sync_ctx {
+  uv_loop_t loop;
+  wal_t *w;
+  uint64_t synced; /* last ticket reported */
+  int calls;
+  uint64_t stop_at;
+  uint64_t fsyncs_at_report; /* wal_fsync_count when the ticket was reported */
+} sync_ctx_t;
+
+static void on_synced(void *p, uint64_t ticket) {
+  sync_ctx_t *c = p;
+  assert_true(ticket > c->synced); /* tickets are reported in order, once */
+  c->synced = ticket;
+  c->calls++;
+  c->fsyncs_at_report = wal_fsync_count(c->w);
+  if (ticket >= c->stop_at) uv_stop(&c->loop);
+}
+
+static void sync_error(void *p, int err) {
+  (void)p;
+  fail_msg("unexpected WAL error %d", err);
+}
+
+/* wal_sync_async: appends wait (defer_wake) until a sync is asked for; the request returns at
+ * once and on_synced reports the ticket once everything appended before it is durable,
+ * including a hard-state-only batch (no entry: on_durable alone would not report it). */
+static void test_sync_async(void **state) {
+  (void)state;
+  char *dir = make_tmpdir();
+  sync_ctx_t c;
+  memset(&c, 0, sizeof(c));
+  assert_int_equal(uv_loop_init(&c.loop), 0);
+  wal_options_t o = {.segment_size = 1 << 20,
+                     .loop = &c.loop,
+                     .on_synced = on_synced,
+                     .on_error = sync_error,
+                     .ctx = &c,
+                     .defer_wake = true};
+  assert_int_equal(wal_open(dir, &o, NULL, &c.w), 0);
+  assert_int_equal(wal_sync_now(c.w), 0);
+  uint64_t base = wal_fsync_count(c.w);
+
+  for (uint64_t i = 1; i <= 50; i++) assert_int_equal(wal_append_entry(c.w, i, 2, "x", 1), 0);
+  assert_int_equal(wal_append_hardstate(c.w, 2, 1, 40), 0);
+  usleep(20000);
+  assert_int_equal(wal_fsync_count(c.w), base); /* nothing asked for a sync yet */
+  uint64_t t1;
+  assert_int_equal(wal_sync_async(c.w, &t1), 0);
+  assert_true(t1 > 0);
+  c.stop_at = t1;
+  uv_run(&c.loop, UV_RUN_DEFAULT);
+  assert_int_equal(c.synced, t1);
+  assert_int_equal(c.fsyncs_at_report, base + 1); /* one batch, one fdatasync */
+  assert_int_equal(wal_durable_index(c.w), 50);
+
+  /* a hard state alone (a vote) */
+  assert_int_equal(wal_append_hardstate(c.w, 3, 2, 40), 0);
+  uint64_t t2;
+  assert_int_equal(wal_sync_async(c.w, &t2), 0);
+  assert_true(t2 > t1);
+  c.stop_at = t2;
+  uv_run(&c.loop, UV_RUN_DEFAULT);
+  assert_int_equal(c.synced, t2);
+  assert_true(c.calls >= 2); /* (the wal_sync_now ticket may be reported too) */
+  assert_int_equal(wal_close(c.w), 0);
+  assert_int_equal(uv_run(&c.loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(uv_loop_close(&c.loop), 0);
+
+  coll_t col = {0};
+  replay_dir(dir, &col);
+  assert_int_equal(col.n, 50);
+  assert_int_equal(col.hs[0], 3); /* the last hard state: term 3, vote 2 */
+  assert_int_equal(col.hs[1], 2);
+  coll_free(&col);
+  rm_tmpdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_group_commit_burst), cmocka_unit_test(test_group_commit_streaming),
       cmocka_unit_test(test_sequential_appends), cmocka_unit_test(test_write_error),
-      cmocka_unit_test(test_close_flushes), cmocka_unit_test(test_deferred_flush),
+      cmocka_unit_test(test_close_flushes),      cmocka_unit_test(test_deferred_flush),
+      cmocka_unit_test(test_sync_async),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
