@@ -10,10 +10,10 @@ revisions, resumed on another member when their stream breaks) record every even
 injects faults (SIGKILL and restart, the leader most often; SIGSTOP/SIGCONT past the
 election timeout; symmetric and one-way partitions; delayed and dropped peer messages; a
 slow disk (every fsync of one member delayed, through the LD_PRELOAD shim slowdisk.py
-drives); compaction and defragmentation). At the end the faults are healed and the record is
-checked (linearizability.py): per-key linearizability, store-wide revision order, watch
-guarantees, serializable reads, no acknowledged write lost, and equal HashKV on every member
-at the same revision.
+drives); a member removed, wiped and added back; compaction and defragmentation). At the end
+the faults are healed and the record is checked (linearizability.py): per-key
+linearizability, store-wide revision order, watch guarantees, serializable reads, no
+acknowledged write lost, and equal HashKV on every member at the same revision.
 
   chaos.py --seed S --members N --duration SECONDS          one run (replayable by seed)
   chaos.py --runs R --duration SECONDS [--first-seed S]     a sweep over 3 and 5 members
@@ -26,11 +26,13 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -61,6 +63,7 @@ class ProxiedMember(cluster_harness.Member):
     def __init__(self, cluster, name, binary):
         super().__init__(cluster, name, binary)
         self.proxy_port = harness.free_port()
+        self.added_id = None  # the member id MemberAdd gave it when it was re-added
         slowdisk.attach(self)
 
     @property
@@ -69,7 +72,7 @@ class ProxiedMember(cluster_harness.Member):
 
     @property
     def id(self):
-        return cluster_harness.member_id(self.proxy_url, self.cluster.token)
+        return self.added_id or cluster_harness.member_id(self.proxy_url, self.cluster.token)
 
     def argv(self):
         argv = super().argv()
@@ -114,6 +117,8 @@ class Run:
         self.errors = []
         self.compacted = 0
         self.slow_syncs = []  # per slow-disk fault: the syncs the shim delayed
+        self.rejoins = []  # per wipe-and-re-add fault: member, old and new id
+        self.stuck = []  # stacks of client threads still in a call 30 s after the load ended
         self.chans = {}
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -295,7 +300,7 @@ class Run:
     def nemesis(self):
         deadline = now() + self.duration
         kinds = ["kill", "kill", "pause", "partition", "oneway", "delay", "drop", "slowdisk",
-                 "compact", "defrag", "watch"]
+                 "rejoin", "compact", "defrag", "watch"]
         for i in range(10000):
             if now() >= deadline - 1.5 or self.stop.is_set():
                 return
@@ -307,7 +312,8 @@ class Run:
                     if not m.running():
                         m.start(wait=False)
             kind = self.rnd.choice(kinds)
-            if self.force and i % 2 == 1:
+            forced = bool(self.force) and i % 2 == 1
+            if forced:
                 kind = self.force.pop(0)
             hold = self.rnd.uniform(1.0, 2.5)
             t = now()
@@ -317,6 +323,8 @@ class Run:
                 self.errors.append("fault %s: %r" % (kind, e))
                 return
             self.faults.append({"t": t, "kind": kind, "what": what, "took": now() - t})
+            if forced and what.startswith("skipped"):
+                self.force.insert(0, kind)  # a forced fault is retried until it happens
 
     def fault_kill(self, hold):
         m = self.pick()
@@ -376,6 +384,93 @@ class Run:
         n = slowdisk.delayed(m)[0] - before
         self.slow_syncs.append(n)
         return "%s %dms: %d syncs delayed" % (m.name, ms, n)
+
+    def members_of(self, via):
+        """The member list as one of the `via` members reports it, or None."""
+        for m in via:
+            try:
+                return rpcg.ClusterStub(self.channel(m)).MemberList(pb.MemberListRequest(),
+                                                                   timeout=OP_TIMEOUT).members
+            except grpc.RpcError:
+                pass
+        return None
+
+    def reconfigure(self, via, call, done, timeout):
+        """Sends call(ClusterStub) to one of the `via` members after another until it succeeds
+        or the member list shows done(members) (a call whose reply was lost may have taken
+        effect); the strict reconfiguration check refuses changes until every member has
+        been connected for 5 s, so refusals are retried. Returns the member list (the
+        reply's, or the one that showed the change done), or None after `timeout` seconds."""
+        deadline = now() + timeout
+        for attempt in range(1000):
+            m = via[attempt % len(via)]
+            try:
+                return call(rpcg.ClusterStub(self.channel(m))).members
+            except grpc.RpcError:
+                pass
+            members = self.members_of(via)
+            if members is not None and done(members):
+                return members
+            if now() > deadline:
+                return None
+            time.sleep(0.5)
+        return None
+
+    def fault_rejoin(self, hold):
+        """A member removed through another member's Cluster API (a follower, or the leader
+        one time in four), stopped (it also stops by itself once it learns of its removal),
+        its data dir deleted, added back with the same peer URL (its proxy's) and started
+        empty with --initial-cluster-state existing: the same slot with a new member id.
+        Only when every member runs and there is a leader, so the cluster keeps a quorum."""
+        ms = self.cluster.members
+        ld = self.leader()
+        if ld is None or not all(m.running() for m in ms):
+            return "skipped: no leader or a member down"
+        victim = ld if self.rnd.random() < 0.25 else self.rnd.choice([m for m in ms if m is not ld])
+        others = [m for m in ms if m is not victim]
+        self.rnd.shuffle(others)
+        old = victim.id
+        gone = self.reconfigure(
+            others, lambda st: st.MemberRemove(pb.MemberRemoveRequest(ID=old), timeout=OP_TIMEOUT),
+            lambda members: all(x.ID != old for x in members), timeout=20)
+        if gone is None:  # a removal whose reply was lost may still be applied: look once more
+            time.sleep(3)
+            members = self.members_of(others)
+            if members is None or any(x.ID == old for x in members):
+                return "skipped: %s not removed" % victim.name
+        exited = cluster_harness.until(lambda: not victim.running(), timeout=5) is not None
+        victim.stop()
+        shutil.rmtree(victim.data_dir)
+        time.sleep(hold / 2)
+        url = victim.proxy_url
+        members = self.reconfigure(
+            others, lambda st: st.MemberAdd(pb.MemberAddRequest(peerURLs=[url]), timeout=OP_TIMEOUT),
+            lambda members: any(list(x.peerURLs) == [url] for x in members), timeout=30)
+        if members is None:
+            raise AssertionError("%s removed but could not be added back" % victim.name)
+        new = next(x.ID for x in members if list(x.peerURLs) == [url])
+        victim.added_id = new
+        victim.state = "existing"
+        victim.initial_cluster = ",".join("%s=%s" % (x.name or victim.name, x.peerURLs[0])
+                                          for x in members)
+        victim.start(wait=False)
+        victim.wait_ready(timeout=30)
+        self.rejoins.append({"member": victim.name, "old_id": "%x" % old, "new_id": "%x" % new,
+                             "was_leader": victim is ld, "exited_itself": exited})
+        return "%s %x -> %x%s%s" % (victim.name, old, new, " (the leader)" if victim is ld else "",
+                                    "" if exited else " (stopped by the nemesis)")
+
+    def rejoined_serve(self):
+        """Problems: a re-added member that does not answer as its new member id."""
+        out = []
+        for m in self.cluster.members:
+            if m.added_id is None:
+                continue
+            s = self.status(m, timeout=5)
+            if s is None or s.header.member_id != m.added_id:
+                out.append("re-added member %s answers as %s, not as its new id %x"
+                           % (m.name, "%x" % s.header.member_id if s else "nothing", m.added_id))
+        return out
 
     def fault_compact(self, _hold):
         # never past what every watcher has received, so resuming stays possible
@@ -463,7 +558,7 @@ class Run:
         out = {}
         for m in self.cluster.members:
             ms = rpcg.MaintenanceStub(self.channel(m))
-            for _ in range(40):
+            for _ in range(120):  # a re-added member may still be catching up
                 try:
                     h = ms.HashKV(pb.HashKVRequest(revision=rev), timeout=5)
                     out[m.name] = (h.hash, h.compact_revision)
@@ -491,8 +586,10 @@ class Run:
             # in this thread: servers get SIGKILL when the thread that started them ends
             # (setpriv --pdeathsig), so every restart happens on the main thread
             self.nemesis()
+            join_by = now() + 30  # far past the longest operation (a lease cycle: 5 calls)
             for t in threads:
-                t.join(self.duration + 60)
+                t.join(max(0.0, join_by - now()))
+            self.stuck = [_stack(t) for t in threads if t.is_alive()]
             self.heal()
             end_rev = self.final_reads()
             # watchers catch up to the sentinel
@@ -507,6 +604,7 @@ class Run:
             summary["hashkv"] = {k: list(v) for k, v in hs.items()}
             if len(hs) != self.n or len(set(hs.values())) != 1:
                 problems.append("HashKV at revision %d differs or is missing: %s" % (end_rev, hs))
+            problems += self.rejoined_serve()
             problems += self.errors
         except Exception as e:  # the run could not complete: that fails it
             problems.append("run error: %r" % (e,))
@@ -527,9 +625,10 @@ class Run:
                        events=sum(len(r) for w in watchers for r in w["responses"]),
                        watchers=len(watchers), faults=len(self.faults),
                        fault_kinds=sorted({f["kind"] for f in self.faults}),
-                       fault_counts={k: sum(1 for f in self.faults if f["kind"] == k)
+                       fault_counts={k: sum(1 for f in self.faults if f["kind"] == k
+                                            and not f["what"].startswith("skipped"))
                                      for k in sorted({f["kind"] for f in self.faults})},
-                       slow_syncs=self.slow_syncs,
+                       slow_syncs=self.slow_syncs, rejoins=self.rejoins, stuck_clients=self.stuck,
                        compacted=self.compacted, problems=problems,
                        check_seconds=round(now() - t_check, 2), seconds=round(now() - t_start, 1))
         ok = not problems
@@ -563,6 +662,12 @@ class _Requests:
 
     def close(self):
         self.done.set()
+
+
+def _stack(thread):
+    """The current stack of a running thread, as text."""
+    frame = sys._current_frames().get(thread.ident)
+    return "%s:\n%s" % (thread.name, "".join(traceback.format_stack(frame)) if frame else "(gone)")
 
 
 def _prefix_end(p):
@@ -629,6 +734,9 @@ def main(argv=None):
                                          s["ops_unknown"], s["events"], s["watchers"], s["faults"],
                                          ",".join(s["fault_kinds"]), s["check_seconds"], s["seconds"]),
               flush=True)
+        for st in s["stuck_clients"]:
+            print("  warning: a client call outlived its deadline by 20 s or more (the run "
+                  "went on without it); %s" % st, flush=True)
         if not ok:
             for p in s["problems"][:20]:
                 print("  problem: %s" % p)

@@ -1,9 +1,11 @@
 """The short fault-injection sweep inside `make test` (the long one is `make chaos`).
 
 Four runs of 20 s of load (3, 5, 3 and 5 members) under every fault kind chaos.py injects;
-each must pass every check. Each run injects a slow disk among its first faults (FORCE), and
-the shim must report syncs it delayed (so the fault cannot silently do nothing). Then the
-checker must reject the first run's real record with planted anomalies: a stale read, a lost
+each must pass every check. Each run injects a slow disk and a member removed, wiped and
+re-added among its first faults (FORCE), so neither can silently do nothing: the shim must
+report syncs it delayed, and the re-added member must have a new member id, answer as it at
+the end, serve the final linearizable reads and agree on HashKV. Then the checker must
+reject the first run's real record with planted anomalies: a stale read, a lost
 acknowledged write, a duplicated watch event.
 """
 
@@ -22,7 +24,7 @@ import linearizability as lin  # noqa: E402
 
 RUNS = [(11, 3), (12, 5), (13, 3), (14, 5)]
 DURATION = 20.0
-FORCE = ("slowdisk",)
+FORCE = ("slowdisk", "rejoin")
 
 
 class ShortChaosTest(unittest.TestCase):
@@ -42,6 +44,13 @@ class ShortChaosTest(unittest.TestCase):
             self.assertGreater(s["ops"], 500)
             self.assertGreater(s["faults"], 5)
             self.assertGreater(sum(s["slow_syncs"]), 0, "the slow disk delayed no sync")
+            self.assertTrue(s["rejoins"], "no member was removed, wiped and re-added")
+            for rj in s["rejoins"]:
+                self.assertNotEqual(rj["old_id"], rj["new_id"])
+            # every member, the re-added one too, answered the final reads and HashKV
+            self.assertEqual(len(s["hashkv"]), members)
+            self.assertTrue(any(o["client"] == -1 and o["member"] == s["rejoins"][-1]["member"]
+                                for o in run.rec.ops))
             records.append(os.path.join(out, "seed-%d" % seed, "record.json"))
         with open(records[0]) as f:
             rec = json.load(f)
