@@ -5,12 +5,13 @@
  *   cetcd-bench ENDPOINT range TOTAL CLIENTS CONNS [serializable:0|1]
  *   cetcd-bench ENDPOINT put-async   TOTAL INFLIGHT CONNS [VAL_SIZE] [KEY_SPACE]
  *   cetcd-bench ENDPOINT range-async TOTAL INFLIGHT CONNS [serializable:0|1]
+ *   cetcd-bench ENDPOINT watch-fanout PUTS CONNS WATCHES RATE   (see fanout.c)
  *
  * put/range: CLIENTS threads share CONNS client objects (connections) round-robin and
  * issue TOTAL blocking requests in all. The -async modes use the asynchronous API: one
  * thread per connection starts INFLIGHT/CONNS requests, and each completion callback
- * issues the next one, so INFLIGHT requests stay in flight until TOTAL are done. Prints requests/s, p50/p99 latency and this process's CPU time per
- * request (user+system from getrusage). */
+ * issues the next one, so INFLIGHT requests stay in flight until TOTAL are done. Prints requests/s, p50/p99
+ * latency and this process's CPU time per request (user+system from getrusage). */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,6 +21,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench.h"
 #include "cetcd/cetcd.h"
 
 typedef struct worker {
@@ -167,11 +169,13 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+  if (argc >= 3 && !strcmp(argv[2], "watch-fanout")) return bench_fanout(argv[1], argc - 3, argv + 3);
   if (argc < 6) {
     fprintf(stderr,
             "usage: %s ENDPOINT put|range|put-async|range-async TOTAL CLIENTS|INFLIGHT CONNS "
-            "[VAL_SIZE|SERIALIZABLE] [KEY_SPACE]\n",
-            argv[0]);
+            "[VAL_SIZE|SERIALIZABLE] [KEY_SPACE]\n"
+            "       %s ENDPOINT watch-fanout PUTS CONNS WATCHES RATE\n",
+            argv[0], argv[0]);
     return 2;
   }
   const char *ep = argv[1];
@@ -211,8 +215,13 @@ int main(int argc, char **argv) {
     char *val = malloc(val_size + 1);
     memset(val, 'v', val_size);
     for (int i = 0; i < conns; i++) {
-      ac[i].w = (worker_t){.client = cl[i], .put = put, .serializable = serializable, .val_size = val_size,
-                           .key_space = key_space, .left = &left, .seed = (unsigned)i * 7919u + 1};
+      ac[i].w = (worker_t){.client = cl[i],
+                           .put = put,
+                           .serializable = serializable,
+                           .val_size = val_size,
+                           .key_space = key_space,
+                           .left = &left,
+                           .seed = (unsigned)i * 7919u + 1};
       ac[i].val = val;
       ac[i].inflight = clients / conns + (i < clients % conns);
       pthread_mutex_init(&ac[i].mu, NULL);
@@ -228,12 +237,17 @@ int main(int argc, char **argv) {
     }
     for (int i = conns; i < clients; i++) ws[i] = (worker_t){0};
   } else {
-  for (int i = 0; i < clients; i++) {
-    ws[i] = (worker_t){.client = cl[i % conns], .put = put, .serializable = serializable, .val_size = val_size,
-                       .key_space = key_space, .left = &left, .seed = (unsigned)i * 7919u + 1};
-    pthread_create(&th[i], NULL, run, &ws[i]);
-  }
-  for (int i = 0; i < clients; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < clients; i++) {
+      ws[i] = (worker_t){.client = cl[i % conns],
+                         .put = put,
+                         .serializable = serializable,
+                         .val_size = val_size,
+                         .key_space = key_space,
+                         .left = &left,
+                         .seed = (unsigned)i * 7919u + 1};
+      pthread_create(&th[i], NULL, run, &ws[i]);
+    }
+    for (int i = 0; i < clients; i++) pthread_join(th[i], NULL);
   }
   double wall = now() - t0;
   getrusage(RUSAGE_SELF, &ru1);
@@ -248,8 +262,11 @@ int main(int argc, char **argv) {
     free(ws[i].lat);
   }
   qsort(all, n, sizeof(double), cmp_double);
-  double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-               ((double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) + (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec)) / 1e6;
+  double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
+               (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+               ((double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) +
+                (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec)) /
+                   1e6;
   printf("Requests/sec:\t%.1f\n", (double)n / wall);
   printf("50%% in %.6f secs.\n99%% in %.6f secs.\n", all[n / 2], all[(size_t)((double)n * 0.99)]);
   printf("client CPU per request: %.2f us\nerrors: %d\n", cpu / (double)n * 1e6, errors);

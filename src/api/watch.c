@@ -7,6 +7,14 @@
  * whose start revision was compacted with compact_revision and canceled=true.
  * Half-closing the stream does not end it (etcd keeps sending until the client goes).
  *
+ * Coalescing: while the call has queued bytes HTTP/2 has not taken yet (revisions applied
+ * in one loop iteration, a client window or socket that is full), a watch's events are
+ * not framed at once: their encoded Event fields are kept aside per watch (`held`) and
+ * framed as one WatchResponse per watch when HTTP/2 asks the call for more data (the
+ * refill hook), so consecutive revisions of a watch share a response, whatever the number
+ * of watches on the stream. Control responses (created, canceled, progress, compaction)
+ * first frame every held response, so the stream's order is kept.
+ *
  * Slow consumers: when the bytes queued on the call (not yet taken by HTTP/2 flow control)
  * exceed STREAM_PAUSE_BYTES, every watcher of the stream leaves the synced set (paused:
  * nothing more is buffered for it) and resumes once the queue drains below
@@ -24,6 +32,7 @@
 
 #include "api/api.h"
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/log.h"
 #include "mvcc/mvcc.h"
 
@@ -44,13 +53,18 @@ typedef struct wentry {
   watcher_t *w; /* NULL once compacted: the id stays taken until cancelled, as in etcd */
   wstream_t *ws;
   bool prev_kv, fragment, progress_notify;
-  bool progress_due; /* no events sent since the last progress tick */
+  bool progress_due;        /* no events sent since the last progress tick */
+  buf_t held;               /* encoded Event fields (WatchResponse.events) not framed yet */
+  int64_t held_rev;         /* header revision of the held events (their last revision) */
+  struct wentry *held_next; /* in the stream's held list while held.len > 0 */
 } wentry_t;
 
 struct wstream {
   grpc_call_t *call;
-  wstream_t *prev, *next; /* every open stream (for api_watch_stop_all) */
-  wentry_t **slots;       /* open addressing by id; NULL = empty */
+  wstream_t *prev, *next;           /* every open stream (for api_watch_stop_all) */
+  wentry_t **slots;                 /* open addressing by id; NULL = empty */
+  wentry_t *held_head, **held_tail; /* watches with held events, in the order they got them */
+  size_t held_bytes;                /* their total */
   size_t cap, n;
   int64_t next_id;
   bool paused;           /* watchers paused for a slow consumer */
@@ -132,8 +146,11 @@ static void header_at(grpc_call_t *call, Etcdserverpb__ResponseHeader *h, int64_
   api_header(call, h);
 }
 
-/* Sends a control response (no events). */
+static void flush_held(wstream_t *s);
+
+/* Sends a control response (no events), after every held response. */
 static void send_ctl(wstream_t *s, int64_t rev, int64_t id, bool created, bool canceled, const char *reason) {
+  flush_held(s);
   Etcdserverpb__ResponseHeader h;
   header_at(s->call, &h, rev);
   Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
@@ -226,7 +243,7 @@ static void pause_all(wstream_t *s, bool paused) {
  * few wake-ups a second); any progress brings it back to TICK_MS. */
 static void on_tick(uv_timer_t *t) {
   wstream_t *s = t->data;
-  size_t pending = grpc_call_pending_bytes(s->call);
+  size_t pending = grpc_call_pending_bytes(s->call) + s->held_bytes;
   if (s->paused && pending <= STREAM_RESUME_BYTES) pause_all(s, false);
   if (s->progress_pending && stream_synced(s)) {
     s->progress_pending = false;
@@ -257,30 +274,111 @@ static void do_progress(wstream_t *s) {
 
 /* Pauses the stream's watchers if the client is not reading fast enough. */
 static void check_backpressure(wstream_t *s) {
-  if (!s->paused && grpc_call_pending_bytes(s->call) > STREAM_PAUSE_BYTES) pause_all(s, true);
+  if (!s->paused && grpc_call_pending_bytes(s->call) + s->held_bytes > STREAM_PAUSE_BYTES) pause_all(s, true);
 }
 
-/* Hub callback: events of whole revisions for one watch. While the watch's previous
- * response still waits unsent (several revisions applied in one loop iteration, or a
- * client that reads slowly), the events are appended to it, up to --max-request-bytes:
- * fewer, larger responses, as a catch-up batch. */
+/* Frames e's held events as one response (header at held_rev) and empties its buffer. */
+static void frame_held(wstream_t *s, wentry_t *e) {
+  Etcdserverpb__ResponseHeader h;
+  header_at(s->call, &h, e->held_rev);
+  Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+  r.header = &h;
+  r.watch_id = e->id;
+  grpc_call_send_with_tail(s->call, &r.base, e->held.data, e->held.len);
+  s->held_bytes -= e->held.len;
+  if (e->held.cap > (64 << 10)) buf_free(&e->held);
+  e->held.len = 0;
+}
+
+/* Frames every held response, in the order the watches first got held events. */
+static void flush_held(wstream_t *s) {
+  while (s->held_head) {
+    wentry_t *e = s->held_head;
+    s->held_head = e->held_next;
+    e->held_next = NULL;
+    frame_held(s, e);
+  }
+  s->held_tail = &s->held_head;
+}
+
+/* Refill hook: HTTP/2 has taken everything queued on the call and wants more. */
+static void on_refill(grpc_call_t *call) {
+  wstream_t *s = grpc_call_user(call);
+  if (s && !s->finished) flush_held(s);
+}
+
+/* Takes e (with held events) out of the stream's held list. */
+static void unlink_held(wstream_t *s, wentry_t *e) {
+  wentry_t **pp = &s->held_head;
+  while (*pp != e) pp = &(*pp)->held_next;
+  *pp = e->held_next;
+  if (!*pp) s->held_tail = pp;
+  e->held_next = NULL;
+}
+
+/* Forgets e's held events (its stream ends). */
+static void drop_held(wstream_t *s, wentry_t *e) {
+  if (e->held.len) {
+    unlink_held(s, e);
+    s->held_bytes -= e->held.len;
+  }
+  buf_free(&e->held);
+}
+
+/* Keeps a revision's events aside for e (encoded as WatchResponse.events fields), to be
+ * framed with the ones that follow when HTTP/2 asks; frames what e held first if the
+ * response would pass max bytes. */
+static void hold(wstream_t *s, wentry_t *e, const Mvccpb__Event *const *events, size_t n, int64_t rev,
+                 size_t max) {
+  size_t add = 0;
+  for (size_t i = 0; i < n; i++) add += field_size(protobuf_c_message_get_packed_size(&events[i]->base));
+  if (e->held.len && e->held.len + add > max) { /* full: it goes as a response of its own */
+    unlink_held(s, e);
+    frame_held(s, e);
+  }
+  if (!e->held.len) {
+    e->held_next = NULL;
+    *s->held_tail = e;
+    s->held_tail = &e->held_next;
+  }
+  buf_reserve(&e->held, add);
+  for (size_t i = 0; i < n; i++) {
+    size_t sz = protobuf_c_message_get_packed_size(&events[i]->base);
+    uint8_t *p = e->held.data + e->held.len;
+    *p++ = 11 << 3 | 2; /* WatchResponse.events, length-delimited */
+    for (size_t v = sz;; v >>= 7) {
+      *p++ = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+      if (v < 0x80) break;
+    }
+    p += protobuf_c_message_pack(&events[i]->base, p);
+    e->held.len = (size_t)(p - e->held.data);
+  }
+  e->held_rev = rev;
+  s->held_bytes += add;
+}
+
+/* Hub callback: events of whole revisions for one watch. Sent at once when nothing waits
+ * on the call; otherwise held and coalesced with the watch's next revisions until HTTP/2
+ * asks for more (on_refill): fewer, larger responses, as a catch-up batch. */
 static void on_events(void *ctx, watcher_t *w, const Mvccpb__Event *const *events, size_t n, int64_t rev) {
   (void)w;
   wentry_t *e = ctx;
   wstream_t *s = e->ws;
-  Etcdserverpb__ResponseHeader h;
-  header_at(s->call, &h, rev);
-  Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
-  r.header = &h;
-  r.events = (Mvccpb__Event **)events;
-  r.n_events = n;
   size_t max = server_get()->cfg->max_request_bytes;
-  if (e->fragment) {
+  if (n && !e->fragment && (e->held.len || grpc_call_backlogged(s->call))) {
+    hold(s, e, events, n, rev, max);
+  } else {
+    Etcdserverpb__ResponseHeader h;
+    header_at(s->call, &h, rev);
+    Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    r.header = &h;
     r.watch_id = e->id;
-    send_fragments(s->call, &r, max + GRPC_OVERHEAD_BYTES);
-  } else if (!n || grpc_call_send_more(s->call, &r.base, e->id, max) != 0) {
-    r.watch_id = e->id;
-    grpc_call_send_tagged(s->call, &r.base, e->id);
+    r.events = (Mvccpb__Event **)events;
+    r.n_events = n;
+    if (e->fragment)
+      send_fragments(s->call, &r, max + GRPC_OVERHEAD_BYTES);
+    else
+      grpc_call_send(s->call, &r.base);
   }
   if (n) e->progress_due = false;
   check_backpressure(s);
@@ -291,6 +389,7 @@ static void on_compacted(void *ctx, watcher_t *w, int64_t compact_rev) {
   (void)w;
   wentry_t *e = ctx;
   e->w = NULL;
+  flush_held(e->ws);
   Etcdserverpb__ResponseHeader h;
   header_at(e->ws->call, &h, 0);
   h.revision = 0; /* etcd's compaction response carries no revision */
@@ -395,6 +494,7 @@ static void do_create(wstream_t *s, const Etcdserverpb__WatchCreateRequest *c) {
 static void do_cancel(wstream_t *s, int64_t id) {
   wentry_t *e = ws_find(s, id);
   if (!e) return;
+  flush_held(s); /* its events before its cancellation */
   if (e->w) watch_cancel(e->w);
   ws_remove(s, e);
   if (e->progress_notify) s->nprogress--;
@@ -413,6 +513,8 @@ static void watch_on_message(grpc_call_t *call, ProtobufCMessage *m) {
     }
     s = xcalloc(1, sizeof(*s));
     s->call = call;
+    s->held_tail = &s->held_head;
+    grpc_call_set_refill(call, on_refill);
     s->next = g_streams;
     if (g_streams) g_streams->prev = s;
     g_streams = s;
@@ -455,12 +557,14 @@ static void stream_end(wstream_t *s, int status, const char *message) {
     wentry_t *e = s->slots[i];
     if (!e) continue;
     if (e->w) watch_cancel(e->w);
+    drop_held(s, e);
     free(e);
   }
   free(s->slots);
   s->slots = NULL;
   s->cap = s->n = 0;
   grpc_call_set_user(call, NULL);
+  grpc_call_set_refill(call, NULL);
   grpc_call_finish(call, status, message);
   if (s->progress_on) uv_close((uv_handle_t *)&s->progress_timer, on_timer_closed);
   if (s->tick_init) uv_close((uv_handle_t *)&s->tick_timer, on_timer_closed);

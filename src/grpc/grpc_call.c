@@ -160,6 +160,12 @@ ssize_t grpc_call_data_read(nghttp2_session *h2, int32_t sid, uint8_t *buf, size
   (void)h2, (void)sid, (void)buf, (void)user;
   grpc_call_t *c = src->ptr;
   size_t avail = c->out.len - c->out_off;
+  while (avail < len && c->refill && !c->wire_finished && !c->cancelled && !c->handler_done) {
+    c->refill(c); /* the handler's coalesced messages, now that HTTP/2 wants them */
+    size_t now = c->out.len - c->out_off;
+    if (now == avail) break;
+    avail = now;
+  }
   if (avail == 0 && !c->wire_finished) {
     c->deferred = true;
     return NGHTTP2_ERR_DEFERRED;
@@ -197,10 +203,7 @@ int grpc_call_data_send(nghttp2_session *h2, nghttp2_frame *frame, const uint8_t
   }
   c->out_off += len;
   c->out_committed = 0;
-  if (c->out_off == c->out.len) {
-    c->out.len = c->out_off = 0;
-    c->last_tagged = false;
-  }
+  if (c->out_off == c->out.len) c->out.len = c->out_off = 0;
   return 0;
 }
 
@@ -209,37 +212,38 @@ static void out_reclaim(grpc_call_t *c) {
   if (c->out_off == 0 || c->out_off < c->out.len / 2) return;
   memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
   c->out.len -= c->out_off;
-  if (c->last_off >= c->out_off)
-    c->last_off -= c->out_off;
-  else
-    c->last_tagged = false;
   c->out_off = 0;
 }
 
-int grpc_call_send_tagged(grpc_call_t *c, const ProtobufCMessage *msg, int64_t tag) {
-  int rc = grpc_call_send(c, msg);
-  if (rc == 0 && !c->local) {
-    c->last_tagged = true;
-    c->last_tag = tag;
+bool grpc_call_backlogged(grpc_call_t *c) { return !c->local && c->out.len > c->out_off; }
+
+void grpc_call_set_refill(grpc_call_t *c, void (*fn)(grpc_call_t *)) { c->refill = fn; }
+
+/* Queues one framed message: msg's fields then tail. */
+static int send_framed(grpc_call_t *c, const ProtobufCMessage *msg, const uint8_t *tail, size_t tail_len) {
+  if (c->cancelled || c->wire_finished || c->stream_closed || c->handler_done) return CETCD_ECANCELED;
+  size_t sz = protobuf_c_message_get_packed_size(msg);
+  if (sz + tail_len > UINT32_MAX) return CETCD_ETOOLARGE;
+  out_reclaim(c);
+  buf_reserve(&c->out, GRPC_FRAME_PREFIX + sz + tail_len);
+  uint8_t *p = c->out.data + c->out.len;
+  grpc_frame_prefix(p, (uint32_t)(sz + tail_len));
+  protobuf_c_message_pack(msg, p + GRPC_FRAME_PREFIX);
+  if (tail_len) memcpy(p + GRPC_FRAME_PREFIX + sz, tail, tail_len);
+  c->out.len += GRPC_FRAME_PREFIX + sz + tail_len;
+  if (!c->headers_submitted) {
+    submit_headers(c);
+    grpc_conn_mark_dirty(c->conn);
+  } else {
+    resume(c);
   }
-  return rc;
+  return 0;
 }
 
-int grpc_call_send_more(grpc_call_t *c, const ProtobufCMessage *msg, int64_t tag, size_t max) {
-  if (c->local || !c->last_tagged || c->last_tag != tag || c->cancelled || c->wire_finished ||
-      c->stream_closed || c->handler_done)
-    return -EAGAIN;
-  if (c->last_off < c->out_off + c->out_committed || c->last_off + GRPC_FRAME_PREFIX > c->out.len)
-    return -EAGAIN; /* HTTP/2 has (part of) it already */
-  size_t have = c->out.len - c->last_off - GRPC_FRAME_PREFIX;
-  size_t sz = protobuf_c_message_get_packed_size(msg);
-  if (have + sz > max || have + sz > UINT32_MAX) return -EAGAIN;
-  buf_reserve(&c->out, sz);
-  protobuf_c_message_pack(msg, c->out.data + c->out.len);
-  c->out.len += sz;
-  grpc_frame_prefix(c->out.data + c->last_off, (uint32_t)(have + sz));
-  resume(c);
-  return 0;
+int grpc_call_send_with_tail(grpc_call_t *c, const ProtobufCMessage *msg, const uint8_t *tail,
+                             size_t tail_len) {
+  if (c->local) return CETCD_EINVAL;
+  return send_framed(c, msg, tail, tail_len);
 }
 
 int grpc_call_send(grpc_call_t *c, const ProtobufCMessage *msg) {
@@ -248,24 +252,7 @@ int grpc_call_send(grpc_call_t *c, const ProtobufCMessage *msg) {
     if (c->lops && c->lops->on_send) c->lops->on_send(c->lctx, msg);
     return 0;
   }
-  if (c->cancelled || c->wire_finished || c->stream_closed || c->handler_done) return CETCD_ECANCELED;
-  size_t sz = protobuf_c_message_get_packed_size(msg);
-  if (sz > UINT32_MAX) return CETCD_ETOOLARGE;
-  out_reclaim(c);
-  c->last_off = c->out.len;
-  c->last_tagged = false;
-  buf_reserve(&c->out, GRPC_FRAME_PREFIX + sz);
-  uint8_t *p = c->out.data + c->out.len;
-  grpc_frame_prefix(p, (uint32_t)sz);
-  protobuf_c_message_pack(msg, p + GRPC_FRAME_PREFIX);
-  c->out.len += GRPC_FRAME_PREFIX + sz;
-  if (!c->headers_submitted) {
-    submit_headers(c);
-    grpc_conn_mark_dirty(c->conn);
-  } else {
-    resume(c);
-  }
-  return 0;
+  return send_framed(c, msg, NULL, 0);
 }
 
 int grpc_call_reply(grpc_call_t *c, const ProtobufCMessage *msg) {
@@ -418,7 +405,6 @@ void grpc_call_http_respond(grpc_call_t *c, int status, const char *content_type
 void grpc_call_http_chunk(grpc_call_t *c, const uint8_t *data, size_t len) {
   if (c->stream_closed || c->wire_finished) return;
   out_reclaim(c);
-  c->last_tagged = false;
   buf_append(&c->out, data, len);
   if (!c->headers_submitted)
     submit_http_headers(c, 200, "application/json", true);

@@ -80,18 +80,16 @@ struct grpc_call {
   uint64_t deadline; /* uv_now ms, 0 = none */
   size_t heap_idx;   /* position in the deadline heap, SIZE_MAX if not there */
   grpc_deframer_t in;
-  ProtobufCMessage *unary_msg;  /* unary/server-stream request, decoded, waiting for END_STREAM */
-  buf_t out;                    /* framed response messages not yet handed to nghttp2 */
-  size_t out_off;               /* bytes of `out` already sent */
-  size_t out_committed;         /* bytes after out_off promised to nghttp2's DATA frame */
-  size_t last_off;              /* where the last queued message's frame starts in `out` */
-  int64_t last_tag;             /* its tag (grpc_call_send_tagged), if last_tagged */
-  bool last_tagged;             /* the last queued message may be extended */
-  int status;                   /* final grpc-status */
-  const char *status_msg;       /* percent-encoded grpc-message (arena) or NULL */
-  const char *http_method;      /* :method (arena), for plain HTTP requests over h2 */
-  grpc_http_req_t *hreq;        /* plain HTTP request handed to the HTTP handler, unanswered */
-  const grpc_local_ops_t *lops; /* local calls */
+  ProtobufCMessage *unary_msg;   /* unary/server-stream request, decoded, waiting for END_STREAM */
+  buf_t out;                     /* framed response messages not yet handed to nghttp2 */
+  size_t out_off;                /* bytes of `out` already sent */
+  size_t out_committed;          /* bytes after out_off promised to nghttp2's DATA frame */
+  void (*refill)(grpc_call_t *); /* grpc_call_set_refill */
+  int status;                    /* final grpc-status */
+  const char *status_msg;        /* percent-encoded grpc-message (arena) or NULL */
+  const char *http_method;       /* :method (arena), for plain HTTP requests over h2 */
+  grpc_http_req_t *hreq;         /* plain HTTP request handed to the HTTP handler, unanswered */
+  const grpc_local_ops_t *lops;  /* local calls */
   void *lctx;
   int nest;               /* > 0 while we run handler code on it: defers freeing */
   uint8_t bad_request;    /* header check result, see grpc_session.c */
@@ -149,7 +147,7 @@ struct grpc_server {
   size_t n_conns; /* connections whose socket is not closed yet */
   nghttp2_session_callbacks *cbs;
   nghttp2_option *h2opt;
-  uint8_t *rbuf; /* shared read buffer: reads are processed synchronously */
+  uint8_t *rbuf;  /* shared read buffer: reads are processed synchronously */
   uint64_t reads; /* socket reads that brought bytes, for the loop's spinner */
   grpc_call_t *free_calls;
   size_t n_free_calls, live_calls;

@@ -235,15 +235,21 @@ uint64_t grpc_call_deadline_ms(grpc_call_t *call);
  * on a local call, hands it to ops->on_send synchronously instead. Returns 0, or
  * CETCD_ECANCELED if the call is gone. msg is borrowed. */
 int grpc_call_send(grpc_call_t *call, const ProtobufCMessage *msg);
-/* Like grpc_call_send, but marks the message with tag so that grpc_call_send_more can
- * extend it while it waits unsent. */
-int grpc_call_send_tagged(grpc_call_t *call, const ProtobufCMessage *msg, int64_t tag);
-/* Appends msg's serialized fields to the last queued message if that one was sent with
- * this tag, nothing of it has been handed to HTTP/2 yet and the result stays within max
- * bytes (protobuf merges a message with fields appended: repeated fields concatenate,
- * embedded messages merge, later scalars win). Returns 0, or -EAGAIN if it cannot
- * (then send a message of its own). */
-int grpc_call_send_more(grpc_call_t *call, const ProtobufCMessage *msg, int64_t tag, size_t max);
+/* Like grpc_call_send, but the message is msg's serialized fields followed by tail
+ * (tail_len bytes of already serialized fields of the same message type, borrowed):
+ * protobuf concatenates repeated fields, so a caller can keep encoded elements aside
+ * and send them under one header later. Not for local calls (CETCD_EINVAL). */
+int grpc_call_send_with_tail(grpc_call_t *call, const ProtobufCMessage *msg, const uint8_t *tail,
+                             size_t tail_len);
+/* True if the call (not a local one) has queued bytes HTTP/2 has not taken yet: what is
+ * sent now waits behind them, so a streaming handler may keep it aside and coalesce it
+ * until the refill hook below asks. */
+bool grpc_call_backlogged(grpc_call_t *call);
+/* Registers fn (NULL = none) to run when HTTP/2 could send more of the call's data than
+ * is queued (it fills a DATA frame: called again while it adds bytes and the frame has
+ * room). fn may queue messages with grpc_call_send*; it must not finish the call. It runs
+ * inside the connection's flush, so what it queues leaves in the same socket write. */
+void grpc_call_set_refill(grpc_call_t *call, void (*fn)(grpc_call_t *call));
 /* Bytes queued on this call and not yet handed to the connection (for slow-consumer
  * limits; HTTP/2 flow control holds them here when the client does not read). For a local
  * call, what its ops' pending_bytes reports (the gateway: its HTTP client's backlog). */

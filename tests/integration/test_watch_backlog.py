@@ -9,7 +9,8 @@
   answers at once with the store's revision).
 - A watcher that lags until its history is compacted gets compact_revision and canceled
   after the events it was sent.
-- Live revisions applied together share one response (cetcd).
+- Live revisions applied together share one response (cetcd), also with many watches on
+  one stream.
 - A JSON gateway (/v3/watch) client that does not read holds the server's memory bounded
   and gets every event once it reads.
 """
@@ -120,29 +121,35 @@ def gateway_slow_consumer(srv, n=2000, value_bytes=8000):
         conn.close()
 
 
-def live_concurrent(srv, n=4000):
-    """A watcher reading as fast as it can while 4 clients write n revisions under its
-    prefix. Returns (responses with events, event revisions, header revisions below the
-    response's last event)."""
+def live_concurrent(srv, n=4000, watchers=1):
+    """`watchers` watches on one stream, read as fast as the client can, while 4 clients
+    write n revisions under their prefix. Returns (first revision, {watch id: responses
+    with events, event revisions, header revisions below the response's last event})."""
     import grpc
     import threading
     ch = grpc.insecure_channel(srv.endpoint)
     st = Stream(ch, 90)
-    out = {"responses": 0, "revs": [], "bad_headers": 0}
+    out = {}
     try:
-        st.create(b"live/", b"live0")
         it = st.each()
-        first = next(it, None)
-        assert first is not None and first.created, (first, st.error)
+        for _ in range(watchers):
+            st.create(b"live/", b"live0")
+            first = next(it, None)
+            assert first is not None and first.created, (first, st.error)
+            out[first.watch_id] = {"responses": 0, "revs": [], "bad_headers": 0}
 
         def read():
+            done = 0
             for resp in it:
+                o = out[resp.watch_id]
                 if resp.events:
-                    out["responses"] += 1
-                    out["revs"] += [ev.kv.mod_revision for ev in resp.events]
+                    o["responses"] += 1
+                    o["revs"] += [ev.kv.mod_revision for ev in resp.events]
                     if resp.header.revision < resp.events[-1].kv.mod_revision:
-                        out["bad_headers"] += 1
-                if len(out["revs"]) >= n:
+                        o["bad_headers"] += 1
+                    if len(o["revs"]) >= n:
+                        done += 1
+                if done == watchers:
                     return
         reader = threading.Thread(target=read)
         reader.start()
@@ -198,16 +205,32 @@ class WatchBacklog(unittest.TestCase):
 
 
     def test_live_revisions_share_responses(self):
-        """Live revisions applied together reach a watcher in one response (cetcd appends
-        them to its unsent response; etcd sends one per revision): every event once, in
-        order, the header revision never below the events'."""
+        """Live revisions applied together reach a watcher in one response (cetcd holds
+        them while its previous response waits unsent; etcd sends one per revision): every
+        event once, in order, the header revision never below the events'."""
         for srv in (self.ref, self.sut):
-            start, o = live_concurrent(srv)
+            start, out = live_concurrent(srv)
+            o = out[0]
             print("%s: %d revisions in %d responses" % (srv.label, len(o["revs"]), o["responses"]))
             self.assertEqual(o["revs"], list(range(start, start + 4000)), srv.label)
             self.assertEqual(o["bad_headers"], 0, srv.label)
             if srv is self.sut:
                 self.assertLess(o["responses"], 4000 * 0.9, srv.label)
+
+    def test_live_revisions_share_responses_many_watches(self):
+        """The same with 10 watches on one stream (each watch's revisions are held aside
+        and framed as one response per watch when HTTP/2 asks for more): every watch gets
+        every event once, in order, in fewer responses than revisions on cetcd."""
+        for srv in (self.ref, self.sut):
+            start, out = live_concurrent(srv, n=2000, watchers=10)
+            self.assertEqual(len(out), 10, srv.label)
+            print("%s: responses per watch for 2000 revisions: %s"
+                  % (srv.label, sorted(o["responses"] for o in out.values())))
+            for wid, o in out.items():
+                self.assertEqual(o["revs"], list(range(start, start + 2000)), (srv.label, wid))
+                self.assertEqual(o["bad_headers"], 0, (srv.label, wid))
+                if srv is self.sut:
+                    self.assertLess(o["responses"], 2000 * 0.9, (srv.label, wid))
 
     def test_old_revision_batches(self):
         """A watcher from thousands of revisions back gets hundreds of events per response,

@@ -446,21 +446,95 @@ static void test_stream_arena_bounded(void **state) {
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
-/* A RangeResponse holding one key-value pair with this key (borrowed). */
-static void one_kv(Etcdserverpb__RangeResponse *r, Mvccpb__KeyValue *kv, Mvccpb__KeyValue **p,
-                   const char *key) {
-  etcdserverpb__range_response__init(r);
-  mvccpb__key_value__init(kv);
-  kv->key.data = (uint8_t *)key;
-  kv->key.len = strlen(key);
-  *p = kv;
-  r->kvs = p;
-  r->n_kvs = 1;
+/* What a framing test's client saw on the wire: DATA frames and their payload bytes. */
+typedef struct wire {
+  int data_frames;
+  size_t max_frame;
+  buf_t bytes; /* every DATA payload, in order */
+} wire_t;
+
+static int w_on_frame(nghttp2_session *h2, const nghttp2_frame *f, void *user) {
+  (void)h2;
+  wire_t *w = user;
+  if (f->hd.type == NGHTTP2_DATA && f->hd.length > 0) {
+    w->data_frames++;
+    if (f->hd.length > w->max_frame) w->max_frame = f->hd.length;
+  }
+  return 0;
+}
+static int w_on_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *d, size_t n, void *user) {
+  (void)h2, (void)flags, (void)id;
+  buf_append(&((wire_t *)user)->bytes, d, n);
+  return 0;
 }
 
-/* grpc_call_send_more: appends to the last queued message only while it waits unsent,
- * under the same tag and within the size limit; the client gets one merged message. */
-static void test_send_more(void **state) {
+/* A client session recording DATA into w; its stream window is `window` bytes and it
+ * only opens it again when the test calls nghttp2_session_consume (a slow reader). */
+static nghttp2_session *wire_client(wire_t *w, uint32_t window) {
+  nghttp2_session_callbacks *cb;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, w_on_frame);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, w_on_data);
+  nghttp2_option *opt;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_session *h2;
+  nghttp2_session_client_new2(&h2, cb, w, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cb);
+  nghttp2_settings_entry iv = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window};
+  nghttp2_submit_settings(h2, NGHTTP2_FLAG_NONE, &iv, 1);
+  return h2;
+}
+
+/* Decodes the gRPC messages in w's bytes as RangeResponses and checks that their counts
+ * are first, first+1, ...; returns how many there were. */
+static int64_t decode_in_order(wire_t *w, int64_t first) {
+  size_t off = 0;
+  int64_t next = first;
+  while (off + 5 <= w->bytes.len) {
+    const uint8_t *p = w->bytes.data + off;
+    uint32_t len = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+    assert_true(off + 5 + len <= w->bytes.len);
+    Etcdserverpb__RangeResponse *m = etcdserverpb__range_response__unpack(NULL, len, p + 5);
+    assert_non_null(m);
+    assert_int_equal(m->count, next);
+    next++;
+    etcdserverpb__range_response__free_unpacked(m, NULL);
+    off += 5 + len;
+  }
+  assert_int_equal(off, w->bytes.len);
+  return next - first;
+}
+
+/* Queues a RangeResponse{count} on call with a 40-byte padding key-value pair. */
+static void send_count(grpc_call_t *call, int64_t count) {
+  static const char pad[] = "0123456789012345678901234567890123456789";
+  Etcdserverpb__RangeResponse r = ETCDSERVERPB__RANGE_RESPONSE__INIT;
+  Mvccpb__KeyValue kv = MVCCPB__KEY_VALUE__INIT, *p = &kv;
+  kv.key.data = (uint8_t *)pad;
+  kv.key.len = sizeof(pad) - 1;
+  r.kvs = &p;
+  r.n_kvs = 1;
+  r.count = count;
+  assert_int_equal(grpc_call_send(call, &r.base), 0);
+}
+
+static int64_t refill_next, refill_until;
+static int refills;
+
+/* Refill hook of the framing test: queues up to 100 of the messages kept aside. */
+static void test_refill(grpc_call_t *call) {
+  refills++;
+  for (int i = 0; i < 100 && refill_next < refill_until; i++) send_count(call, refill_next++);
+}
+
+/* Framing: messages queued together leave in few DATA frames (many per frame, frames up
+ * to the peer's 16 KiB) and in one flush; every message decodes, in order. The refill
+ * hook runs only when HTTP/2 has taken everything queued and wants more, and what it
+ * queues leaves in the same flush. With a slow reader, no more than its window is sent
+ * and the rest stays queued (backlogged, no refill) until it opens the window again. */
+static void test_framing_and_refill(void **state) {
   (void)state;
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -468,45 +542,81 @@ static void test_send_more(void **state) {
   grpc_server_add_methods(s, methods, 1);
   buf_t sink = {0};
   grpc_conn_t *c = grpc_conn_new(s, false, &sink);
-  rec_t rec = {.grpc_status = -1};
-  nghttp2_session *h2 = client(&rec);
+  wire_t w = {0};
+  enum { N = 1000, WINDOW = 4096 };
+  nghttp2_session *h2 = wire_client(&w, 1 << 20);
+  nghttp2_session_set_local_window_size(h2, NGHTTP2_FLAG_NONE, 0, 64 << 20);
   parked = NULL;
   request(h2, "park");
   exchange(h2, c, &sink);
   assert_non_null(parked);
-  Etcdserverpb__RangeResponse r;
-  Mvccpb__KeyValue kv, *p;
-  one_kv(&r, &kv, &p, "a");
-  assert_int_equal(grpc_call_send_more(parked, &r.base, 7, 1 << 20), -EAGAIN); /* nothing queued */
-  r.count = 1;
-  assert_int_equal(grpc_call_send_tagged(parked, &r.base, 7), 0);
-  one_kv(&r, &kv, &p, "b");
-  assert_int_equal(grpc_call_send_more(parked, &r.base, 8, 1 << 20), -EAGAIN); /* another tag */
-  assert_int_equal(grpc_call_send_more(parked, &r.base, 7, 8), -EAGAIN);       /* too large */
-  assert_int_equal(grpc_call_send_more(parked, &r.base, 7, 1 << 20), 0);
-  one_kv(&r, &kv, &p, "c");
-  r.count = 3;
-  assert_int_equal(grpc_call_send_more(parked, &r.base, 7, 1 << 20), 0);
+  grpc_call_t *call = parked;
+  /* N messages queued at once: one flush, a few full DATA frames */
+  for (int64_t i = 0; i < N; i++) send_count(call, i);
+  assert_true(grpc_call_backlogged(call));
+  grpc_conn_flush(c);
+  assert_false(grpc_call_backlogged(call));
+  assert_int_equal(nghttp2_session_mem_recv(h2, sink.data, sink.len), (ssize_t)sink.len);
+  sink.len = 0;
+  size_t payload = w.bytes.len;
+  assert_int_equal(decode_in_order(&w, 0), N);
+  assert_int_equal(w.max_frame, 16384);
+  assert_int_equal(w.data_frames, (int)((payload + 16383) / 16384));
+  /* the refill hook: called once the queue is empty, its messages go out at once */
+  w.bytes.len = 0;
+  w.data_frames = 0;
+  grpc_call_set_refill(call, test_refill);
+  refill_next = 0;
+  refill_until = 250;
+  refills = 0;
+  send_count(call, refill_next++);
+  grpc_conn_flush(c);
+  assert_int_equal(refills, 5); /* 100 + 100 + 49 + nothing for the frame, nothing after it */
+  assert_int_equal(nghttp2_session_mem_recv(h2, sink.data, sink.len), (ssize_t)sink.len);
+  sink.len = 0;
+  assert_int_equal(decode_in_order(&w, 0), 250);
+  assert_int_equal(w.data_frames, 1); /* 250 messages of 52 bytes: one frame */
+  nghttp2_session_consume_stream(h2, 1, w.bytes.len);
+  nghttp2_session_consume_connection(h2, w.bytes.len);
   exchange(h2, c, &sink);
-  /* one message: kvs a, b, c and the last count */
-  assert_true(rec.data_len > 5 && rec.data_len < sizeof(rec.data));
-  uint32_t len = (uint32_t)(uint8_t)rec.data[1] << 24 | (uint32_t)(uint8_t)rec.data[2] << 16 |
-                 (uint32_t)(uint8_t)rec.data[3] << 8 | (uint8_t)rec.data[4];
-  assert_int_equal(len + 5, rec.data_len);
-  Etcdserverpb__RangeResponse *got =
-      etcdserverpb__range_response__unpack(NULL, len, (const uint8_t *)rec.data + 5);
-  assert_non_null(got);
-  assert_int_equal(got->n_kvs, 3);
-  assert_memory_equal(got->kvs[2]->key.data, "c", 1);
-  assert_int_equal(got->count, 3);
-  etcdserverpb__range_response__free_unpacked(got, NULL);
-  /* handed to HTTP/2: a new message is needed */
-  assert_int_equal(grpc_call_send_more(parked, &r.base, 7, 1 << 20), -EAGAIN);
-  grpc_call_finish(parked, GRPC_OK, NULL);
+  /* a slow reader: only WINDOW bytes leave; the rest waits, the hook is not asked */
+  grpc_call_finish(call, GRPC_OK, NULL);
+  nghttp2_session_del(h2);
+  grpc_conn_close(c);
+  buf_free(&w.bytes);
+  w = (wire_t){0};
+  sink.len = 0;
+  c = grpc_conn_new(s, false, &sink);
+  h2 = wire_client(&w, WINDOW);
+  parked = NULL;
+  request(h2, "park");
   exchange(h2, c, &sink);
-  assert_true(rec.closed);
+  assert_non_null(parked);
+  call = parked;
+  grpc_call_set_refill(call, test_refill);
+  refill_next = refill_until = 0;
+  refills = 0;
+  for (int64_t i = 0; i < 200; i++) send_count(call, i);
+  exchange(h2, c, &sink);
+  assert_int_equal(w.bytes.len, WINDOW);
+  assert_true(grpc_call_backlogged(call));
+  assert_int_equal(refills, 0);
+  size_t total = 0;
+  for (int round = 0; round < 100 && grpc_call_backlogged(call); round++) {
+    size_t got = w.bytes.len - total;
+    assert_true(got <= WINDOW);
+    total = w.bytes.len;
+    nghttp2_session_consume_stream(h2, 1, got);
+    nghttp2_session_consume_connection(h2, got);
+    exchange(h2, c, &sink);
+  }
+  assert_false(grpc_call_backlogged(call));
+  assert_int_equal(decode_in_order(&w, 0), 200);
+  grpc_call_finish(call, GRPC_OK, NULL);
+  exchange(h2, c, &sink);
   grpc_conn_close(c);
   nghttp2_session_del(h2);
+  buf_free(&w.bytes);
   buf_free(&sink);
   grpc_server_free(s);
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -515,12 +625,9 @@ static void test_send_more(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_unary_and_cancel),
-      cmocka_unit_test(test_garbage),
-      cmocka_unit_test(test_gate_and_abort),
-      cmocka_unit_test(test_http2_async),
-      cmocka_unit_test(test_stream_arena_bounded),
-      cmocka_unit_test(test_send_more),
+      cmocka_unit_test(test_unary_and_cancel),     cmocka_unit_test(test_garbage),
+      cmocka_unit_test(test_gate_and_abort),       cmocka_unit_test(test_http2_async),
+      cmocka_unit_test(test_stream_arena_bounded), cmocka_unit_test(test_framing_and_refill),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
