@@ -52,6 +52,66 @@ def dir_size(path):
     return total
 
 
+def rss_breakdown(pid, data_dir):
+    """RSS of pid split by what backs it (from /proc/PID/smaps), in KiB: the backend file's
+    map (data.mdb / db), other files under data_dir, the server binary and shared
+    libraries, and anonymous memory (heap, stacks, Go's arenas)."""
+    out = {"backend_map": 0, "data_dir_other": 0, "binary_libs": 0, "anon": 0}
+    name = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                parts = line.split(None, 5)
+                name = parts[5].strip() if len(parts) > 5 else ""
+            elif line.startswith("Rss:"):
+                kib = int(line.split()[1])
+                if name.startswith(data_dir):
+                    base = os.path.basename(name)
+                    key = "backend_map" if base in ("data.mdb", "db") else "data_dir_other"
+                elif name.startswith("/") and not name.startswith("/dev/"):
+                    key = "binary_libs"
+                else:
+                    key = "anon"
+                out[key] += kib
+    return out
+
+
+def dir_breakdown(path):
+    """Allocated bytes of each file under path, keyed by its path relative to path."""
+    sizes = {}
+    for root, _, files in os.walk(path):
+        for n in files:
+            full = os.path.join(root, n)
+            try:
+                sizes[os.path.relpath(full, path)] = os.stat(full).st_blocks * 512
+            except OSError:
+                pass
+    return sizes
+
+
+def footprint(bench_bin, srv, keys, idle_kib):
+    """The footprint figures of one started server: idle RSS, RSS with `keys` keys of 256 B
+    (filled with etcd's benchmark tool, sequential keys), where that RSS and the data dir
+    go, the restart time and the RSS after a restart. idle_kib: the RSS measured right
+    after start. Stops srv."""
+    info = {"idle_rss_kib": idle_kib}
+    run_bench(bench_bin, srv, ["--conns", "4", "--clients", "32", "put", "--total", str(keys),
+                               "--key-size", "8", "--val-size", "256", "--key-space-size", str(keys),
+                               "--sequential-keys"], f"fill {keys} keys")
+    time.sleep(1)
+    info["rss_100k_kib"] = rss_kib(srv.proc.pid)
+    info["rss_parts_kib"] = rss_breakdown(srv.proc.pid, srv.data_dir)
+    srv.stop()
+    info["data_dir_bytes"] = dir_size(srv.data_dir)
+    info["data_dir_files"] = {k: round(v / 2**20, 1) for k, v in dir_breakdown(srv.data_dir).items() if v}
+    info["restart_s"] = srv.start()
+    time.sleep(1)
+    info["rss_after_restart_kib"] = rss_kib(srv.proc.pid)
+    info["rss_after_restart_parts_kib"] = rss_breakdown(srv.proc.pid, srv.data_dir)
+    print(f"  {srv.name:6s} {info}", flush=True)
+    return info
+
+
 class Server:
     """A server process (etcd or cetcd) on loopback ports, pinned to CPU 1."""
 
@@ -393,6 +453,21 @@ def cluster_block(res, sync_ms, cmd):
     return "\n".join(lines) + "\n"
 
 
+def run_workloads(a, srv, name, workloads, fanout, results):
+    """The request workloads of one server; rows go to results[name]."""
+    s = lambda n: str(max(100, int(n * a.scale)))
+    subprocess.run(["etcdctl", f"--endpoints={srv.endpoint}", "put", "key", "v" * 256],
+                   env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, check=True)
+    results[name] = [run_bench(a.bench_bin, srv, args, label) for label, args in workloads]
+    results[name].append(run_bench(a.bench_bin, srv, fanout[1], fanout[0], fanout[2], fanout[3]))
+    if a.cetcd_bench:
+        results[name] += lean_single_client(a.cetcd_bench, srv, a.scale)
+    p50, p99, cpu = lock_handoff(srv, int(s(200)))
+    results[name].append({"label": "lock handoff (Lock service)", "rps": float("nan"),
+                          "p50_ms": p50, "p99_ms": p99, "cpu_us": cpu, "wall": 0})
+    print(f"  {name:6s} lock handoff p50 {p50:.3f} ms p99 {p99:.3f} ms cpu {cpu:.1f} us", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench-bin", required=True)
@@ -402,8 +477,9 @@ def main():
     ap.add_argument("--out", default="docs/PERFORMANCE.md")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply request totals")
     ap.add_argument("--keys", type=int, default=100000, help="keys for the RSS/restart test")
-    ap.add_argument("--only", choices=("single", "cluster"),
-                    help="run only the single-member part or only the 3-member cluster part")
+    ap.add_argument("--only", choices=("single", "cluster", "footprint"),
+                    help="run only the single-member part, only the 3-member cluster part, or only the "
+                         "footprint figures (printed, not written)")
     ap.add_argument("--cluster-pin", choices=sorted(CLUSTER_PIN), default="none",
                     help="cluster members: not pinned (default) or all on CPU 1")
     a = ap.parse_args()
@@ -456,39 +532,37 @@ def bench_all(a):
             srv.start()
             try:
                 time.sleep(1)
-                info = {"idle_rss_kib": rss_kib(srv.proc.pid)}
-                subprocess.run(["etcdctl", f"--endpoints={srv.endpoint}", "put", "key", "v" * 256],
-                               env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, check=True)
-                results[name] = [run_bench(a.bench_bin, srv, args, label) for label, args in workloads]
-                results[name].append(run_bench(a.bench_bin, srv, fanout[1], fanout[0], fanout[2], fanout[3]))
-                if a.cetcd_bench:
-                    results[name] += lean_single_client(a.cetcd_bench, srv, a.scale)
-                if name == "cetcd" and a.cetcd_bench:
-                    client_rows = client_compare(a.bench_bin, a.cetcd_bench, srv, a.scale)
-                p50, p99, cpu = lock_handoff(srv, int(s(200)))
-                results[name].append({"label": "lock handoff (Lock service)", "rps": float("nan"),
-                                      "p50_ms": p50, "p99_ms": p99, "cpu_us": cpu, "wall": 0})
-                print(f"  {name:6s} lock handoff p50 {p50:.3f} ms p99 {p99:.3f} ms cpu {cpu:.1f} us", flush=True)
-                # fill to a.keys distinct keys for the memory and restart figures
-                run_bench(a.bench_bin, srv, ["--conns", "4", "--clients", "32", "put", "--total", str(a.keys),
-                                             "--key-size", "8", "--val-size", "256", "--key-space-size",
-                                             str(a.keys), "--sequential-keys"], f"fill {a.keys} keys")
-                time.sleep(1)
-                info["rss_100k_kib"] = rss_kib(srv.proc.pid)
-                srv.stop()
-                info["data_dir_bytes"] = dir_size(srv.data_dir)
-                info["restart_s"] = srv.start()
-                info["rss_after_restart_kib"] = rss_kib(srv.proc.pid)
-                extra[name] = info
-                print(f"  {name:6s} {info}", flush=True)
+                idle_kib = rss_kib(srv.proc.pid)
+                if a.only == "footprint":  # only the writes the full run makes before the fill
+                    for label, args in workloads:
+                        if label.startswith("put"):
+                            run_bench(a.bench_bin, srv, args, label)
+                else:
+                    run_workloads(a, srv, name, workloads, fanout, results)
+                    if name == "cetcd" and a.cetcd_bench:
+                        client_rows = client_compare(a.bench_bin, a.cetcd_bench, srv, a.scale)
+                extra[name] = footprint(a.bench_bin, srv, a.keys, idle_kib)
             finally:
                 srv.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if a.only == "footprint":
+        print_footprint(extra)
+        return
     blocks = {BENCH_MARKERS: single_block(results, extra, sync_ms, cmd, client_rows)}
     if a.only != "single":
         blocks[CLUSTER_MARKERS] = cluster_block(run_cluster_section(a), sync_ms, cmd)
     write_blocks(a.out, blocks)
+
+
+def print_footprint(extra):
+    """Prints the footprint figures of both servers side by side (for --only footprint)."""
+    for key, label, scale in (("idle_rss_kib", "idle RSS MiB", 1 / 1024), ("rss_100k_kib", "RSS with keys MiB", 1 / 1024),
+                              ("rss_after_restart_kib", "RSS after restart MiB", 1 / 1024),
+                              ("data_dir_bytes", "data dir MiB", 1 / 2**20), ("restart_s", "restart s", 1)):
+        e, c = extra["etcd"][key] * scale, extra["cetcd"][key] * scale
+        print(f"{label:24s} etcd {e:8.1f}  cetcd {c:8.1f}  ratio {c / e if e else float('nan'):.2f}")
+
 
 
 BENCH_MARKERS = ("<!-- BEGIN BENCH -->", "<!-- END BENCH -->")

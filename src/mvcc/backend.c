@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "base/alloc.h"
 #include "base/fsutil.h"
@@ -328,6 +330,27 @@ void mvcc_be_read_end(mvcc_backend_t *be, MDB_txn *txn) {
 int mvcc_be_get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, MDB_val *val) {
   MDB_val k = {klen, (void *)key};
   return mvcc_be_err(mdb_get(txn, dbi, &k, val));
+}
+
+void mvcc_be_drop_pages(mvcc_backend_t *be) {
+  /* LMDB does not tell where its map is (me_mapaddr is set only with MDB_FIXEDMAP): find
+   * the mappings of data.mdb by device and inode */
+  int fd;
+  struct stat st;
+  if (!be->env || mdb_env_get_fd(be->env, &fd) || fstat(fd, &st)) return;
+  FILE *f = fopen("/proc/self/maps", "re");
+  if (!f) return;
+  char line[512];
+  while (fgets(line, sizeof(line), f)) {
+    unsigned long lo, hi, ino;
+    unsigned maj, min;
+    if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &lo, &hi, &maj, &min, &ino) != 5) continue;
+    if (ino != (unsigned long)st.st_ino || maj != major(st.st_dev) || min != minor(st.st_dev)) continue;
+    /* a shared file map: dirty pages stay dirty in the page cache, later reads fault them in */
+    if (madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0)
+      LOGW("msg=\"cannot drop the backend map's pages\" error=\"%s\"", strerror(errno));
+  }
+  fclose(f);
 }
 
 int mvcc_be_sync(mvcc_backend_t *be) {

@@ -97,6 +97,11 @@ void mvcc_be_read_end(mvcc_backend_t *be, MDB_txn *txn);
  * a negative code. */
 int mvcc_be_get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, MDB_val *val);
 
+/* Drops every resident page of the backend's map from the process (MADV_DONTNEED): the
+ * map is shared, so nothing is lost (written pages stay in the page cache, dirty until
+ * written back) and the next access faults the page in again. Loop thread (the map may
+ * move when it grows). */
+void mvcc_be_drop_pages(mvcc_backend_t *be);
 /* Flushes to disk; thread-safe. */
 int mvcc_be_sync(mvcc_backend_t *be);
 /* Size of data.mdb in bytes. */

@@ -63,6 +63,12 @@ void mvcc_close(mvcc_store_t *s);
  * loop thread works. Returns 0 or a negative code. */
 int mvcc_sync(mvcc_store_t *s);
 
+/* Lets go of the backend map's resident pages (they stay in the kernel's page cache; the
+ * next read faults them in again). Rebuilding the key index reads every revision, and
+ * writes touch new pages, so without this the whole file would count in the server's RSS.
+ * Called after the index is rebuilt and after each periodic backend sync. Loop thread. */
+void mvcc_drop_pages(mvcc_store_t *s);
+
 /* ---- batches ---- */
 
 /* LMDB writes data.mdb through a shared map (MDB_WRITEMAP) and the file is sparse: on a

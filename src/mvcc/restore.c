@@ -80,6 +80,7 @@ int mvcc_restore(mvcc_store_t *s) {
   rc = load_index(s, &last);
   mvcc_read_end(s);
   if (rc) return rc;
+  mvcc_drop_pages(s); /* load_index read every page of the key bucket */
   s->rev = last > s->compact_rev ? last : s->compact_rev;
   if (s->opts.lease_attach) mvcc_bt_visit(&s->idx, NULL, 0, attach_lease, s);
   if (scheduled > 0 && scheduled > s->compact_rev && scheduled <= s->rev && !s->in_batch) {

@@ -38,6 +38,8 @@ void mvcc_close(mvcc_store_t *s) {
 
 int mvcc_sync(mvcc_store_t *s) { return mvcc_be_sync(&s->be); }
 
+void mvcc_drop_pages(mvcc_store_t *s) { mvcc_be_drop_pages(&s->be); }
+
 int mvcc_batch_begin(mvcc_store_t *s) {
   if (s->in_batch) return CETCD_EINVAL;
   if (s->deferred) { /* join the transaction that holds the deferred batches */

@@ -121,6 +121,7 @@ static void sync_done(uv_work_t *w, int status) {
   /* a cluster member keeps the log after its newest raft snapshot (server/raft_snapshot.c) */
   uint64_t release = srv->rn ? raft_node_release_index(srv->rn, srv->sync_index) : srv->sync_index + 1;
   if (status == 0 && srv->sync_running && srv->wal && release) wal_release_before(srv->wal, release);
+  if (status == 0 && srv->sync_running) mvcc_drop_pages(srv->mvcc); /* see mvcc_drop_pages */
   srv->sync_running = false;
   w->data = NULL;
   if (srv->close_pending) close_storage(srv);

@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""cetcd's footprint with data, under its default settings (docs/PERFORMANCE.md, "Footprint"):
+the backend's map does not stay resident. After the periodic sync, and after the key index is
+rebuilt at start (which reads every revision), the pages of data.mdb mapped into the server
+are dropped (they stay in the kernel's page cache), and every value still reads back.
+
+These are cetcd's storage layout and memory, so the test runs on cetcd only.
+"""
+
+import os
+import sys
+import time
+import unittest
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import pb_decode, pb_field  # noqa: E402
+
+KEYS = 40000           # 256 B values: about 13 MB of WAL and 12 MiB of backend pages
+VALUE_BYTES = 256
+OPS_PER_TXN = 128      # etcd's default --max-txn-ops
+MAX_MAP_RSS_KIB = 4096  # a few pages read since the last drop; the whole file is >8 MiB
+SETTLE_SECONDS = 10    # the backend sync runs once a second
+
+
+def value_of(i):
+    stem = ("v%06d|" % i).encode()
+    return (stem * (VALUE_BYTES // len(stem) + 1))[:VALUE_BYTES]
+
+
+def map_rss_kib(pid, path):
+    """Resident KiB of the mappings of the file at path in process pid."""
+    st = os.stat(path)
+    total, match = 0, False
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5 and ":" in parts[3]:
+                maj, mnr = (int(x, 16) for x in parts[3].split(":"))
+                match = (int(parts[4]) == st.st_ino and maj == os.major(st.st_dev) and mnr == os.minor(st.st_dev))
+            elif match and parts[0] == "Rss:":
+                total += int(parts[1])
+    return total
+
+
+class Footprint(unittest.TestCase):
+    def setUp(self):
+        self.srv = harness.Server(label="footprint")
+        self.addCleanup(self.srv.close)
+        self.srv.start()
+        self._connect()
+
+    def _connect(self):
+        if getattr(self, "ch", None):
+            self.ch.close()
+        self.ch = grpc.insecure_channel(self.srv.endpoint, options=[("grpc.use_local_subchannel_pool", 1)])
+        self.addCleanup(self.ch.close)
+        self.txn = self.ch.unary_unary("/etcdserverpb.KV/Txn")
+        self.range = self.ch.unary_unary("/etcdserverpb.KV/Range")
+        self.status = self.ch.unary_unary("/etcdserverpb.Maintenance/Status")
+
+    def db_size(self):
+        return [v for f, _, v in pb_decode(self.status(b"", timeout=10)) if f == 3][0]
+
+    def db_path(self):
+        return os.path.join(self.srv.data_dir, "member", "snap", "data.mdb")
+
+    def fill(self):
+        for first in range(0, KEYS, OPS_PER_TXN):
+            ops = b"".join(pb_field(2, pb_field(2, pb_field(1, b"fp/%06d" % i) + pb_field(2, value_of(i))))
+                           for i in range(first, min(KEYS, first + OPS_PER_TXN)))
+            self.txn(ops, timeout=10)  # no compares: the success branch
+
+    def check_values(self):
+        """Every key, with its value, in pages of 5,000 (bounded)."""
+        got, key = 0, b"fp/"
+        for _ in range(KEYS // 5000 + 2):
+            resp = self.range(pb_field(1, key) + pb_field(2, b"fp0") + pb_field(3, 5000), timeout=30)
+            kvs = [{ff: vv for ff, _, vv in pb_decode(kv)} for f, _, kv in pb_decode(resp) if f == 2]
+            for kv in kvs:
+                i = int(kv[1][3:])
+                self.assertEqual(kv[5], value_of(i), "value of %r" % kv[1])
+            got += len(kvs)
+            if len(kvs) < 5000:
+                break
+            key = kvs[-1][1] + b"\0"
+        self.assertEqual(got, KEYS)
+
+    def wait_for(self, cond):
+        """Waits until cond() holds (at most SETTLE_SECONDS); returns its last value."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            v = cond()
+            if v or time.monotonic() > deadline:
+                return v
+            time.sleep(0.2)
+
+    def test_map_dropped(self):
+        self.fill()
+        db = self.db_path()
+        self.assertGreater(self.db_size(), 8 << 20, "the keys should take more backend pages than that")
+        rss = self.wait_for(lambda: map_rss_kib(self.srv.pid, db) <= MAX_MAP_RSS_KIB)
+        self.assertTrue(rss, "data.mdb still maps %d KiB into the server" % map_rss_kib(self.srv.pid, db))
+        self.check_values()
+
+        # a restart rebuilds the key index from every revision, then lets the pages go
+        self.srv.stop()
+        self.srv.start()
+        self._connect()
+        kib = map_rss_kib(self.srv.pid, db)
+        self.assertLessEqual(kib, MAX_MAP_RSS_KIB, "data.mdb maps %d KiB after the index rebuild" % kib)
+        self.check_values()
+
+
+if __name__ == "__main__":
+    harness.run_tests()
