@@ -449,6 +449,10 @@ class Run:
         if members is None:
             raise AssertionError("%s removed but could not be added back" % victim.name)
         new = next(x.ID for x in members if list(x.peerURLs) == [url])
+        # a joining member validates itself against the member list of whichever peer answers
+        # first (etcd does the same), so every member must have applied the addition first
+        cluster_harness.until(lambda: all(any(x.ID == new for x in (self.members_of([m]) or []))
+                                          for m in others), timeout=15)
         victim.added_id = new
         victim.state = "existing"
         victim.initial_cluster = ",".join("%s=%s" % (x.name or victim.name, x.peerURLs[0])
@@ -722,13 +726,17 @@ def main(argv=None):
     else:
         first = a.first_seed if a.first_seed is not None else int(time.time()) % 100000 * 100
         plan = [(first + i, 3 if i % 2 == 0 else 5) for i in range(a.runs)]
-    failed, total_ops, total_events = [], 0, 0
+    failed, total_ops, total_events, total_unknown, faults = [], 0, 0, 0, {}
     for seed, members in plan:
         run = Run(seed, members, a.duration, binary, os.path.join(a.out, "seed-%d" % seed), a.clients,
                   force)
         ok, s = run.execute()
         total_ops += s["ops"]
+        total_unknown += s["ops_unknown"]
         total_events += s["events"]
+        for k, v in s["fault_counts"].items():
+            faults[k] = faults.get(k, 0) + v
+        faults["syncs delayed"] = faults.get("syncs delayed", 0) + sum(s["slow_syncs"])
         print("seed %d members %d: %s  ops %d (unknown %d) events %d watchers %d faults %d %s "
               "check %.1fs run %.0fs" % (seed, members, "ok" if ok else "FAILED", s["ops"],
                                          s["ops_unknown"], s["events"], s["watchers"], s["faults"],
@@ -743,8 +751,9 @@ def main(argv=None):
             print("  kept: %s" % " ".join(s["kept"]))
             print("  replay: %s" % replay_command(seed, members, a.duration, force), flush=True)
             failed.append(seed)
-    print("%d runs, %d failed, %d operations and %d watch events checked"
-          % (len(plan), len(failed), total_ops, total_events))
+    print("%d runs, %d failed, %d operations (%d with an unknown outcome) and %d watch events "
+          "checked; faults: %s" % (len(plan), len(failed), total_ops, total_unknown, total_events,
+                                   ", ".join("%s %d" % kv for kv in sorted(faults.items()))))
     return 1 if failed else 0
 
 
