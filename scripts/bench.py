@@ -264,6 +264,32 @@ def lean_single_client(cetcd_bench, server, scale):
                             "range serializable 1 in flight (libcetcd async client)")]
 
 
+def libcetcd_fanout(cetcd_bench, server, scale):
+    """Watch fan-out through libcetcd (cetcd-bench watch-fanout): 10 connections x 100
+    watches on one prefix (libcetcd opens a stream per watch), a putter on its own
+    connection writing at 2000 puts/s with the asynchronous API. A row in run_bench's
+    format: events/s, server CPU and client CPU (putter included) per event."""
+    puts = max(200, int(1000 * scale))
+    cmd = ["taskset", "-c", "0", cetcd_bench, server.endpoint, "watch-fanout", str(puts), "10", "100", "2000"]
+    return measure(cmd, server, puts * 1000, "watch fan-out 10 conns x 100 watches (events, libcetcd client)")
+
+
+def fanout_lines(results):
+    """Lines of the fan-out table: events/s with server and client CPU per event, for
+    every fan-out row of both servers."""
+    lines = ["", "Watch fan-out (every put reaches 1,000 watches): events/s, server and client CPU per event.",
+             "", "| workload | server | events/s | server CPU µs/event | client CPU µs/event |",
+             "|---|---|---:|---:|---:|"]
+    for i, r0 in enumerate(results.get("etcd", [])):
+        if not r0["label"].startswith("watch fan-out"):
+            continue
+        for name in ("etcd", "cetcd"):
+            r = results[name][i]
+            lines.append(f"| {r['label']} | {name} | {r['rps']:.0f} | {r['cpu_us']:.2f} | "
+                         f"{r.get('client_cpu_us', float('nan')):.2f} |")
+    return lines
+
+
 def lock_handoff(server, rounds):
     """Lock-service handoff latency: A holds, B waits in Lock, A unlocks; the time from
     A's Unlock call to B's Lock returning. Returns (p50 ms, p99 ms, server CPU us/handoff)."""
@@ -485,6 +511,7 @@ def run_workloads(a, srv, name, workloads, fanout, results):
     results[name] = [run_bench(a.bench_bin, srv, args, label) for label, args in workloads]
     results[name].append(run_bench(a.bench_bin, srv, fanout[1], fanout[0], fanout[2], fanout[3]))
     if a.cetcd_bench:
+        results[name].append(libcetcd_fanout(a.cetcd_bench, srv, a.scale))
         results[name] += lean_single_client(a.cetcd_bench, srv, a.scale)
     p50, p99, cpu = lock_handoff(srv, int(s(200)))
     results[name].append({"label": "lock handoff (Lock service)", "rps": float("nan"),
@@ -623,6 +650,7 @@ def single_block(results, extra, sync_ms, cmd, client_rows=()):
     row("RSS after restart with 100k keys (MiB)", "rss_after_restart_kib", "{:.1f}", 1 / 1024)
     row("data dir with 100k keys (MiB)", "data_dir_bytes", "{:.1f}", 1 / 1024**2)
     row("restart time with 100k keys (s, until healthy)", "restart_s", "{:.2f}")
+    lines += fanout_lines(results)
     if client_rows:
         lines.append("")
         lines.append("Client cost, same server (cetcd), same workloads (4 connections, 32 concurrent requests):")
