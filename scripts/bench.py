@@ -264,13 +264,12 @@ def lean_single_client(cetcd_bench, server, scale):
                             "range serializable 1 in flight (libcetcd async client)")]
 
 
-def libcetcd_fanout(cetcd_bench, server, scale):
+def libcetcd_fanout(cetcd_bench, server, puts, rate=2000):
     """Watch fan-out through libcetcd (cetcd-bench watch-fanout): 10 connections x 100
     watches on one prefix (libcetcd opens a stream per watch), a putter on its own
-    connection writing at 2000 puts/s with the asynchronous API. A row in run_bench's
-    format: events/s, server CPU and client CPU (putter included) per event."""
-    puts = max(200, int(1000 * scale))
-    cmd = ["taskset", "-c", "0", cetcd_bench, server.endpoint, "watch-fanout", str(puts), "10", "100", "2000"]
+    connection writing `puts` keys at `rate` puts/s with the asynchronous API. A row in
+    run_bench's format: events/s, server CPU and client CPU (putter included) per event."""
+    cmd = ["taskset", "-c", "0", cetcd_bench, server.endpoint, "watch-fanout", str(puts), "10", "100", str(rate)]
     return measure(cmd, server, puts * 1000, "watch fan-out 10 conns x 100 watches (events, libcetcd client)")
 
 
@@ -511,7 +510,7 @@ def run_workloads(a, srv, name, workloads, fanout, results):
     results[name] = [run_bench(a.bench_bin, srv, args, label) for label, args in workloads]
     results[name].append(run_bench(a.bench_bin, srv, fanout[1], fanout[0], fanout[2], fanout[3]))
     if a.cetcd_bench:
-        results[name].append(libcetcd_fanout(a.cetcd_bench, srv, a.scale))
+        results[name].append(libcetcd_fanout(a.cetcd_bench, srv, max(200, int(1000 * a.scale))))
         results[name] += lean_single_client(a.cetcd_bench, srv, a.scale)
     p50, p99, cpu = lock_handoff(srv, int(s(200)))
     results[name].append({"label": "lock handoff (Lock service)", "rps": float("nan"),
