@@ -3,7 +3,8 @@
 round, with etcd's benchmark tool (`watch --streams 10 --watch-per-stream 100 --put-total
 PUTS --put-rate RATE`: one connection, a synchronous putter) and with libcetcd
 (`cetcd-bench watch-fanout PUTS 10 100 RATE`: 10 connections x 100 watches, an asynchronous
-putter on its own connection). Servers as in scripts/bench.py (CPU 1), clients on CPU 0.
+putter on its own connection). Servers as in scripts/bench.py (CPU 1), clients on CPU 0; the
+order of the servers rotates from round to round.
 Prints per round and server: events/s, the client's CPU (utime+stime) per event and the
 server's CPU per event for both clients, then the min-max over the rounds.
 
@@ -33,7 +34,9 @@ def main():
     work = tempfile.mkdtemp(prefix="cetcd-fanout-")
     try:
         for rnd in range(a.rounds):
-            for i, (name, binary) in enumerate(servers):
+            order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]  # no fixed order
+            for name, binary in order:
+                i = servers.index((name, binary))
                 srv = bench.Server("etcd" if i == 0 else "cetcd", binary, os.path.join(work, f"{rnd}-{i}"))
                 srv.start()
                 try:
