@@ -9,8 +9,9 @@
   answers at once with the store's revision).
 - A watcher that lags until its history is compacted gets compact_revision and canceled
   after the events it was sent.
-- Live revisions applied together share one response (cetcd), also with many watches on
-  one stream.
+- Live revisions from concurrent writers arrive once each, in order, with one or many
+  watches on a stream; revisions that arrive while a watch's responses wait unsent (the
+  client reads only after the writes) share responses, also with many watches per stream.
 - A JSON gateway (/v3/watch) client that does not read holds the server's memory bounded
   and gets every event once it reads.
 """
@@ -121,13 +122,16 @@ def gateway_slow_consumer(srv, n=2000, value_bytes=8000):
         conn.close()
 
 
-def live_concurrent(srv, n=4000, watchers=1):
-    """`watchers` watches on one stream, read as fast as the client can, while 4 clients
-    write n revisions under their prefix. Returns (first revision, {watch id: responses
-    with events, event revisions, header revisions below the response's last event})."""
+def live_concurrent(srv, n=4000, watchers=1, stalled=False):
+    """`watchers` watches on one stream while 4 clients write n revisions under their
+    prefix; the client reads as fast as it can from the start, or (stalled) only once every
+    write is acknowledged, so that the server has responses it cannot send while revisions
+    arrive on any machine, fast or slow. Returns (first revision, {watch id: responses with
+    events, event revisions, header revisions below the response's last event})."""
     import grpc
     import threading
-    ch = grpc.insecure_channel(srv.endpoint)
+    ch = grpc.insecure_channel(srv.endpoint, options=[("grpc.http2.bdp_probe", 0)])
+    written = threading.Event()
     st = Stream(ch, 90)
     out = {}
     try:
@@ -139,6 +143,8 @@ def live_concurrent(srv, n=4000, watchers=1):
             out[first.watch_id] = {"responses": 0, "revs": [], "bad_headers": 0}
 
         def read():
+            if stalled:
+                written.wait(120)
             done = 0
             for resp in it:
                 o = out[resp.watch_id]
@@ -153,7 +159,8 @@ def live_concurrent(srv, n=4000, watchers=1):
                     return
         reader = threading.Thread(target=read)
         reader.start()
-        start = write_backlog(srv, b"live/", n, value=b"l" * 100)
+        start = write_backlog(srv, b"live/", n, value=b"l" * (1000 if stalled else 100))
+        written.set()
         reader.join(60)
         return start, out
     finally:
@@ -204,25 +211,41 @@ class WatchBacklog(unittest.TestCase):
                 self.assertLess(grown, 10 * 1024, srv.label)
 
 
-    def test_live_revisions_share_responses(self):
-        """Live revisions applied together reach a watcher in one response (cetcd holds
-        them while its previous response waits unsent; etcd sends one per revision): every
-        event once, in order, the header revision never below the events'."""
+    def test_live_revisions_in_order(self):
+        """Live revisions from 4 concurrent writers reach a watcher read as fast as the
+        client can, every event once, in order, the header revision never below the
+        events'; the same with 10 watches on one stream."""
         for srv in (self.ref, self.sut):
-            start, out = live_concurrent(srv)
+            for n, watchers in ((4000, 1), (2000, 10)):
+                start, out = live_concurrent(srv, n=n, watchers=watchers)
+                self.assertEqual(len(out), watchers, srv.label)
+                print("%s: %d watches, responses per watch for %d revisions: %s"
+                      % (srv.label, watchers, n, sorted(o["responses"] for o in out.values())))
+                for wid, o in out.items():
+                    self.assertEqual(o["revs"], list(range(start, start + n)), (srv.label, wid))
+                    self.assertEqual(o["bad_headers"], 0, (srv.label, wid))
+
+    def test_live_revisions_share_responses(self):
+        """Revisions that arrive while a watch's earlier responses wait unsent share one
+        response (cetcd holds them aside and frames them together when HTTP/2 asks for
+        data; etcd 3.4 sends one per revision until the watcher is a victim): the client
+        reads only after all 4000 puts are acknowledged, and gets every event once, in
+        order, in well under one response per revision."""
+        for srv in (self.ref, self.sut):
+            start, out = live_concurrent(srv, stalled=True)
             o = out[0]
             print("%s: %d revisions in %d responses" % (srv.label, len(o["revs"]), o["responses"]))
             self.assertEqual(o["revs"], list(range(start, start + 4000)), srv.label)
             self.assertEqual(o["bad_headers"], 0, srv.label)
             if srv is self.sut:
-                self.assertLess(o["responses"], 4000 * 0.9, srv.label)
+                self.assertLess(o["responses"], 4000 * 0.5, srv.label)
 
     def test_live_revisions_share_responses_many_watches(self):
         """The same with 10 watches on one stream (each watch's revisions are held aside
-        and framed as one response per watch when HTTP/2 asks for more): every watch gets
-        every event once, in order, in fewer responses than revisions on cetcd."""
+        and framed as one response per watch): every watch gets every event once, in order,
+        in well under one response per revision on cetcd."""
         for srv in (self.ref, self.sut):
-            start, out = live_concurrent(srv, n=2000, watchers=10)
+            start, out = live_concurrent(srv, n=2000, watchers=10, stalled=True)
             self.assertEqual(len(out), 10, srv.label)
             print("%s: responses per watch for 2000 revisions: %s"
                   % (srv.label, sorted(o["responses"] for o in out.values())))
@@ -230,7 +253,7 @@ class WatchBacklog(unittest.TestCase):
                 self.assertEqual(o["revs"], list(range(start, start + 2000)), (srv.label, wid))
                 self.assertEqual(o["bad_headers"], 0, (srv.label, wid))
                 if srv is self.sut:
-                    self.assertLess(o["responses"], 2000 * 0.9, (srv.label, wid))
+                    self.assertLess(o["responses"], 2000 * 0.5, (srv.label, wid))
 
     def test_old_revision_batches(self):
         """A watcher from thousands of revisions back gets hundreds of events per response,
