@@ -544,20 +544,21 @@ def main():
 
 
 def cetcd_revision(binary):
-    """The commit the cetcd binary was built from, as far as we can tell: HEAD of this
-    repository (+"-dirty" if src/ has uncommitted changes) when the binary is this
-    repository's build; raises if that build is older than the last commit touching src/
-    (its numbers would be reported under a commit they do not measure)."""
+    """Which source the cetcd binary was built from, as far as we can tell: when it is this
+    repository's build, the last commit that touched src/ (+"-dirty" if src/ has uncommitted
+    changes; a commit of src, so it stays valid when later commits are rebased). Raises if
+    the build is older than that commit (its numbers would be reported under a source they
+    do not measure)."""
     path = os.path.realpath(binary)
     if not path.startswith(os.path.realpath(harness.REPO) + os.sep):
         return f"binary {binary}"
     git = lambda *args: subprocess.run(["git", "-C", harness.REPO] + list(args), capture_output=True,
                                        text=True, check=True).stdout.strip()
-    last_src = int(git("log", "-1", "--format=%ct", "--", "src"))
-    if os.path.getmtime(path) < last_src:
+    commit, when = git("log", "-1", "--format=%h %ct", "--", "src").split()
+    if os.path.getmtime(path) < int(when):
         raise RuntimeError(f"{binary} is older than the last commit that touched src/: run make build first")
     dirty = "-dirty" if git("status", "--porcelain", "--", "src") else ""
-    return f"commit {git('rev-parse', '--short', 'HEAD')}{dirty}"
+    return f"src at {commit}{dirty}"
 
 
 def bench_all(a):
