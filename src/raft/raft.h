@@ -298,6 +298,10 @@ int raft_msg_encode(const raft_msg_t *m, buf_t *out);
 /* Decodes a message; every pointer in out points into memory owned by a (free it with
  * arena_destroy). Returns 0 or CETCD_EINVAL. */
 int raft_msg_decode(const uint8_t *buf, size_t len, arena_t *a, raft_msg_t *out);
+/* The same from a message already unpacked (its memory must outlive out; extra memory from
+ * a). Returns 0 or CETCD_EINVAL. */
+struct Cetcdraftpb__Message;
+int raft_msg_from_pb(const struct Cetcdraftpb__Message *pb, arena_t *a, raft_msg_t *out);
 /* Appends the encoding of cc (the data of a RAFT_ENTRY_CONF_CHANGE entry) to out. Returns 0. */
 int raft_conf_change_encode(const raft_conf_change_t *cc, buf_t *out);
 /* Decodes a conf change entry's data; out->context points into a. Returns 0 or CETCD_EINVAL. */

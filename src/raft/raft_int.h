@@ -303,6 +303,12 @@ struct raft {
   raft_ptrvec_t gy_out; /* memory dropped before the outstanding Ready; freed on advance */
   raft_entry_t *rd_ents, *rd_committed;
   size_t cap_rd_ents, cap_rd_committed;
+  raft_entry_t *rd_merged; /* entries of appends merged in the outstanding Ready */
+  size_t cap_rd_merged;
+  raft_msg_t *urg_msgs; /* raft_take_urgent scratch */
+  size_t cap_urg_msgs;
+  raft_entry_t *urg_ents;
+  size_t cap_urg_ents;
   bool ready_out;
   struct {
     uint64_t ent_hi, ent_hi_term, snap_index;

@@ -68,7 +68,11 @@ int raft_msg_encode(const raft_msg_t *m, buf_t *out) {
 
 int raft_msg_decode(const uint8_t *buf, size_t len, arena_t *a, raft_msg_t *out) {
   Cetcdraftpb__Message *pb = cetcdraftpb__message__unpack(&a->pb, len, buf);
-  if (!pb || pb->type < RAFT_MSG_PROP || pb->type > RAFT_MSG_READ_INDEX_RESP) return CETCD_EINVAL;
+  return pb ? raft_msg_from_pb(pb, a, out) : CETCD_EINVAL;
+}
+
+int raft_msg_from_pb(const Cetcdraftpb__Message *pb, arena_t *a, raft_msg_t *out) {
+  if (pb->type < RAFT_MSG_PROP || pb->type > RAFT_MSG_READ_INDEX_RESP) return CETCD_EINVAL;
   memset(out, 0, sizeof(*out));
   out->type = (raft_msg_type_t)pb->type;
   out->from = pb->from;

@@ -132,6 +132,85 @@ void raft_outbox_destroy(raft_outbox_t *ob) {
   memset(ob, 0, sizeof(*ob));
 }
 
+/* Drops each append ack that a later ack in the same outbox covers (same member, same term,
+ * an index as high): acks are cumulative, and a follower that took many appends during one
+ * WAL sync would otherwise answer each of them. Rejections always stay. */
+static void drop_superseded_acks(raft_outbox_t *ob) {
+  enum { MAX_SEEN = 16 };
+  struct {
+    uint64_t to, term, index;
+  } seen[MAX_SEEN];
+  size_t n_seen = 0, kept = ob->n_msgs;
+  bool drop_any = false;
+  bool *drop = NULL;
+  for (size_t k = ob->n_msgs; k-- > 0;) {
+    const raft_msg_t *m = &ob->msgs[k];
+    if (m->type != RAFT_MSG_APP_RESP || m->reject) continue;
+    size_t i = 0;
+    while (i < n_seen && (seen[i].to != m->to || seen[i].term != m->term)) i++;
+    if (i < n_seen && seen[i].index >= m->index) {
+      if (!drop) drop = xcalloc(ob->n_msgs, sizeof(*drop));
+      drop[k] = drop_any = true;
+      kept--;
+    } else if (i < n_seen) {
+      seen[i].index = m->index;
+    } else if (n_seen < MAX_SEEN) {
+      seen[n_seen].to = m->to;
+      seen[n_seen].term = m->term;
+      seen[n_seen].index = m->index;
+      n_seen++;
+    }
+  }
+  if (!drop_any) return;
+  size_t w = 0;
+  for (size_t k = 0; k < ob->n_msgs; k++)
+    if (!drop[k]) ob->msgs[w++] = ob->msgs[k];
+  ob->n_msgs = kept;
+  free(drop);
+}
+
+/* Merges runs of appends to the same member (same term, each starting where the previous
+ * ended, within the message size limit) into the first of the run, in place: proposals that arrive
+ * one by one are otherwise sent, decoded and acked one message each. The merged entries are
+ * copied into *ents (grown once, before any pointer into it is taken). Returns the new count;
+ * the order of the messages to each member is kept. */
+static size_t merge_appends(const raft_t *r, raft_msg_t *msgs, size_t n, raft_entry_t **ents, size_t *cap) {
+  size_t total = 0, apps = 0;
+  for (size_t k = 0; k < n; k++)
+    if (msgs[k].type == RAFT_MSG_APP) total += msgs[k].n_entries, apps++;
+  if (apps < 2) return n;
+  grow((void **)ents, cap, total, sizeof(**ents));
+  size_t used = 0, w = 0;
+  for (size_t i = 0; i < n; i++) {
+    raft_msg_t m = msgs[i];
+    if (m.type == 0) continue; /* merged into an earlier one */
+    if (m.type == RAFT_MSG_APP) {
+      raft_entry_t *run = *ents + used;
+      size_t bytes = 0;
+      for (size_t e = 0; e < m.n_entries; e++) run[e] = m.entries[e], bytes += m.entries[e].len;
+      for (size_t j = i + 1; j < n; j++) {
+        const raft_msg_t *u = &msgs[j];
+        if (u->type != RAFT_MSG_APP || u->to != m.to) continue;
+        uint64_t last_term = m.n_entries ? run[m.n_entries - 1].term : m.log_term;
+        size_t ub = 0;
+        for (size_t e = 0; e < u->n_entries; e++) ub += u->entries[e].len;
+        if (u->term != m.term || u->index != m.index + m.n_entries || u->log_term != last_term ||
+            (m.n_entries && bytes + ub > r->max_msg_bytes))
+          break; /* not a continuation: it goes in its own turn, after this run */
+        for (size_t e = 0; e < u->n_entries; e++) run[m.n_entries + e] = u->entries[e];
+        m.n_entries += u->n_entries;
+        m.commit = u->commit;
+        bytes += ub;
+        msgs[j].type = 0;
+      }
+      m.entries = m.n_entries ? run : NULL;
+      used += m.n_entries;
+    }
+    msgs[w++] = m;
+  }
+  return w;
+}
+
 /* True if m may leave before the outstanding Ready is persisted: it promises nothing about
  * this member's disk (a follower's append ack and any vote do), and a leader's appends may
  * overlap its own write (it counts itself only once the entries are durable). */
@@ -154,14 +233,15 @@ void raft_take_urgent(raft_t *r, raft_urgent_cb on_msg, raft_read_state_cb on_re
   raft_outbox_t *ob = &r->ob;
   /* a term or vote not yet on disk must not be shown to anyone */
   if (r->term != r->stable_hs.term || r->vote != r->stable_hs.vote) return;
-  size_t w = 0;
+  grow((void **)&r->urg_msgs, &r->cap_urg_msgs, ob->n_msgs, sizeof(*r->urg_msgs));
+  size_t w = 0, nu = 0;
   for (size_t k = 0; k < ob->n_msgs; k++) {
     raft_msg_t *m = &ob->msgs[k];
     if (is_urgent(m)) {
-      raft_msg_t c = *m;
-      c.entries = c.n_entries ? ob->ents + ob->ent_off[k] : NULL;
-      c.context = c.context_len ? ob->bytes + ob->ctx_off[k] : NULL;
-      on_msg(ctx, &c);
+      raft_msg_t *c = &r->urg_msgs[nu++];
+      *c = *m;
+      c->entries = c->n_entries ? ob->ents + ob->ent_off[k] : NULL;
+      c->context = c->context_len ? ob->bytes + ob->ctx_off[k] : NULL;
       continue;
     }
     if (w != k) {
@@ -172,6 +252,8 @@ void raft_take_urgent(raft_t *r, raft_urgent_cb on_msg, raft_read_state_cb on_re
     w++;
   }
   ob->n_msgs = w;
+  nu = merge_appends(r, r->urg_msgs, nu, &r->urg_ents, &r->cap_urg_ents);
+  for (size_t k = 0; k < nu; k++) on_msg(ctx, &r->urg_msgs[k]);
   for (size_t k = 0; k < ob->n_rs; k++) {
     raft_read_state_t rs = ob->rs[k];
     rs.ctx = rs.ctx_len ? ob->bytes + ob->rs_off[k] : NULL;
@@ -264,6 +346,8 @@ int raft_ready(raft_t *r, raft_ready_t *rd) {
   r->gy_out = r->gy;
   r->gy = tgy;
   fix_pointers(&r->ob_out);
+  drop_superseded_acks(&r->ob_out);
+  r->ob_out.n_msgs = merge_appends(r, r->ob_out.msgs, r->ob_out.n_msgs, &r->rd_merged, &r->cap_rd_merged);
   rd->msgs = r->ob_out.n_msgs ? r->ob_out.msgs : NULL;
   rd->n_msgs = r->ob_out.n_msgs;
   rd->read_states = r->ob_out.n_rs ? r->ob_out.rs : NULL;

@@ -71,15 +71,10 @@ static peer_transport_t *the_pt; /* for the server method's handler */
 
 /* ---- receiving (loop thread) --------------------------------------------------------- */
 
-/* One message of a peer's stream: re-encoded and handed to the raft node. */
+/* One message of a peer's stream: handed to the raft node as decoded. */
 static void on_send_message(grpc_call_t *call, ProtobufCMessage *msg) {
-  (void)call;
   if (!the_pt) return;
-  size_t n = protobuf_c_message_get_packed_size(msg);
-  uint8_t *b = xmalloc(n ? n : 1);
-  protobuf_c_message_pack(msg, b);
-  int removed = the_pt->cbs.on_message(the_pt->cbs.ctx, b, n);
-  free(b);
+  int removed = the_pt->cbs.on_message(the_pt->cbs.ctx, (const Cetcdraftpb__Message *)msg);
   if (removed) grpc_call_finish(call, GRPC_FAILED_PRECONDITION, PEER_REMOVED_MESSAGE);
 }
 
@@ -131,9 +126,11 @@ static void stream_on_close(void *ctx, grpc_cstream_t *s, const grpc_close_info_
 
 static const grpc_cstream_cbs_t stream_cbs = {stream_on_message, stream_on_close};
 
-/* I/O thread: ships every queued message on each peer's stream. */
+/* I/O thread: ships every queued message on each peer's stream; each connection is written
+ * once for all of them (the client's batch mode), not once per message. */
 static void on_io_async(uv_async_t *a) {
   peer_transport_t *pt = a->data;
+  pt->gc->batch = true;
   for (size_t i = 0; i < pt->n; i++) {
     peer_t *p = &pt->peers[i];
     pthread_mutex_lock(&p->mu);
@@ -152,6 +149,8 @@ static void on_io_async(uv_async_t *a) {
       m = next;
     }
   }
+  pt->gc->batch = false;
+  flush_deferred(pt->gc);
 }
 
 /* I/O thread: registers the wake-up handle on the client's loop. */

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "raftpb.pb-c.h"
+
 typedef struct peer_transport peer_transport_t;
 
 /* What a message is: each kind has its own stream (and gRPC method) per peer. */
@@ -27,14 +29,14 @@ typedef enum peer_kind { PEER_RAFT = 0, PEER_LEASE = 1, PEER_N_KINDS } peer_kind
  * rafthttp errMemberRemoved). */
 #define PEER_REMOVED_MESSAGE "the member has been permanently removed from the cluster"
 
-/* Loop-thread callbacks: one encoded raft message arrived (borrowed during the call; a
+/* Loop-thread callbacks: one decoded raft message arrived (borrowed during the call; a
  * nonzero return means its sender was removed from the cluster: its stream is ended with
  * PEER_REMOVED_MESSAGE), a lease message arrived (a decoded Cetcdraftpb__LeaseForward,
  * borrowed during the call), the stream to peer id broke (messages to it may have been
  * lost), or a peer ended our stream because this member was removed (on_removed, may be
  * NULL). */
 typedef struct peer_cbs {
-  int (*on_message)(void *ctx, const uint8_t *data, size_t len);
+  int (*on_message)(void *ctx, const Cetcdraftpb__Message *msg);
   void (*on_lease)(void *ctx, const ProtobufCMessage *msg);
   void (*on_unreachable)(void *ctx, uint64_t id);
   void (*on_removed)(void *ctx);

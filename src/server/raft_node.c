@@ -679,22 +679,24 @@ static void on_tick(uv_timer_t *t) {
   rn_process(rn);
 }
 
-/* A raft message (or a health probe, type 0) from a peer. Returns 1 if its sender was
- * removed from the cluster. */
-static int on_peer_message(void *ctx, const uint8_t *data, size_t len) {
+/* A raft message (or a health probe, type 0) from a peer, as the peer server decoded it.
+ * Returns 1 if its sender was removed from the cluster. */
+static int on_peer_message(void *ctx, const Cetcdraftpb__Message *pm) {
   raft_node_t *rn = ctx;
   if (!rn->raft || rn->stopped) return 0;
   arena_t a;
   arena_init(&a);
   raft_msg_t m;
   int removed = 0;
-  if (raft_msg_decode(data, len, &a, &m) == 0) {
+  if (raft_msg_from_pb(pm, &a, &m) == 0) {
     removed = reconfig_heard(rn->srv, m.from);
-    if (!removed && transient(raft_step(rn->raft, &m)) && m.type == RAFT_MSG_PROP)
-      hold_peer_prop(rn, data, len);
-  } else {
-    Cetcdraftpb__Message *pm = cetcdraftpb__message__unpack(&a.pb, len, data);
-    if (pm && pm->type == 0 && pm->from) removed = reconfig_heard(rn->srv, pm->from);
+    if (!removed && transient(raft_step(rn->raft, &m)) && m.type == RAFT_MSG_PROP) {
+      size_t n = cetcdraftpb__message__get_packed_size(pm);
+      uint8_t *b = arena_alloc(&a, n ? n : 1);
+      hold_peer_prop(rn, b, cetcdraftpb__message__pack(pm, b));
+    }
+  } else if (pm->type == 0 && pm->from) {
+    removed = reconfig_heard(rn->srv, pm->from);
   }
   arena_destroy(&a);
   rn_schedule(rn);
@@ -1014,7 +1016,13 @@ void raft_node_read_index(raft_node_t *rn, raft_node_read_cb cb, void *ctx) {
   rn_process(rn);
 }
 
-void raft_node_step(raft_node_t *rn, const uint8_t *msg, size_t len) { on_peer_message(rn, msg, len); }
+void raft_node_step(raft_node_t *rn, const uint8_t *msg, size_t len) {
+  arena_t a;
+  arena_init(&a);
+  Cetcdraftpb__Message *pm = cetcdraftpb__message__unpack(&a.pb, len, msg);
+  if (pm) on_peer_message(rn, pm);
+  arena_destroy(&a);
+}
 
 void raft_node_report_snapshot(raft_node_t *rn, uint64_t to, bool ok) {
   if (!rn->raft || rn->stopped) return;
