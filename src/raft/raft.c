@@ -93,6 +93,7 @@ void raft_free(raft_t *r) {
   free(r->gy_out.v);
   free(r->rd_ents);
   free(r->rd_committed);
+  free(r->conf_skips);
   free(r->urg_msgs);
   free(r->urg_ents);
   free(r->rd_merged);

@@ -228,6 +228,10 @@ int raft_transfer_leader(raft_t *r, uint64_t transferee);
 void raft_report_unreachable(raft_t *r, uint64_t id);
 /* Tells the leader whether shipping the snapshot to id succeeded. */
 void raft_report_snapshot(raft_t *r, uint64_t id, bool ok);
+/* Between raft_ready and raft_advance: the committed membership change at index (in the
+ * Ready's committed entries) was refused by the state machine as no longer valid; raft
+ * then does not apply it either (etcd applies such a change with node id None). */
+void raft_conf_skip(raft_t *r, uint64_t index);
 /* Marks entries up to index (<= applied) as covered by the state machine's snapshot and
  * drops them; data (copied, may be empty) is what a MsgSnap to a far-behind follower carries.
  * Returns 0, CETCD_ERAFTCOMPACTED (index already compacted) or CETCD_EINVAL (index > applied). */

@@ -305,6 +305,8 @@ struct raft {
   size_t cap_rd_ents, cap_rd_committed;
   raft_entry_t *rd_merged; /* entries of appends merged in the outstanding Ready */
   size_t cap_rd_merged;
+  uint64_t *conf_skips; /* raft_conf_skip: committed conf changes not to apply */
+  size_t n_conf_skips, cap_conf_skips;
   raft_msg_t *urg_msgs; /* raft_take_urgent scratch */
   size_t cap_urg_msgs;
   raft_entry_t *urg_ents;

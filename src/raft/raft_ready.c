@@ -356,6 +356,18 @@ int raft_ready(raft_t *r, raft_ready_t *rd) {
   return 0;
 }
 
+void raft_conf_skip(raft_t *r, uint64_t index) {
+  grow((void **)&r->conf_skips, &r->cap_conf_skips, r->n_conf_skips + 1, sizeof(*r->conf_skips));
+  r->conf_skips[r->n_conf_skips++] = index;
+}
+
+/* True if the state machine refused the conf change at index (raft_conf_skip). */
+static bool conf_skipped(const raft_t *r, uint64_t index) {
+  for (size_t i = 0; i < r->n_conf_skips; i++)
+    if (r->conf_skips[i] == index) return true;
+  return false;
+}
+
 void raft_advance(raft_t *r, const raft_ready_t *rd) {
   (void)rd;
   if (!r->ready_out) return;
@@ -375,9 +387,11 @@ void raft_advance(raft_t *r, const raft_ready_t *rd) {
     const raft_entry_t *e = &r->rd_committed[i];
     if (e->index <= l->applied) continue;
     /* A snapshot installed meanwhile already carries the membership of older entries. */
-    if (e->type == RAFT_ENTRY_CONF_CHANGE && e->index > l->snap_index) raft_conf_apply_entry(r, e);
+    if (e->type == RAFT_ENTRY_CONF_CHANGE && e->index > l->snap_index && !conf_skipped(r, e->index))
+      raft_conf_apply_entry(r, e);
     l->applied = e->index;
   }
+  r->n_conf_skips = 0;
   raft_ptrvec_free_all(&r->gy_out);
   outbox_clear(&r->ob_out);
   r->ready_out = false;

@@ -2,17 +2,20 @@
  * apply in log order (one LMDB transaction per durable batch) → reply.
  *
  * A single member is a one-member log: the index a proposal gets here is its log index, and
- * "durable" is "committed". This is the seam where the Raft core plugs in: it will decide
- * what is committed, and apply_committed() stays the same. */
+ * "durable" is "committed". Applying goes through apply_entries (server/apply.c), the same
+ * loop a cluster member's committed raft entries go through. */
+#include "server/pipeline.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "base/log.h"
-#include "grpc/grpc_server.h"
 #include "cetcd/errors.h"
+#include "grpc/grpc_server.h"
 #include "mvcc/mvcc.h"
+#include "server/apply.h"
 #include "server/raft_node.h"
 #include "server/server.h"
 #include "wal/wal.h"
@@ -29,8 +32,8 @@ struct pending_entry {
   pending_entry_t *next;
   uint64_t index;
   uint64_t headroom; /* entry_headroom of this entry, in srv->unapplied_headroom */
-  arena_t *arena;   /* where the response goes: the caller's, or `scratch` */
-  arena_t scratch;  /* used when the caller passed no arena, and for decoding */
+  arena_t *arena;    /* where the response goes: the caller's, or `scratch` */
+  arena_t scratch;   /* used when the caller passed no arena, and for decoding */
   propose_cb cb;
   void *ctx;
   apply_result_t res;
@@ -64,18 +67,20 @@ static int reserve_for_proposal(server_t *srv, const Cetcdinternal__InternalRequ
   uint64_t now = uv_now(srv->loop);
   if (!srv->disk_full_logged_ms || now - srv->disk_full_logged_ms >= 10000) {
     srv->disk_full_logged_ms = now;
-    LOGW("msg=\"refusing writes: no space for the %s\" data-dir=%s error=\"%s\" fix=\"free disk space on "
-         "the data dir's file system (or compact and defragment); writes resume by themselves\"",
-         what, srv->cfg->data_dir, cetcd_strerror(rc));
+    LOGW(
+        "msg=\"refusing writes: no space for the %s\" data-dir=%s error=\"%s\" fix=\"free disk space on "
+        "the data dir's file system (or compact and defragment); writes resume by themselves\"",
+        what, srv->cfg->data_dir, cetcd_strerror(rc));
   }
   return rc;
 }
 
 /* A durable entry cannot be applied for want of disk space: stop, naming the fix. */
 static void die_no_space(server_t *srv, int rc) {
-  LOGE("msg=\"cannot apply durable entries: no backend space\" data-dir=%s error=\"%s\" fix=\"free disk space "
-       "on the data dir's file system and start again; the entries are in the WAL and are applied then\"",
-       srv->cfg->data_dir, cetcd_strerror(rc));
+  LOGE(
+      "msg=\"cannot apply durable entries: no backend space\" data-dir=%s error=\"%s\" fix=\"free disk space "
+      "on the data dir's file system and start again; the entries are in the WAL and are applied then\"",
+      srv->cfg->data_dir, cetcd_strerror(rc));
   exit(1);
 }
 
@@ -138,52 +143,55 @@ void server_propose(server_t *srv, Cetcdinternal__InternalRequest *req, arena_t 
   if (srv->wal_flush_on) uv_prepare_start(&srv->wal_flush, server_wal_flush_cb);
 }
 
-/* Decodes and applies one logged entry. */
-static void apply_bytes(server_t *srv, const uint8_t *data, size_t len, arena_t *decode_arena, arena_t *out,
-                        apply_result_t *res) {
-  Cetcdinternal__InternalRequest *req =
-      cetcdinternal__internal_request__unpack(&decode_arena->pb, len, data);
-  memset(res, 0, sizeof(*res));
-  if (!req) {
-    /* Only our own encoder writes entries; a failure here means corruption. */
-    LOGE("msg=\"cannot decode a logged entry\" len=%zu", len);
-    res->err = CETCD_ECORRUPT;
-    return;
-  }
-  server_apply_entry(srv, req, out, res);
+/* The detached entries being applied, for the apply_sink callbacks. */
+typedef struct pipe_apply {
+  server_t *srv;
+  pending_entry_t *cursor; /* the next entry to claim */
+} pipe_apply_t;
+
+/* apply_sink claim: entries are applied in the order they were proposed here, so the
+ * entry at index is the next of the detached list. */
+static arena_t *pipe_claim(void *ctx, uint64_t index, uint64_t req_id, void **token) {
+  (void)req_id;
+  pipe_apply_t *pa = ctx;
+  pending_entry_t *p = pa->cursor;
+  if (!p || p->index != index) return NULL; /* cannot happen: every durable entry is ours */
+  pa->cursor = p->next;
+  *token = p;
+  return p->arena;
 }
 
-/* Applies every pending entry up to `durable` in one mvcc batch, then answers the
- * proposers in log order. */
+/* apply_sink answer: the proposer gets its result; the entry's memory goes. */
+static void pipe_answer(void *ctx, void *token, const apply_result_t *res) {
+  pipe_apply_t *pa = ctx;
+  pending_entry_t *p = token;
+  pa->srv->unapplied_headroom -= p->headroom;
+  p->cb(p->ctx, res);
+  arena_destroy(&p->scratch);
+  free(p);
+}
+
+/* Applies every pending entry up to `durable` through the shared apply loop (one mvcc
+ * batch), then answers the proposers in log order. */
 void server_on_durable(server_t *srv, uint64_t durable) {
-  pending_entry_t *p = srv->pending_head;
-  if (!p || p->index > durable) return;
-  int space = mvcc_ensure_space(srv->mvcc, srv->unapplied_headroom); /* reserved at proposal */
-  if (space) die_no_space(srv, space);
-  mvcc_batch_begin(srv->mvcc);
+  pending_entry_t *head = srv->pending_head;
+  if (!head || head->index > durable) return;
+  size_t n = 0;
   pending_entry_t *last = NULL;
-  for (; p && p->index <= durable; p = p->next) {
-    apply_bytes(srv, p->data, p->len, &p->scratch, p->arena, &p->res);
-    srv->applied_index = p->index;
-    last = p;
-  }
-  int rc = mvcc_batch_commit(srv->mvcc, srv->applied_index);
-  if (rc) {
-    LOGE("msg=\"backend commit failed\" error=\"%s\"", cetcd_strerror(rc));
-    abort(); /* the log is durable: restarting replays it; continuing would diverge */
-  }
-  pending_entry_t *stop = last->next;
-  p = srv->pending_head;
-  srv->pending_head = stop;
-  if (!stop) srv->pending_tail = NULL;
-  while (p != stop) {
-    pending_entry_t *next = p->next;
-    srv->unapplied_headroom -= p->headroom;
-    p->cb(p->ctx, &p->res);
-    arena_destroy(&p->scratch);
-    free(p);
-    p = next;
-  }
+  for (pending_entry_t *p = head; p && p->index <= durable; p = p->next) last = p, n++;
+  /* detached first: answering may propose again, which appends to the list */
+  srv->pending_head = last->next;
+  if (!srv->pending_head) srv->pending_tail = NULL;
+  last->next = NULL;
+  apply_entry_t stack_ents[64];
+  apply_entry_t *ents = n <= 64 ? stack_ents : xmalloc(n * sizeof(*ents));
+  size_t k = 0;
+  for (pending_entry_t *p = head; p; p = p->next)
+    ents[k++] = (apply_entry_t){.index = p->index, .data = p->data, .len = p->len};
+  pipe_apply_t pa = {.srv = srv, .cursor = head};
+  apply_sink_t sink = {.claim = pipe_claim, .answer = pipe_answer, .ctx = &pa};
+  apply_entries(srv, ents, n, &sink);
+  if (ents != stack_ents) free(ents);
 }
 
 /* Inline rounds per prepare phase before the writer thread takes over. */
@@ -200,12 +208,11 @@ void server_wal_flush_cb(uv_prepare_t *h) {
     if (wal_flush(srv->wal, &durable, round < MAX_INLINE_ROUNDS) != 1) return; /* the writer has it */
     if (!durable) return;
     server_on_durable(srv, durable);
-    grpc_server_flush(srv->grpc); /* the answers go out before the loop sleeps */
+    grpc_server_flush(srv->grpc);                  /* the answers go out before the loop sleeps */
     if (srv->spin_on) loop_spin_touch(&srv->spin); /* the next write often follows within µs */
   }
 }
 
-/* Fails every proposal that is still waiting (the WAL broke or the server stops). */
 void server_fail_pending(server_t *srv, int err) {
   pending_entry_t *p = srv->pending_head;
   srv->pending_head = srv->pending_tail = NULL;
@@ -217,16 +224,4 @@ void server_fail_pending(server_t *srv, int err) {
     free(p);
     p = next;
   }
-}
-
-/* Replays one entry read back from the WAL at start (index > the backend's consistent
- * index), inside the caller's open batch. */
-void server_replay_entry(server_t *srv, uint64_t index, const uint8_t *data, size_t len) {
-  server_reserve_apply_space(srv, len);
-  arena_t a;
-  arena_init(&a);
-  apply_result_t res;
-  apply_bytes(srv, data, len, &a, &a, &res);
-  arena_destroy(&a);
-  srv->applied_index = index;
 }

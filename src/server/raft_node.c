@@ -16,6 +16,7 @@
 #include "mvcc/mvcc.h"
 #include "raft/raft.h"
 #include "raftpb.pb-c.h"
+#include "server/apply.h"
 #include "server/lease_forward.h"
 #include "server/membership.h"
 #include "server/peer.h"
@@ -28,12 +29,10 @@
 typedef struct rn_prop {
   struct rn_prop *next;
   uint64_t id;
-  arena_t *arena; /* responses: the caller's arena, or NULL for dec */
-  arena_t *dec;   /* the decoded request (and responses if arena is NULL) until the answer */
+  arena_t *arena; /* responses: the caller's arena, or NULL for a scratch one */
   propose_cb cb;
   void *ctx;
   uint64_t deadline;
-  apply_result_t res;
   uint8_t *held; /* not in raft yet (no leader, or a transfer): the entry to propose again */
   size_t held_len;
 } rn_prop_t;
@@ -89,6 +88,8 @@ struct raft_node {
   buf_t enc;            /* message encoding scratch */
   bool sent;            /* messages were queued since the last peer_flush */
   bool kick_open;       /* the kick handle is not closed yet (it lives in this struct) */
+  bool conf_applied;    /* apply_committed: the awaited membership change was applied... */
+  int conf_err;         /* ...or refused with this error */
   bool tick_open;       /* the tick handle is not closed yet (it lives in this struct) */
   bool free_requested;  /* raft_node_free ran: free once the tick handle has closed */
   uint64_t lead;
@@ -197,10 +198,6 @@ void raft_node_replay_hardstate(raft_node_t *rn, uint64_t term, uint64_t vote, u
 /* Frees a proposal record. */
 static void prop_free(rn_prop_t *p) {
   free(p->held);
-  if (p->dec) {
-    arena_destroy(p->dec);
-    free(p->dec);
-  }
   free(p);
 }
 
@@ -371,74 +368,62 @@ static void fail_unindexed_reads(raft_node_t *rn) {
   }
 }
 
-/* Applies committed entries in one mvcc batch, then answers local proposers in order. */
+/* apply_sink claim: a committed entry this member proposed is answered here. */
+static arena_t *rn_claim(void *ctx, uint64_t index, uint64_t req_id, void **token) {
+  (void)index;
+  rn_prop_t *p = take_prop(ctx, req_id);
+  *token = p;
+  return p ? p->arena : NULL;
+}
+
+/* apply_sink answer: the local proposer gets its result. */
+static void rn_answer(void *ctx, void *token, const apply_result_t *res) {
+  (void)ctx;
+  rn_prop_t *p = token;
+  p->cb(p->ctx, res);
+  prop_free(p);
+}
+
+/* apply_sink conf_applied: a refused change is a no-op for raft too; the one this member
+ * waits for is answered with the outcome. */
+static void rn_conf_applied(void *ctx, uint64_t index, const raft_conf_change_t *cc, int err) {
+  raft_node_t *rn = ctx;
+  if (err) raft_conf_skip(rn->raft, index);
+  if (rn->conf_wait.active && rn->conf_wait.node_id == cc->node_id && rn->conf_wait.type == cc->type) {
+    rn->conf_applied = true;
+    rn->conf_err = err;
+  }
+}
+
+/* Applies committed entries through the shared apply loop (one mvcc batch), answering
+ * local proposers in order; then the lessor may be promoted. */
 static void apply_committed(raft_node_t *rn, const raft_entry_t *ents, size_t n) {
   server_t *srv = rn->srv;
-  rn_prop_t *done = NULL, **tail = &done;
-  bool any = false, promote = false, conf_applied = false;
+  if (!n || ents[n - 1].index <= srv->applied_index) return;
+  bool promote = false;
+  apply_entry_t stack_ents[64];
+  apply_entry_t *ae = n <= 64 ? stack_ents : xmalloc(n * sizeof(*ae));
   for (size_t i = 0; i < n; i++) {
     const raft_entry_t *e = &ents[i];
-    if (e->index <= srv->applied_index) continue;
-    if (!any) mvcc_batch_begin(srv->mvcc);
-    any = true;
-    server_reserve_apply_space(srv, e->len);
     /* the empty entry a new leader appends: once it is applied, everything of earlier terms
      * is too, and the lessor may take over (etcd promotes at the same point) */
-    if (e->type == RAFT_ENTRY_NORMAL && !e->len && rn->role == RAFT_LEADER && e->term == srv->term)
+    if (e->index > srv->applied_index && e->type == RAFT_ENTRY_NORMAL && !e->len && rn->role == RAFT_LEADER &&
+        e->term == srv->term)
       promote = true;
-    if (e->type == RAFT_ENTRY_NORMAL && e->len) {
-      arena_t *dec = xmalloc(sizeof(*dec));
-      arena_init(dec);
-      Cetcdinternal__InternalRequest *req =
-          cetcdinternal__internal_request__unpack(&dec->pb, e->len, e->data);
-      rn_prop_t *p = req ? take_prop(rn, req->id) : NULL;
-      if (!req) LOGE("msg=\"cannot decode a committed entry\" index=%" PRIu64, e->index);
-      apply_result_t res;
-      memset(&res, 0, sizeof(res));
-      if (req)
-        server_apply_entry(srv, req, p && p->arena ? p->arena : dec, &res);
-      else
-        res.err = CETCD_ECORRUPT;
-      if (p) {
-        p->res = res;
-        p->dec = dec;
-        *tail = p;
-        tail = &p->next;
-      } else {
-        arena_destroy(dec);
-        free(dec);
-      }
-    } else if (e->type == RAFT_ENTRY_CONF_CHANGE) {
-      arena_t a;
-      arena_init(&a);
-      raft_conf_change_t cc;
-      if (reconfig_apply_conf_change(srv, e->data, e->len, &a, &cc) == 0 && rn->conf_wait.active &&
-          rn->conf_wait.node_id == cc.node_id && rn->conf_wait.type == cc.type)
-        conf_applied = true;
-      arena_destroy(&a);
-    }
-    srv->applied_index = e->index;
+    ae[i] = (apply_entry_t){
+        .index = e->index, .conf = e->type == RAFT_ENTRY_CONF_CHANGE, .data = e->data, .len = e->len};
   }
-  if (!any) return;
-  server_apply_space_done(srv);
-  int rc = mvcc_batch_commit(srv->mvcc, srv->applied_index);
-  if (rc) {
-    LOGE("msg=\"backend commit failed\" error=\"%s\"", cetcd_strerror(rc));
-    abort(); /* the log is durable: restarting replays it */
-  }
+  rn->conf_applied = false;
+  apply_sink_t sink = {.claim = rn_claim, .answer = rn_answer, .conf_applied = rn_conf_applied, .ctx = rn};
+  apply_entries(srv, ae, n, &sink);
+  if (ae != stack_ents) free(ae);
   if (promote && !lease_is_primary(srv->lessor)) {
     /* every lease gets its whole TTL again, plus an election timeout (etcd's Promote) */
     lease_promote(srv->lessor, srv->cfg->election_timeout_ms);
     LOGI("msg=\"lessor promoted\" member-id=%016" PRIx64 " term=%" PRIu64, srv->member_id, srv->term);
     if (rn->lease_fwd) lease_forward_kick(rn->lease_fwd);
   }
-  while (done) {
-    rn_prop_t *next = done->next;
-    done->cb(done->ctx, &done->res);
-    prop_free(done);
-    done = next;
-  }
-  if (conf_applied) conf_wait_done(rn, 0);
+  if (rn->conf_applied) conf_wait_done(rn, rn->conf_err);
 }
 
 /* ---- Ready loop --------------------------------------------------------------------- */

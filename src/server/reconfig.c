@@ -396,12 +396,44 @@ static void peers_changed(server_t *srv) {
   if (srv->rn) raft_node_peers_changed(srv->rn);
 }
 
+/* etcd's ValidateConfigurationChange: a committed change that is no longer valid against
+ * the applied membership (another change got in first, e.g. a second learner added through
+ * a member that had not applied the first yet) changes nothing, on every member alike.
+ * Returns 0 or the error its proposer gets. */
+static int validate_conf_change(server_t *srv, const raft_conf_change_t *cc,
+                                const Cetcdinternal__MemberRecord *rec) {
+  if (membership_is_removed(srv->members, cc->node_id)) return CETCD_EMEMBERNOTFOUND;
+  const member_t *m = membership_find(srv->members, cc->node_id);
+  switch (cc->type) {
+    case RAFT_CC_ADD_VOTER:
+    case RAFT_CC_ADD_LEARNER:
+      if (m) return CETCD_EMEMBEREXISTS;
+      if (rec && membership_peer_url_used(srv->members, rec->peerurls, rec->n_peerurls, 0))
+        return CETCD_EPEERURLEXISTS;
+      if (cc->type == RAFT_CC_ADD_LEARNER && membership_learners(srv->members) + 1 > 1)
+        return CETCD_ETOOMANYLEARNERS;
+      return 0;
+    case RAFT_CC_PROMOTE:
+      if (!m) return CETCD_EMEMBERNOTFOUND;
+      return m->learner ? 0 : CETCD_EMEMBERNOTLEARNER;
+    case RAFT_CC_REMOVE_NODE:
+      return m ? 0 : CETCD_EMEMBERNOTFOUND;
+  }
+  return 0;
+}
+
 int reconfig_apply_conf_change(server_t *srv, const uint8_t *data, size_t len, arena_t *a,
                                raft_conf_change_t *cc) {
   int rc = raft_conf_change_decode(data, len, a, cc);
   if (rc || !srv->members) return rc;
   Cetcdinternal__MemberRecord *rec =
       cc->context_len ? cetcdinternal__member_record__unpack(&a->pb, cc->context_len, cc->context) : NULL;
+  if ((rc = validate_conf_change(srv, cc, rec)) != 0) {
+    LOGW("msg=\"membership change rejected at apply\" local-member-id=%016" PRIx64 " peer-id=%016" PRIx64
+         " error=\"%s\"",
+         srv->member_id, cc->node_id, cetcd_strerror(rc));
+    return rc;
+  }
   switch (cc->type) {
     case RAFT_CC_ADD_VOTER:
     case RAFT_CC_ADD_LEARNER: {

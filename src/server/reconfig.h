@@ -74,8 +74,10 @@ void reconfig_removed(server_t *srv);
 /* ---- apply (inside the apply batch, in log order) ---- */
 
 /* Applies a committed conf change entry's data to the membership and the peer transport;
- * *cc (context in a) says what it was, for the proposer. Returns 0 or CETCD_EINVAL (an
- * entry that does not decode: nothing changes, on every member alike). */
+ * *cc (context in a) says what it was, for the proposer. Returns 0, CETCD_EINVAL (an
+ * entry that does not decode) or the membership error of a change that is no longer valid
+ * (etcd's ValidateConfigurationChange); then nothing changes, on every member alike, and
+ * raft must not apply it either (raft_conf_skip). */
 int reconfig_apply_conf_change(server_t *srv, const uint8_t *data, size_t len, arena_t *a,
                                raft_conf_change_t *cc);
 /* Applies a published member's attributes. Returns 0 or a backend code. */

@@ -19,11 +19,13 @@
 #include "lease/lease.h"
 #include "mvcc/mvcc.h"
 #include "server/alarm.h"
+#include "server/apply.h"
 #include "server/compactor.h"
 #include "server/http.h"
 #include "server/ids.h"
 #include "server/leadership.h"
 #include "server/metrics.h"
+#include "server/pipeline.h"
 #include "server/quota.h"
 #include "server/raft_node.h"
 #include "server/reconfig.h"
@@ -31,10 +33,6 @@
 #include "snapshot/snapshot.h"
 #include "wal/wal.h"
 #include "watch/watch.h"
-
-void server_on_durable(server_t *srv, uint64_t durable);
-void server_fail_pending(server_t *srv, int err);
-void server_replay_entry(server_t *srv, uint64_t index, const uint8_t *data, size_t len);
 
 static server_t *the_server;
 
@@ -59,7 +57,7 @@ static int replay_entry(void *ctx, uint64_t index, uint64_t term, const uint8_t 
   if (term > rc->last_term) rc->last_term = term;
   if (index > rc->srv->last_index) rc->srv->last_index = index;
   if (index <= rc->consistent_index) return 0;
-  server_replay_entry(rc->srv, index, data, len);
+  apply_replayed(rc->srv, index, data, len);
   rc->replayed++;
   return 0;
 }

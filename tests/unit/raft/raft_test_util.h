@@ -42,7 +42,8 @@ typedef struct tnet {
   char snap_data[TN_MAX + 1][32];
   tn_msg_t *q;
   size_t nq, capq;
-  size_t delivered[16]; /* by message type */
+  size_t delivered[16];      /* by message type */
+  uint64_t refuse_conf_node; /* committed conf changes about this node are refused (raft_conf_skip) */
 } tnet_t;
 
 static inline uint64_t tn_rand(void *ctx) {
@@ -127,6 +128,14 @@ static inline bool tn_drain(tnet_t *net) {
         size_t len = e->len < 63 ? e->len : 63;
         memcpy(a->data, e->data ? (const char *)e->data : "", len);
         a->data[len] = 0;
+        if (e->type == RAFT_ENTRY_CONF_CHANGE && net->refuse_conf_node) {
+          arena_t ca;
+          arena_init(&ca);
+          raft_conf_change_t cc;
+          if (raft_conf_change_decode(e->data, e->len, &ca, &cc) == 0 && cc.node_id == net->refuse_conf_node)
+            raft_conf_skip(r, e->index);
+          arena_destroy(&ca);
+        }
       }
       for (size_t i = 0; i < rd.n_read_states && net->n_reads[id] < 64; i++) {
         size_t k = net->n_reads[id]++;

@@ -51,6 +51,31 @@ static void test_add_voter(void **state) {
   free(net);
 }
 
+/* A committed change the state machine refuses (no longer valid when applied) changes
+ * nothing in raft either, on every member; the next change goes through. */
+static void test_refused_change_is_a_noop(void **state) {
+  (void)state;
+  tnet_t *net = calloc(1, sizeof(*net));
+  tn_opts_t o = {0};
+  tn_init(net, 3, &o);
+  tn_elect(net, 1);
+  net->refuse_conf_node = 4;
+  assert_int_equal(tn_conf(net, 1, RAFT_CC_ADD_LEARNER, 4), 0);
+  tn_settle(net);
+  for (uint64_t id = 1; id <= 3; id++) {
+    assert_int_equal(tn_status(net, id).n_learners, 0);
+    assert_int_equal(tn_status(net, id).n_voters, 3);
+  }
+  net->refuse_conf_node = 0;
+  join(net, 4, true);
+  assert_int_equal(tn_conf(net, 1, RAFT_CC_ADD_LEARNER, 4), 0);
+  tn_settle(net);
+  assert_int_equal(tn_status(net, 1).n_learners, 1);
+  assert_int_equal(tn_status(net, 2).n_learners, 1);
+  tn_free(net);
+  free(net);
+}
+
 /* A removed voter no longer counts; removing the leader makes it step down. */
 static void test_remove_voter_and_leader(void **state) {
   (void)state;
@@ -129,6 +154,7 @@ static void test_learner_and_promote(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_add_voter),
+      cmocka_unit_test(test_refused_change_is_a_noop),
       cmocka_unit_test(test_remove_voter_and_leader),
       cmocka_unit_test(test_learner_and_promote),
   };

@@ -118,7 +118,7 @@ static void test_best_transferee_prefers_active(void **state) {
   tn_settle(net);
   uint64_t id = 0;
   assert_int_equal(raft_best_transferee(net->r[1], &id), 0);
-  assert_int_equal(id, 2); /* a tie goes to the first */
+  assert_int_equal(id, 2);  /* a tie goes to the first */
   tn_isolate(net, 2, true); /* 2 keeps its match index but goes silent */
   tn_tick(net, 11);         /* a check-quorum round, then a heartbeat 3 answers */
   assert_int_equal(tn_leader(net), 1);
