@@ -131,7 +131,7 @@ static size_t high_water(mvcc_backend_t *be) {
 }
 
 /* Blocks are allocated ahead of the high-water mark in steps of this many bytes. */
-#define ALLOC_STEP ((uint64_t)4 << 20)
+#define ALLOC_STEP ((uint64_t)1 << 20)
 
 int mvcc_be_ensure_space(mvcc_backend_t *be, uint64_t headroom) {
   uint64_t need = (uint64_t)high_water(be) + headroom;

@@ -75,7 +75,7 @@ void mvcc_drop_pages(mvcc_store_t *s);
  * full file system, the first write to a page with no disk block behind it kills the
  * process with SIGBUS. Before work that may grow the file by up to `headroom` bytes past
  * the last committed high-water mark, the caller reserves them here; blocks are allocated
- * with fallocate in 4 MiB steps, so a full disk becomes -ENOSPC here, before anything is
+ * with fallocate in 1 MiB steps, so a full disk becomes -ENOSPC here, before anything is
  * written. Returns 0, -ENOSPC or another -errno. File systems without fallocate get no
  * protection (logged once). */
 int mvcc_ensure_space(mvcc_store_t *s, uint64_t headroom);

@@ -26,7 +26,10 @@ static uint64_t entry_headroom(size_t len) { return 2 * (uint64_t)len + 16384; }
 
 /* Free backend space new writes must leave behind, so that deletes, compaction and lease
  * revocations (which free space) still go through on a full disk. */
-#define WRITE_MARGIN ((uint64_t)8 << 20)
+#define WRITE_MARGIN ((uint64_t)4 << 20)
+/* The same for the WAL: when no new segment can be made, new writes leave this much of the
+ * current segment's room to the requests that free space. */
+#define WAL_WRITE_MARGIN ((size_t)64 << 10)
 
 struct pending_entry {
   pending_entry_t *next;
@@ -49,7 +52,8 @@ static void fail_now(propose_cb cb, void *ctx, int err) {
   cb(ctx, &res);
 }
 
-/* True for requests that only remove data (they may run into WRITE_MARGIN). */
+/* True for requests that only remove data (they may run into WRITE_MARGIN and
+ * WAL_WRITE_MARGIN). */
 static bool frees_space(const Cetcdinternal__InternalRequest *req) {
   return req->delete_range || req->compaction || req->lease_revoke || req->alarm;
 }
@@ -62,7 +66,8 @@ static int reserve_for_proposal(server_t *srv, const Cetcdinternal__InternalRequ
   int rc = mvcc_ensure_space(srv->mvcc, need);
   if (!rc) {
     what = "WAL";
-    if ((rc = wal_check_room(srv->wal, n)) != -ENOSPC) return 0; /* a broken WAL answers later */
+    rc = wal_check_room(srv->wal, n + (frees_space(req) ? 0 : WAL_WRITE_MARGIN));
+    if (rc != -ENOSPC) return 0; /* a broken WAL answers later */
   }
   uint64_t now = uv_now(srv->loop);
   if (!srv->disk_full_logged_ms || now - srv->disk_full_logged_ms >= 10000) {

@@ -121,7 +121,7 @@ int wal_open(const char *dir, const wal_options_t *opts, const wal_replay_t *rep
   w->dir = xstrdup(dir);
   w->fd = w->dirfd = -1;
   w->seg_size = opts->segment_size ? opts->segment_size : WAL_DEFAULT_SEGMENT_SIZE;
-  w->room = w->seg_size / 8 < WAL_ROOM_MAX ? w->seg_size / 8 : WAL_ROOM_MAX;
+  w->room = w->seg_size / 2 < WAL_ROOM_MAX ? w->seg_size / 2 : WAL_ROOM_MAX;
   w->loop = opts->loop;
   w->on_durable = opts->on_durable;
   w->on_error = opts->on_error;

@@ -30,9 +30,11 @@
 
 typedef struct wal wal_t;
 
-/* Default segment size (preallocated; a new segment is started while an eighth of it, at
- * most 8 MiB, is still free, so a full disk leaves room to refuse writes cleanly). */
-#define WAL_DEFAULT_SEGMENT_SIZE (64u * 1024 * 1024)
+/* Default segment size (preallocated; a new segment is started once half of it is used, or
+ * while 8 MiB are still free in larger ones, so a full disk leaves room to refuse writes
+ * cleanly). etcd's is 64 MiB; segments are released once the backend is synced past them,
+ * so a small one keeps the WAL's share of the data dir small (docs/PERFORMANCE.md). */
+#define WAL_DEFAULT_SEGMENT_SIZE (4u * 1024 * 1024)
 /* Largest entry payload accepted by wal_append_entry. */
 #define WAL_MAX_ENTRY_SIZE (512u * 1024 * 1024)
 

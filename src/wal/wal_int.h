@@ -53,8 +53,8 @@
 #define WAL_MAGIC 0xC7
 #define WAL_MAX_PAYLOAD (WAL_MAX_ENTRY_SIZE + 16u)
 #define WAL_BATCH_REC_SIZE (WAL_HDR_SIZE + 24)
-/* A segment is rotated while this much (or an eighth of it) is left, so that on a full disk
- * the current segment still has room for the writes in flight. */
+/* A segment is rotated while this much (or half of it) is left, so that on a full disk the
+ * current segment still has room for the writes in flight. */
 #define WAL_ROOM_MAX ((uint64_t)8 << 20)
 /* The loop writes lone entries itself only while fdatasync averages below this: on a slow
  * disk the writer thread keeps reads and other work going during the sync. */

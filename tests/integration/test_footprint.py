@@ -1,12 +1,18 @@
 #!/usr/bin/python3
 """cetcd's footprint with data, under its default settings (docs/PERFORMANCE.md, "Footprint"):
-the backend's map does not stay resident. After the periodic sync, and after the key index is
-rebuilt at start (which reads every revision), the pages of data.mdb mapped into the server
-are dropped (they stay in the kernel's page cache), and every value still reads back.
+
+- the WAL keeps small segments (4 MiB) and releases the old ones once the backend is synced
+  past them, so after a burst of writes it holds one or two segments, not a 64 MiB one;
+- data.mdb has disk blocks only for its pages plus the reserve for new writes
+  (mvcc_ensure_space);
+- the backend's map does not stay resident: after the periodic sync, and after the key index
+  is rebuilt at start (which reads every revision), the pages of data.mdb mapped into the
+  server are dropped (they stay in the kernel's page cache), and every value still reads back.
 
 These are cetcd's storage layout and memory, so the test runs on cetcd only.
 """
 
+import glob
 import os
 import sys
 import time
@@ -21,6 +27,11 @@ from harness import pb_decode, pb_field  # noqa: E402
 KEYS = 40000           # 256 B values: about 13 MB of WAL and 12 MiB of backend pages
 VALUE_BYTES = 256
 OPS_PER_TXN = 128      # etcd's default --max-txn-ops
+SEGMENT_BYTES = 4 << 20
+MAX_WAL_SEGMENTS = 2   # the current one, and a sealed one until the next sync releases it
+# the margin for new writes, one allocation step, and the headroom the last proposal
+# reserved (twice its 36 KB, plus 16 KiB)
+RESERVE_BYTES = (4 << 20) + (1 << 20) + (128 << 10)
 MAX_MAP_RSS_KIB = 4096  # a few pages read since the last drop; the whole file is >8 MiB
 SETTLE_SECONDS = 10    # the backend sync runs once a second
 
@@ -64,8 +75,9 @@ class Footprint(unittest.TestCase):
     def db_size(self):
         return [v for f, _, v in pb_decode(self.status(b"", timeout=10)) if f == 3][0]
 
-    def db_path(self):
-        return os.path.join(self.srv.data_dir, "member", "snap", "data.mdb")
+    def paths(self):
+        member = os.path.join(self.srv.data_dir, "member")
+        return os.path.join(member, "snap", "data.mdb"), glob.glob(os.path.join(member, "wal", "*.wal"))
 
     def fill(self):
         for first in range(0, KEYS, OPS_PER_TXN):
@@ -97,10 +109,26 @@ class Footprint(unittest.TestCase):
                 return v
             time.sleep(0.2)
 
-    def test_map_dropped(self):
+    def test_wal_segments_released_and_map_dropped(self):
         self.fill()
-        db = self.db_path()
-        self.assertGreater(self.db_size(), 8 << 20, "the keys should take more backend pages than that")
+        db, _ = self.paths()
+        size = self.db_size()
+        self.assertGreater(size, 8 << 20, "the keys should take more backend pages than that")
+
+        def wal_small():
+            segs = self.paths()[1]
+            return len(segs) <= MAX_WAL_SEGMENTS and all(os.stat(s).st_blocks * 512 <= SEGMENT_BYTES for s in segs)
+        ok = self.wait_for(wal_small)
+        segs = self.paths()[1]
+        self.assertTrue(ok, "WAL keeps %d segments: %s" % (len(segs), [os.path.getsize(s) for s in segs]))
+        log = self.srv._current_log()
+        self.assertIn("wal: new segment", log)
+        self.assertIn("wal: released segments", log)
+
+        allocated = os.stat(db).st_blocks * 512
+        self.assertLessEqual(allocated, size + RESERVE_BYTES, "data.mdb blocks beyond the reserve")
+        self.assertGreaterEqual(allocated, size, "data.mdb must have blocks for every page")
+
         rss = self.wait_for(lambda: map_rss_kib(self.srv.pid, db) <= MAX_MAP_RSS_KIB)
         self.assertTrue(rss, "data.mdb still maps %d KiB into the server" % map_rss_kib(self.srv.pid, db))
         self.check_values()

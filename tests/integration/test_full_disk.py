@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import pb_decode, pb_field  # noqa: E402
 
-MOUNT_MB = 100     # the WAL preallocates a 64 MiB segment; the rest is for the backend
+MOUNT_MB = 100     # the WAL's 4 MiB segments, the backend, and the filler
 FILLER_MB = 8      # freed later to show that writes resume by themselves
 VALUE_BYTES = 8192
 MAX_PUTS = 20000   # bound on the fill loop (about 2,000 puts fill the disk)
@@ -119,11 +119,48 @@ class TmpfsDataDir(unittest.TestCase):
             acked.append(i)
         self.fail("no refusal after %d puts" % MAX_PUTS)
 
+    def put_when_space(self, i):
+        """put(i), retried for 10 s while it is refused for want of space (the WAL writer
+        tries to make its next segment once a second)."""
+        for _ in range(100):
+            try:
+                return self.put(i)
+            except grpc.RpcError as e:
+                self.assertEqual(e.details(), NO_SPACE)
+                time.sleep(0.1)
+        self.fail("writes did not resume after space was freed")
+
+    def fill_for_good(self, first, rounds=5):
+        """fill(), again after each release of WAL segments (the backend sync frees the
+        space of sealed segments within a second), until a fill after the release is
+        refused at once: the disk stays full. Returns every acknowledged index."""
+        acked = self.fill(first)
+        for _ in range(rounds):
+            self.assertTrue(self.wait_wal_segments(1), "the WAL kept its old segments")
+            more = self.fill(first + len(acked))
+            if not more:
+                return acked
+            acked += more
+        self.fail("space kept appearing after %d rounds" % rounds)
+
     def check_keys(self, expected):
         got = self.keyspace()
         self.assertEqual(sorted(got), sorted(expected), "acknowledged keys missing or extra keys")
         for i in expected:
             self.assertEqual(got[i], value_of(i), "value of k%05d" % i)
+
+    def wal_segments(self):
+        wal = os.path.join(self.srv.data_dir, "member", "wal")
+        return [n for n in os.listdir(wal) if n.endswith(".wal")]
+
+    def wait_wal_segments(self, n, timeout=10):
+        """Waits (at most timeout s) until the WAL holds at most n segments."""
+        deadline = time.monotonic() + timeout
+        while len(self.wal_segments()) > n:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     def take_all_space(self, name):
         """Fills what is left of the tmpfs with one more file."""
@@ -138,10 +175,11 @@ class TmpfsDataDir(unittest.TestCase):
 
 
 class FullDisk(TmpfsDataDir):
-    """The backend runs out of space first (64 MiB WAL segments take their space up front)."""
+    """The disk fills up under writes with the default WAL segments (4 MiB): the backend's
+    reserve for new writes runs out (the WAL's room may too)."""
 
     def test_refuses_then_recovers_without_loss(self):
-        acked = self.fill(0)
+        acked = self.fill_for_good(0)
         self.assertGreater(len(acked), 100)
         self.assertTrue(self.srv.running(), "the server died on a full disk")
         log = self.srv._current_log()
@@ -157,10 +195,12 @@ class FullDisk(TmpfsDataDir):
         kept = [i for i in acked if i >= 100]
         self.check_keys(kept)
 
-        # space freed outside cetcd: writes resume with no operator action
+        # space freed outside cetcd: writes resume with no operator action (within a second
+        # or two if the WAL was the one out of room: its writer retries once a second)
         os.unlink(self.filler)
-        more = []
-        for i in range(50000, 50020):
+        self.put_when_space(50000)
+        more = [50000]
+        for i in range(50001, 50020):
             self.put(i)
             more.append(i)
         self.check_keys(kept + more)
@@ -173,7 +213,7 @@ class FullDisk(TmpfsDataDir):
         self.put(60000)
 
     def test_restart_on_a_full_disk(self):
-        acked = self.fill(0)
+        acked = self.fill_for_good(0)
         self.srv.stop()
         self.take_all_space("filler2")  # the rest of the file system is taken too
         self.srv.start()
@@ -186,13 +226,17 @@ class FullDisk(TmpfsDataDir):
 class WalFullDisk(TmpfsDataDir):
     """The WAL runs out first: small segments (a test-only knob), and the disk filled up by
     something else while the backend still has the space it reserved ahead."""
-    ENV = {"CETCD_TEST_WAL_SEGMENT_BYTES": str(1 << 20)}
+    ENV = {"CETCD_TEST_WAL_SEGMENT_BYTES": str(256 << 10)}
 
     def test_no_room_for_a_new_segment(self):
         acked = []
         for i in range(50):
             self.put(i)
             acked.append(i)
+        # The backend reserves twice a proposal's size ahead: after one 1.4 MiB put it holds
+        # about 1 MiB more than the next small puts need, far more than the WAL's room (half
+        # of a 256 KiB segment, less what is kept for deletes), so the WAL is what runs out.
+        self.put_rpc(pb_field(1, b"big") + pb_field(2, b"x" * (1400 << 10)), timeout=10)
         os.unlink(self.filler)
         self.take_all_space("filler2")
         acked += self.fill(50)                       # ends within one segment's room
@@ -203,18 +247,16 @@ class WalFullDisk(TmpfsDataDir):
         with urllib.request.urlopen(self.srv.client_url + "/health", timeout=5) as r:
             self.assertIn(b'"health":"true"', r.read())  # refusing writes, not broken
         self.check_keys(acked)
+        # the room new writes leave in the segment lets deletes and compaction through
+        self.del_rpc(pb_field(1, b"k00000"), timeout=10)
+        rev = self.header_rev(self.range_rpc(pb_field(1, b"k99999"), timeout=10))
+        self.compact_rpc(pb_field(1, rev), timeout=30)
+        self.assert_refused(69999)
+        acked.remove(0)
+        self.check_keys(acked)
 
         os.unlink(os.path.join(self.mnt, "filler2"))
-        resumed = None
-        for _ in range(100):                          # the writer retries every second
-            try:
-                self.put(70000)
-                resumed = True
-                break
-            except grpc.RpcError as e:
-                self.assertEqual(e.details(), NO_SPACE)
-                time.sleep(0.1)
-        self.assertTrue(resumed, "writes did not resume after space was freed")
+        self.put_when_space(70000)
         self.assertIn("wal: space for a new segment again", self.srv._current_log())
         acked.append(70000)
         for i in range(70001, 72000):                 # several more segments
