@@ -40,7 +40,6 @@ struct watch_hub {
   watcher_t **touched; /* watchers with events in the current dispatch */
   size_t ntouched, touched_cap;
   Mvccpb__Event *stripped; /* notify: copies of the events without prev_kv */
-  const Mvccpb__Event **stripped_p;
   size_t stripped_cap;
   uv_idle_t idle; /* runs catch-up steps while unsynced watchers wait */
   uv_timer_t retry;
@@ -184,7 +183,6 @@ void watch_hub_free(watch_hub_t *h) {
   watch_set_destroy(&h->unsynced);
   free(h->touched);
   free(h->stripped);
-  free(h->stripped_p);
   h->closing = 2;
   uv_close((uv_handle_t *)&h->idle, on_handle_closed);
   uv_close((uv_handle_t *)&h->retry, on_handle_closed);
@@ -298,7 +296,6 @@ void watch_hub_notify(watch_hub_t *h, int64_t rev, const Mvccpb__Event *const *e
   if (n > h->stripped_cap) {
     h->stripped_cap = n;
     h->stripped = xrealloc(h->stripped, n * sizeof(*h->stripped));
-    h->stripped_p = xrealloc(h->stripped_p, n * sizeof(*h->stripped_p));
   }
   h->depth++;
   h->seq++;
