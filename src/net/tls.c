@@ -28,6 +28,7 @@ struct tls_ctx {
   char *ciphers, *server_name, *allowed_cn, *allowed_hostname;
   bool client_cert_auth, insecure_skip_verify;
   file_sig_t sigs[TLS_FILES];
+  STACK_OF(X509_CRL) *crls; /* from the CRL file: client certificates listed are refused */
   time_t checked; /* last tls_ctx_reload_if_changed look at the files */
 };
 
@@ -64,13 +65,53 @@ static void read_sigs(const tls_ctx_t *t, file_sig_t *sigs) {
   }
 }
 
-/* OpenSSL: a peer certificate was checked; with --peer-cert-allowed-cn (or hostname) the
- * leaf must also carry that CN (or be valid for that name). */
+/* Reads every CRL of a PEM file, or the one of a DER file, as etcd accepts both. NULL (with
+ * the cause in err) when there is none. */
+static STACK_OF(X509_CRL) *read_crls(const char *file, char *err, size_t errlen) {
+  FILE *f = fopen(file, "r");
+  if (!f) {
+    snprintf(err, errlen, "cannot open CRL file %s: %m", file);
+    return NULL;
+  }
+  STACK_OF(X509_CRL) *list = sk_X509_CRL_new_null();
+  X509_CRL *crl;
+  while (list && (crl = PEM_read_X509_CRL(f, NULL, NULL, NULL)) != NULL) sk_X509_CRL_push(list, crl);
+  if (list && sk_X509_CRL_num(list) == 0) {
+    rewind(f);
+    if ((crl = d2i_X509_CRL_fp(f, NULL)) != NULL) sk_X509_CRL_push(list, crl);
+  }
+  fclose(f);
+  ERR_clear_error(); /* the read that ended the loop */
+  if (list && sk_X509_CRL_num(list) == 0) {
+    snprintf(err, errlen, "no CRL (PEM or DER) in %s", file);
+    sk_X509_CRL_free(list);
+    return NULL;
+  }
+  return list;
+}
+
+/* Whether the certificate's serial number is listed in one of the CRLs (etcd compares
+ * serials only: neither the CRL's issuer nor its dates matter). */
+static bool revoked(STACK_OF(X509_CRL) *crls, X509 *cert) {
+  for (int i = 0; crls && i < sk_X509_CRL_num(crls); i++) {
+    X509_REVOKED *rev = NULL;
+    if (X509_CRL_get0_by_serial(sk_X509_CRL_value(crls, i), &rev, X509_get0_serialNumber(cert)) == 1) return true;
+  }
+  return false;
+}
+
+/* OpenSSL: a peer certificate was checked. The leaf must also not be revoked by the CRL
+ * file, and with --peer-cert-allowed-cn (or hostname) carry that CN (or be valid for that
+ * name). */
 static int verify_cb(int ok, X509_STORE_CTX *store) {
   if (!ok || X509_STORE_CTX_get_error_depth(store) != 0) return ok;
   SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
   const tls_ctx_t *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
   X509 *leaf = X509_STORE_CTX_get_current_cert(store);
+  if (t && revoked(t->crls, leaf)) {
+    X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REVOKED);
+    return 0;
+  }
   if (t && t->allowed_cn) {
     char cn[256] = "";
     X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn, sizeof(cn));
@@ -98,31 +139,6 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
   return SSL_TLSEXT_ERR_OK;
 }
 
-/* Loads every CRL in a PEM file into the context's store and turns CRL checks on. */
-static int load_crl(SSL_CTX *s, const char *file, char *err, size_t errlen) {
-  FILE *f = fopen(file, "r");
-  if (!f) {
-    snprintf(err, errlen, "cannot open CRL file %s: %m", file);
-    return -1;
-  }
-  X509_STORE *store = SSL_CTX_get_cert_store(s);
-  int n = 0;
-  X509_CRL *crl;
-  while ((crl = PEM_read_X509_CRL(f, NULL, NULL, NULL)) != NULL) {
-    X509_STORE_add_crl(store, crl);
-    X509_CRL_free(crl);
-    n++;
-  }
-  fclose(f);
-  ERR_clear_error(); /* the read that ended the loop */
-  if (!n) {
-    snprintf(err, errlen, "no CRL in %s", file);
-    return -1;
-  }
-  X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
-  return 0;
-}
-
 /* Builds an SSL_CTX from t's settings and files. NULL on error. */
 static SSL_CTX *build(tls_ctx_t *t, char *err, size_t errlen) {
   SSL_CTX *s = SSL_CTX_new(t->server ? TLS_server_method() : TLS_client_method());
@@ -145,7 +161,12 @@ static SSL_CTX *build(tls_ctx_t *t, char *err, size_t errlen) {
     rc = fail(err, errlen, "the key does not match the certificate", cert);
   if (!rc && ca && SSL_CTX_load_verify_locations(s, ca, NULL) != 1)
     rc = fail(err, errlen, "cannot load trusted CA file", ca);
-  if (!rc && crl) rc = load_crl(s, crl, err, errlen);
+  if (!rc && crl) {
+    STACK_OF(X509_CRL) *crls = read_crls(crl, err, errlen);
+    if (!crls) rc = -1;
+    sk_X509_CRL_pop_free(t->crls, X509_CRL_free);
+    t->crls = crls;
+  }
   if (!rc && t->server) {
     SSL_CTX_set_alpn_select_cb(s, alpn_select, NULL);
     if (t->client_cert_auth || ca) {
@@ -211,6 +232,7 @@ tls_ctx_t *tls_client_ctx_new(const tls_config_t *cfg, char *err, size_t errlen)
 void tls_ctx_free(tls_ctx_t *t) {
   if (!t) return;
   SSL_CTX_free(t->ssl);
+  sk_X509_CRL_pop_free(t->crls, X509_CRL_free);
   for (int i = 0; i < TLS_FILES; i++) free(t->files[i]);
   free(t->ciphers);
   free(t->server_name);
