@@ -19,6 +19,9 @@ ssl module, curl) and must answer alike:
   and an https URL without a certificate stop the server with etcd's message.
 - test_6_silent_client: a client that connects and never sends a ClientHello does not stop
   others and is disconnected when the handshake timeout passes (cetcd only: etcd has none).
+- test_7_openssl_on_demand (cetcd only): a server without TLS maps no OpenSSL library; one
+  with TLS loads the cetcd-tls.so module beside its binary, and a binary without the module
+  refuses an https URL with a message that names the module and the fix.
 Every wait is bounded."""
 
 import os
@@ -314,6 +317,35 @@ class TestTls(unittest.TestCase):
         self.assertEqual(data, b"", "the server did not close a connection that never sent a ClientHello")
         self.assertLess(waited, 15)
         self.assertIn("TLS handshake timed out", s._current_log())
+
+
+    def test_7_openssl_on_demand(self):
+        def maps(pid):
+            with open("/proc/%d/maps" % pid) as f:
+                return f.read()
+
+        plain = Server(label="cetcd")
+        self.addCleanup(plain.close)
+        plain.start()
+        self.assertNotIn("libcrypto", maps(plain.pid))
+        self.assertNotIn("cetcd-tls.so", maps(plain.pid))
+        tls = TlsServer(tls_args=["--cert-file", self.srv[0], "--key-file", self.srv[1]], label="cetcd")
+        self.addCleanup(tls.close)
+        tls.start()
+        self.assertIn("cetcd-tls.so", maps(tls.pid))
+        self.assertIn("libssl", maps(tls.pid))
+        lone_dir = tempfile.mkdtemp(dir=self.dir)
+        lone = os.path.join(lone_dir, "cetcd")
+        shutil.copy(harness.server_bin(), lone)
+        s = TlsServer(binary=lone, tls_args=["--cert-file", self.srv[0], "--key-file", self.srv[1]], label="lone")
+        self.addCleanup(s.close)
+        s.start(wait=False)
+        try:
+            s.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.fail("a cetcd without cetcd-tls.so started an https listener")
+        self.assertNotEqual(s.proc.returncode, 0)
+        self.assertIn("TLS support is not available: cannot load cetcd-tls.so", s._current_log())
 
 
 if __name__ == "__main__":
