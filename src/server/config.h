@@ -139,6 +139,8 @@ typedef struct cetcd_config {
   char *config_file;     /* --config-file or ETCD_CONFIG_FILE, "" if none */
   bool from_config_file; /* the values came from config_file */
   bool quiet;            /* set before config_parse to suppress --help/--version printing */
+  int error_exit;        /* after config_parse failed: the exit status etcd uses for that error,
+                            2 for a command-line syntax error (Go's flag package), else 1 */
   char **warnings;       /* messages for the caller to log (ignored flags, env, ...) */
   size_t n_warnings;
 } cetcd_config_t;
@@ -150,13 +152,15 @@ void config_defaults(cetcd_config_t *cfg);
 /* Parses argv[1..argc-1] and envp (NULL-terminated "K=V" array, may be NULL) into cfg,
  * which config_defaults must have filled. Returns 0 on success; CONFIG_HELP or
  * CONFIG_VERSION after printing the help or version text to stdout (unless cfg->quiet);
- * or CETCD_EINVAL with a message in err (e.g. "error verifying flags, flag provided but not
- * defined: -bogus. See 'cetcd --help'."), after which the caller exits with status 2.
+ * or CETCD_EINVAL (or -errno for an unreadable config file) with a message in err (e.g.
+ * "error verifying flags, flag provided but not defined: -bogus. See 'cetcd --help'."),
+ * after which the caller exits with cfg->error_exit (etcd's status for that error).
  * Warnings to log are left in cfg->warnings. Nothing is borrowed from argv or envp. */
 int config_parse(cetcd_config_t *cfg, int argc, char **argv, char **envp, char *err, size_t errlen);
 
-/* Loads a YAML config file (etcd's keys) over the current values of cfg; used by
- * config_parse for --config-file. Returns 0, or CETCD_EINVAL / -errno with a message. */
+/* Loads a YAML config file (etcd's keys, read with libyaml; see config_file.c) over the
+ * current values of cfg. Returns 0, or CETCD_EINVAL / -errno with a message that names the
+ * file (and the line). */
 int config_load_file(cetcd_config_t *cfg, const char *path, char *err, size_t errlen);
 
 /* Parses a Go duration ("300ms", "1h30m", "-1.5h", "0"). Writes nanoseconds to *ns and

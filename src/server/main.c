@@ -34,8 +34,9 @@ int main(int argc, char **argv) {
   int rc = config_parse(&cfg, argc, argv, environ, err, sizeof(err));
   if (rc < 0) {
     fprintf(stderr, "%s\n", err);
+    int status = cfg.error_exit;
     config_free(&cfg);
-    return 2;
+    return status;
   }
   if (rc > 0) { /* --help or --version printed */
     config_free(&cfg);

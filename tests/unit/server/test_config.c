@@ -689,6 +689,50 @@ static void test_yaml_from_env(void **state) {
   config_free(&c);
 }
 
+/* etcd's typing (sigs.k8s.io/yaml: YAML 1.1 scalars, then encoding/json): what it accepts. */
+static void test_yaml_types(void **state) {
+  (void)state;
+  const char *path = write_tmp(
+      "NAME: upper\n"         /* keys match ignoring case */
+      "snapshot-count: 1e3\n" /* an integral float is a number */
+      "max-wals: 0x10\n"      /* Go base prefixes */
+      "max-snapshots: 0o7\n"
+      "max-txn-ops: 1_024\n" /* underscores */
+      "quota-backend-bytes: -1\n"
+      "strict-reconfig-check: n\n" /* YAML 1.1 booleans */
+      "pre-vote: On\n"
+      "enable-v2: YES\n"
+      "grpc-keepalive-timeout: &t 3000000\n" /* anchors and aliases; 3 ms in nanoseconds */
+      "grpc-keepalive-min-time: *t\n"
+      "initial-cluster-token: '123'\n" /* a quoted number is a string */
+      "discovery-srv-name: |\n"
+      "  block\n"
+      "cipher-suites: []\n"
+      "initial-cluster-token: tok\n" /* the last duplicate wins */
+      "---\n"
+      "name: second-document-is-not-read\n");
+  char flag[96];
+  snprintf(flag, sizeof(flag), "--config-file=%s", path);
+  cetcd_config_t c;
+  ok(&c, A(flag), NULL);
+  unlink(path);
+  assert_string_equal(c.name, "upper");
+  assert_int_equal(c.snapshot_count, 1000);
+  assert_int_equal(c.max_wals, 16);
+  assert_int_equal(c.max_snapshots, 7);
+  assert_int_equal(c.max_txn_ops, 1024);
+  assert_int_equal(c.quota_bytes, -1);
+  assert_false(c.strict_reconfig_check);
+  assert_true(c.pre_vote);
+  assert_true(c.enable_v2);
+  assert_int_equal(c.grpc_keepalive_timeout_ms, 3);
+  assert_int_equal(c.grpc_keepalive_min_time_ms, 3);
+  assert_string_equal(c.initial_cluster_token, "tok");
+  assert_string_equal(c.discovery_srv_name, "block\n");
+  assert_int_equal(c.n_cipher_suites, 0);
+  config_free(&c);
+}
+
 /* Values in TLS blocks, block lists, comments, quoting, durations, null. */
 static void test_yaml_features(void **state) {
   (void)state;
@@ -700,12 +744,13 @@ static void test_yaml_features(void **state) {
       "initial-cluster-state: existing\n"
       "initial-cluster: n1=http://127.0.0.1:2380\n"
       "listen-client-urls: 'http://127.0.0.1:2379,http://127.0.0.1:22379'\n"
-      "advertise-client-urls:\n"
-      "  - http://127.0.0.1:2379\n"
-      "  - 'http://127.0.0.1:22379'\n"
+      "advertise-client-urls: http://127.0.0.1:2379,http://127.0.0.1:22379\n"
+      "log-outputs:\n"
+      "  - stdout\n"
+      "  - 'stderr'\n"
       "cipher-suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, 'TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384']\n"
       "grpc-keepalive-min-time: 2000000000\n"
-      "grpc-keepalive-interval: 30s\n"
+      "grpc-keepalive-interval: 30_000_000_000\n"
       "experimental-initial-corrupt-check: yes\n"
       "max-request-bytes: ~\n"
       "auth-token: jwt,priv-key=k.pem,sign-method=RS256\n"
@@ -756,6 +801,8 @@ static void test_yaml_features(void **state) {
   assert_string_equal(c.peer_trusted_ca_file, "/etc/pca.crt");
   assert_true(c.peer_auto_tls);
   assert_string_equal(c.log_level, "warn");
+  assert_int_equal(c.n_log_outputs, 2);
+  assert_string_equal(c.log_outputs[0], "stderr"); /* sorted */
   assert_true(has_warning(&c, "unknown key \"peer-transport-security.allowed-cn\""));
   assert_true(has_warning(&c, "unknown key \"cert-file\""));
   assert_true(has_warning(&c, "unknown key \"some-future-key\""));
@@ -765,16 +812,44 @@ static void test_yaml_features(void **state) {
 static void test_yaml_errors(void **state) {
   (void)state;
   static const char *const cases[][2] = {
-      {"snapshot-count: lots\n", "line 1: invalid value \"lots\" for snapshot-count: parse error"},
-      {"name: a\nheartbeat-interval: [1, 2]\n", "line 2: heartbeat-interval: expected a single value"},
-      {"name: 'open\n", "line 1: unterminated quoted string"},
+      {"snapshot-count: lots\n",
+       "line 1: invalid value \"lots\" for snapshot-count: cannot unmarshal string into Go struct field "
+       "configYAML.snapshot-count of type uint64"},
+      {"name: a\nheartbeat-interval: [1, 2]\n",
+       "line 2: heartbeat-interval: expected a single value, not a list"},
+      {"name: 'open\n", "line 2: found unexpected end of stream (while scanning a quoted scalar at line 1)"},
       {"just text\n", "line 1: expected \"key: value\""},
-      {"client-transport-security:\n\tcert-file: x\n", "line 2: tabs are not allowed"},
-      {"  name: x\n", "line 1: unexpected indentation"},
-      {"a:\n  b:\n    c: 1\n", "line 3: inconsistent indentation"},
+      {"client-transport-security:\n\tcert-file: x\n", "line 2: found character that cannot start any token"},
+      {"name: a\n  b: c\n", "line 2: mapping values are not allowed in this context"},
       {"initial-cluster-state: maybe\n", "invalid value \"maybe\" for initial-cluster-state"},
       {"listen-client-urls: localhost:2379\n", "URL scheme must be http, https, unix, or unixs"},
-      {"name: {a: 1}\n", "unsupported YAML syntax"},
+      {"name: {a: 1}\n", "line 1: name: expected a single value, not a map"},
+      /* etcd's types: no number for a string, no string for a number or a bool, durations in
+       * nanoseconds, URL keys as one string, log-outputs as a sequence */
+      {"name: 123\n", "cannot unmarshal number into Go struct field configYAML.name of type string"},
+      {"proxy: off\n", "cannot unmarshal bool into Go struct field configYAML.proxy of type string"},
+      {"snapshot-count: \"10\"\n", "cannot unmarshal string into Go struct field configYAML.snapshot-count"},
+      {"snapshot-count: -1\n", "cannot unmarshal number -1 into Go struct field configYAML.snapshot-count"},
+      {"max-wals: 1.5\n", "cannot unmarshal number 1.5 into Go struct field configYAML.max-wals"},
+      {"grpc-keepalive-interval: 30s\n",
+       "cannot unmarshal string into Go struct field "
+       "configYAML.grpc-keepalive-interval of type time.Duration"},
+      {"strict-reconfig-check: 1\n",
+       "cannot unmarshal number into Go struct field configYAML.strict-reconfig-check"},
+      {"strict-reconfig-check: 'true'\n", "cannot unmarshal string into Go struct field"},
+      {"advertise-client-urls: [http://127.0.0.1:2379]\n",
+       "line 1: advertise-client-urls: expected a single value, not a list"},
+      {"log-outputs: stderr\n",
+       "cannot unmarshal string into Go struct field configYAML.log-outputs of type []string"},
+      {"log-outputs: [stderr, 1]\n",
+       "cannot unmarshal number into Go struct field configYAML.log-outputs of type string"},
+      {"peer-transport-security: 5\n",
+       "cannot unmarshal number into Go struct field configYAML.peer-transport-security"},
+      {"client-transport-security:\n  cert-file: 5\n",
+       "line 2: invalid value \"5\" for client-transport-security.cert-file: cannot unmarshal number into Go "
+       "struct "
+       "field securityConfig.client-transport-security.cert-file of type string"},
+      {"- a\n", "line 1: expected \"key: value\" mappings at the top level (json: cannot unmarshal array"},
       {"client-transport-security:\n  client-cert-auth: sometimes\n",
        "invalid value \"sometimes\" for client-transport-security.client-cert-auth"},
   };
@@ -793,10 +868,21 @@ static void test_yaml_errors(void **state) {
   cetcd_config_t c;
   assert_true(run(&c, A("--config-file", "/nonexistent/cetcd.yml"), NULL) < 0);
   assert_non_null(strstr(err, "cannot read config file /nonexistent/cetcd.yml"));
+  assert_int_equal(c.error_exit, 1); /* etcd exits 1 for a bad config file */
   config_free(&c);
   /* the command line is still checked first, as etcd does */
   bad(A("--config-file", "/nonexistent/cetcd.yml", "--bogus"), NULL,
       "error verifying flags, flag provided but not defined: -bogus. See 'cetcd --help'.");
+  /* exit statuses as etcd's: 2 from Go's flag package, 1 for everything checked later */
+  assert_int_equal(run(&c, A("--bogus"), NULL), CETCD_EINVAL);
+  assert_int_equal(c.error_exit, 2);
+  config_free(&c);
+  assert_int_equal(run(&c, NULL, A("ETCD_MAX_WALS=x")), CETCD_EINVAL);
+  assert_int_equal(c.error_exit, 1);
+  config_free(&c);
+  assert_int_equal(run(&c, A("--election-timeout=1"), NULL), CETCD_EINVAL);
+  assert_int_equal(c.error_exit, 1);
+  config_free(&c);
 }
 
 int main(void) {
@@ -819,6 +905,7 @@ int main(void) {
       cmocka_unit_test(test_env_precedence_and_warnings),
       cmocka_unit_test(test_yaml_sample),
       cmocka_unit_test(test_yaml_from_env),
+      cmocka_unit_test(test_yaml_types),
       cmocka_unit_test(test_yaml_features),
       cmocka_unit_test(test_yaml_errors),
   };
