@@ -45,6 +45,14 @@ typedef struct cetcd_client_opts {
   size_t max_recv_bytes;
   /* Do not connect in cetcd_client_new; connect on first use instead. */
   bool lazy_connect;
+  /* Credentials (borrowed; copied), both or neither. With them the client gets a token
+   * (Authenticate) when it connects, or before its first call with lazy_connect, and sends
+   * it as gRPC metadata "token" on every call and stream. A call answered "etcdserver:
+   * invalid auth token" (or "revision of auth store is old", "user name is empty") gets a
+   * new token and is retried once, as etcd's clientv3 does. When the server answers that
+   * authentication is not enabled, the client goes on without a token. */
+  const char *username;
+  const char *password;
 } cetcd_client_opts_t;
 
 /* Header of every response. */
@@ -76,12 +84,19 @@ typedef struct cetcd_error_info {
 } cetcd_error_info_t;
 
 /* Creates a client for the given endpoints and starts its I/O thread. Unless
- * opts->lazy_connect, waits up to dial_timeout_ms for a connection to one endpoint.
+ * opts->lazy_connect, waits up to dial_timeout_ms for a connection to one endpoint and,
+ * with credentials, authenticates (failing with CETCD_EAUTHFAILED or the server's code).
  * opts and its strings are borrowed (copied). On success stores the new client (owned by
  * the caller, free with cetcd_client_free) in *out. Returns 0, CETCD_EINVAL (no or bad
  * endpoints), CETCD_ENOMEM, CETCD_EUNAVAILABLE (no endpoint reachable within the dial
  * timeout), or a negative errno when the I/O thread cannot be started. */
 CETCD_EXPORT int cetcd_client_new(const cetcd_client_opts_t *opts, cetcd_client_t **out);
+
+/* (Re)authenticates now with the credentials given at creation and uses the new token
+ * for every later call and stream. Returns 0 (also when the server has authentication
+ * disabled: no token then), CETCD_EINVAL (no credentials), CETCD_EAUTHFAILED, or the
+ * common codes. */
+CETCD_EXPORT int cetcd_client_authenticate(cetcd_client_t *client);
 
 /* Closes every connection, stops the I/O thread and frees the client. All watches and
  * keep-alives of this client must have been freed first. Calls still blocked in other

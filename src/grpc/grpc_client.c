@@ -155,6 +155,7 @@ struct grpc_client {
   size_t live_transports;
   nghttp2_session_callbacks *cbs;
   nghttp2_mem ngmem;
+  char *token; /* auth token sent as metadata (I/O thread only), or NULL */
 };
 
 /* ===================================================================================== */
@@ -480,7 +481,7 @@ static void stream_submit(transport_t *tr, grpc_cstream_t *s) {
   grpc_client_t *gc = tr->gc;
   char tmo[16];
   size_t nnv = 7;
-  nghttp2_nv nv[8] = {
+  nghttp2_nv nv[9] = {
       NV(":method", "POST"),
       NV(":scheme", "http"),
       NV(":path", s->path),
@@ -493,6 +494,10 @@ static void stream_submit(transport_t *tr, grpc_cstream_t *s) {
     uint64_t now = now_ms();
     timeout_format(s->deadline > now ? s->deadline - now : 1, tmo);
     nghttp2_nv t = NV("grpc-timeout", tmo);
+    nv[nnv++] = t;
+  }
+  if (gc->token && strcmp(s->path, GRPC_AUTHENTICATE_PATH) != 0) {
+    nghttp2_nv t = NV("token", gc->token);
     nv[nnv++] = t;
   }
   nghttp2_data_provider dp = {.source.ptr = s, .read_callback = data_read_cb};
@@ -1517,7 +1522,29 @@ void grpc_client_free(grpc_client_t *gc) {
   nghttp2_session_callbacks_del(gc->cbs);
   free_endpoints(gc);
   gc->mem.free_fn(gc->channels);
+  gc->mem.free_fn(gc->token);
   gc->mem.free_fn(gc);
+}
+
+/* Token hand-over to the I/O thread: the new copy in, the old one out. */
+typedef struct token_swap {
+  char *token;
+} token_swap_t;
+
+/* Installs a new token on the I/O thread. */
+static void token_install(grpc_client_t *gc, void *arg) {
+  token_swap_t *t = arg;
+  char *old = gc->token;
+  gc->token = t->token;
+  t->token = old;
+}
+
+int grpc_client_set_token(grpc_client_t *gc, const char *token) {
+  token_swap_t t = {NULL};
+  if (token && !(t.token = gc_strndup(gc, token, strlen(token)))) return CETCD_ENOMEM;
+  int rc = grpc_client_run_sync(gc, token_install, &t);
+  gc->mem.free_fn(t.token); /* the old token, or ours when not installed */
+  return rc;
 }
 
 size_t grpc_client_n_endpoints(const grpc_client_t *gc) { return gc->n_eps; }

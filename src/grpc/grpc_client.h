@@ -26,7 +26,11 @@
 /* The server's peer transport compiles its own renamed copy of this module. */
 #ifdef grpc_client_unary
 #define grpc_client_unary_async peer_gc_unary_async
+#define grpc_client_set_token peer_gc_set_token
 #endif
+
+/* The one call that never carries the auth token. */
+#define GRPC_AUTHENTICATE_PATH "/etcdserverpb.Auth/Authenticate"
 
 typedef struct grpc_client grpc_client_t;
 typedef struct grpc_cstream grpc_cstream_t;
@@ -147,6 +151,12 @@ void grpc_cstream_cancel(grpc_cstream_t *s);
 /* Sets or clears (0) the stream's idle timeout: the stream fails with CETCD_ETIMEOUT if no
  * message arrives for timeout_ms. I/O thread only. */
 void grpc_cstream_set_idle_timeout(grpc_cstream_t *s, uint64_t timeout_ms);
+
+/* Sets (or clears, with NULL) the auth token sent as "token" metadata on every stream
+ * submitted from now on, except Authenticate calls (token copied). Any thread but the I/O
+ * thread's callbacks may call it; it runs on the I/O thread. Returns 0, CETCD_ENOMEM or
+ * CETCD_ECANCELED. */
+int grpc_client_set_token(grpc_client_t *gc, const char *token);
 
 /* The I/O thread's loop, for timers of higher layers (I/O thread only). */
 struct uv_loop_s *grpc_client_loop(grpc_client_t *gc);
