@@ -30,9 +30,10 @@ typedef struct cetcd_client cetcd_client_t;
 
 /* Options for cetcd_client_new. Zero-initialize, then set what you need. */
 typedef struct cetcd_client_opts {
-  /* Endpoints "host:port" or "http://host:port" (borrowed; copied by cetcd_client_new).
-   * Hosts may be names or IPv4/IPv6 literals ("[::1]:2379"). "https://" is not yet
-   * supported (CETCD_EINVAL). */
+  /* Endpoints "host:port", "http://host:port" or "https://host:port" (borrowed; copied by
+   * cetcd_client_new). Hosts may be names or IPv4/IPv6 literals ("[::1]:2379"). https://
+   * endpoints use TLS; endpoints without a scheme use TLS when any TLS option below is
+   * set (as clientv3 with a TLS config), http:// ones never do. */
   const char *const *endpoints;
   size_t n_endpoints;
   /* Time allowed to establish one connection, in ms (0 = 5000). cetcd_client_new waits
@@ -53,6 +54,19 @@ typedef struct cetcd_client_opts {
    * authentication is not enabled, the client goes on without a token. */
   const char *username;
   const char *password;
+  /* TLS (OpenSSL 3; TLS 1.2 or newer, ALPN h2). The server's certificate chain is checked
+   * against ca_file (PEM; NULL = the system's trusted CAs) and its name against the
+   * endpoint's host (or server_name, also sent as SNI) unless insecure_skip_verify.
+   * cert_file and key_file (PEM, both or neither) give a client certificate. tls turns TLS
+   * on for endpoints without a scheme when no other option is needed. Files are read in
+   * cetcd_client_new: an unreadable or invalid one gives CETCD_ETLS; a failed handshake or
+   * verification makes the endpoint unavailable, with OpenSSL's reason in the message. */
+  bool tls;
+  const char *ca_file;
+  const char *cert_file;
+  const char *key_file;
+  const char *server_name;
+  bool insecure_skip_verify;
 } cetcd_client_opts_t;
 
 /* Header of every response. */

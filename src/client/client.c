@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "client/client_int.h"
+#include "grpc/grpc_client_tls.h"
 
 enum {
   DEFAULT_DIAL_MS = 5000,
@@ -89,8 +90,28 @@ int cc_map_status(int status, const char *msg) {
 /* Lifecycle                                                                             */
 /* ===================================================================================== */
 
+/* True when opts ask for TLS on endpoints without a scheme. */
+static bool tls_wanted(const cetcd_client_opts_t *o) {
+  return o->tls || o->insecure_skip_verify || (o->ca_file && *o->ca_file) || (o->cert_file && *o->cert_file) ||
+         (o->key_file && *o->key_file) || (o->server_name && *o->server_name);
+}
+
+/* Builds the TLS settings when any endpoint or option needs them. Returns 0 or a
+ * recorded code. */
+static int tls_setup(cetcd_client_t *c, const cetcd_client_opts_t *o) {
+  bool https = false;
+  for (size_t i = 0; i < o->n_endpoints; i++) https |= o->endpoints[i] && !strncmp(o->endpoints[i], "https://", 8);
+  if (!https && !tls_wanted(o)) return 0;
+  grpc_tls_config_t tc = {.ca_file = o->ca_file, .cert_file = o->cert_file, .key_file = o->key_file,
+                          .server_name = o->server_name, .insecure_skip_verify = o->insecure_skip_verify};
+  char err[400] = "";
+  int rc = grpc_tls_ctx_new(&tc, &c->tls, err, sizeof err);
+  return rc ? cc_error(rc, 0, err) : 0;
+}
+
 /* Frees the client struct and its credentials (the transport is gone or never was). */
 static void client_release(cetcd_client_t *c) {
+  grpc_tls_ctx_free(c->tls);
   if (c->password) memset(c->password, 0, strlen(c->password));
   cc_free(c->user);
   cc_free(c->password);
@@ -123,7 +144,15 @@ int cetcd_client_new(const cetcd_client_opts_t *opts, cetcd_client_t **out) {
       .max_recv_bytes = opts->max_recv_bytes ? opts->max_recv_bytes : DEFAULT_MAX_RECV,
       .mem = {cc_malloc, cc_realloc, cc_free},
   };
-  int rc = grpc_client_new(&cfg, &c->gc);
+  int rc = tls_setup(c, opts);
+  if (rc) {
+    client_release(c);
+    return rc;
+  }
+  cfg.tls_ops = &grpc_tls_ops;
+  cfg.tls_ctx = c->tls;
+  cfg.tls_default = tls_wanted(opts);
+  rc = grpc_client_new(&cfg, &c->gc);
   if (rc) {
     client_release(c);
     return cc_error(rc, 0, rc == CETCD_EINVAL ? "invalid endpoint" : NULL);

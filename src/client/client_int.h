@@ -47,6 +47,7 @@ struct cetcd_client {
   uint64_t request_timeout_ms; /* 0 = none */
   ka_mgr_t *ka;                /* keep-alive manager (I/O thread), created on demand */
   pthread_mutex_t ka_mu;       /* guards creation of ka */
+  struct grpc_tls_ctx *tls; /* TLS settings, or NULL */
   /* authentication (auth.c): credentials, or NULL when none were given */
   char *user, *password;
   pthread_mutex_t auth_mu; /* serializes token refreshes */

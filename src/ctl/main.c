@@ -463,7 +463,6 @@ int main(int argc, char **argv) {
     g_ctl.n_endpoints = 1;
   }
   g_ctl.command_timeout_set = g_changed[2] || getenv("ETCDCTL_COMMAND_TIMEOUT");
-  if (g_ctl.cert || g_ctl.key || g_ctl.cacert) ctl_die(EXIT_BADARGS, "TLS is not supported by cetcdctl yet");
   select_format();
   int rc = cmd->run(&args);
   ctl_args_free(&args);

@@ -44,6 +44,18 @@ static void ctl_creds(cetcd_client_opts_t *o) {
   o->password = cred_pass;
 }
 
+/* TLS options from the global flags, as etcdctl's newClientCfg: a TLS config when a
+ * certificate flag is given or --insecure-transport=false; --insecure-skip-tls-verify
+ * only with one. https:// endpoints use TLS (system CAs) in any case. */
+static void ctl_tls(cetcd_client_opts_t *o) {
+  bool any = (g_ctl.cert && *g_ctl.cert) || (g_ctl.key && *g_ctl.key) || (g_ctl.cacert && *g_ctl.cacert);
+  o->tls = any || !g_ctl.insecure_transport;
+  o->ca_file = g_ctl.cacert;
+  o->cert_file = g_ctl.cert;
+  o->key_file = g_ctl.key;
+  o->insecure_skip_verify = o->tls && g_ctl.insecure_skip_verify;
+}
+
 cetcd_client_t *ctl_client(void) {
   cetcd_client_opts_t o = {0};
   o.endpoints = (const char *const *)g_ctl.endpoints;
@@ -52,6 +64,7 @@ cetcd_client_t *ctl_client(void) {
   o.request_timeout_ms = g_ctl.command_timeout_ms > 0 ? (int)g_ctl.command_timeout_ms : -1;
   o.lazy_connect = true;
   ctl_creds(&o);
+  ctl_tls(&o);
   cetcd_client_t *c = NULL;
   int rc = cetcd_client_new(&o, &c);
   if (rc != 0) ctl_die(EXIT_BADCONN, "%s", ctl_errmsg(rc));
@@ -69,6 +82,7 @@ int ctl_client_for(const char *endpoint, int64_t request_timeout_ms, cetcd_clien
   o.request_timeout_ms = request_timeout_ms > 0 ? (int)request_timeout_ms : -1;
   o.lazy_connect = true;
   ctl_creds(&o);
+  ctl_tls(&o);
   return cetcd_client_new(&o, out);
 }
 

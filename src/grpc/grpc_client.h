@@ -42,10 +42,19 @@ typedef struct grpc_client_mem {
   void (*free_fn)(void *p);
 } grpc_client_mem_t;
 
+struct grpc_tls_ops;
+struct grpc_tls_ctx;
+
 /* Configuration of grpc_client_new (borrowed; copied). */
 typedef struct grpc_client_config {
-  const char *const *endpoints; /* "host:port" or "http://host:port" */
+  const char *const *endpoints; /* "host:port", "http://host:port" or "https://host:port" */
   size_t n_endpoints;
+  /* TLS (grpc_client_tls.h): ops and settings, both borrowed for the client's lifetime.
+   * With them, "https://" endpoints use TLS, and so do endpoints without a scheme when
+   * tls_default is set; without them "https://" endpoints are CETCD_EINVAL. */
+  const struct grpc_tls_ops *tls_ops;
+  struct grpc_tls_ctx *tls_ctx;
+  bool tls_default;
   int dial_timeout_ms;   /* > 0 */
   size_t max_recv_bytes; /* largest message accepted */
   grpc_client_mem_t mem;
@@ -85,7 +94,7 @@ size_t grpc_client_n_endpoints(const grpc_client_t *gc);
 const char *grpc_client_endpoint(const grpc_client_t *gc, size_t k);
 /* Index of the failover channel's current endpoint. Thread-safe. */
 size_t grpc_client_current(const grpc_client_t *gc);
-/* Index of the endpoint named s ("host:port" or "http://host:port"), or -1. */
+/* Index of the endpoint named s ("host:port", "http://host:port" or "https://..."), or -1. */
 int grpc_client_find_endpoint(const grpc_client_t *gc, const char *s);
 /* Starts connecting the failover channel and waits up to timeout_ms for it to be ready.
  * Returns 0 or CETCD_EUNAVAILABLE. Any thread but the I/O thread. */
