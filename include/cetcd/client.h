@@ -1,7 +1,7 @@
 /* libcetcd client objects: creation from an endpoint list, timeouts, failover, errors,
  * and the types shared by every other header (response header, key-value).
  *
- * Connection model: the client keeps one HTTP/2 (h2c, prior knowledge) connection to one
+ * Connection model: the client keeps one HTTP/2 (h2c, prior knowledge, or TLS) connection to one
  * endpoint at a time, on a private I/O thread. If connecting fails (refused, or no
  * answer within dial_timeout_ms) or the server answers UNAVAILABLE, the client moves to
  * the next endpoint in the list, round-robin, with a capped exponential backoff after

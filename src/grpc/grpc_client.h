@@ -1,4 +1,5 @@
-/* Client side of gRPC over HTTP/2 (h2c with prior knowledge) on nghttp2 and libuv.
+/* Client side of gRPC over HTTP/2 (h2c with prior knowledge, or TLS with ALPN h2 through
+ * grpc_client_tls.h) on nghttp2 and libuv.
  *
  * A grpc_client owns a libuv loop running on its own I/O thread. Other threads hand work
  * to that thread with grpc_client_run_sync (a caller-owned task node, a mutex-protected
