@@ -214,9 +214,7 @@ static void sleep_ms(uint64_t ms) {
   nanosleep(&ts, NULL);
 }
 
-/* Gets the first token of a lazily connected client with credentials. Returns 0 or a
- * recorded code. */
-static int auth_first(cetcd_client_t *c) {
+int cc_auth_first(cetcd_client_t *c) {
   pthread_mutex_lock(&c->auth_mu);
   bool authed = c->authed;
   pthread_mutex_unlock(&c->auth_mu);
@@ -243,7 +241,7 @@ int cc_unary(cetcd_client_t *c, const char *path, int channel, const ProtobufCMe
   int rc;
   bool auth_call = !strcmp(path, GRPC_AUTHENTICATE_PATH);
   bool reauthed = false;
-  if (c->user && !auth_call && (rc = auth_first(c)) != 0) {
+  if (c->user && !auth_call && (rc = cc_auth_first(c)) != 0) {
     if (buf != stack_buf) cc_free(buf);
     return rc;
   }

@@ -61,6 +61,9 @@ struct cetcd_client {
  * happened (gen = the token generation the failed call used; UINT64_MAX forces one).
  * Returns 0 (also when the server has auth disabled) or a CETCD_E* code (recorded). */
 int cc_auth_refresh(cetcd_client_t *c, uint64_t gen);
+/* Gets the first token of a client with credentials that has none yet (lazy connect);
+ * blocking, so not on the I/O thread. Returns 0 or a recorded code. */
+int cc_auth_first(cetcd_client_t *c);
 /* The current token generation (for cc_auth_refresh after a token error). */
 uint64_t cc_auth_gen(cetcd_client_t *c);
 /* True when msg is one of the errors after which clientv3 gets a new token and retries. */

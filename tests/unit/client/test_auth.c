@@ -130,6 +130,29 @@ static void test_permissions_apply(void **state) {
   cetcd_client_free(alice);
 }
 
+/* Completion of cetcd_put_async: records the code, posts done. */
+static void put_done(void *ctx, int rc, cetcd_put_result_t *r) {
+  *(volatile int *)ctx = rc == 0 ? 1 : rc;
+  cetcd_put_result_free(r);
+}
+
+/* An asynchronous call as the first call of a lazy client logs in first. */
+static void test_async_first_call(void **state) {
+  (void)state;
+  int rc;
+  cetcd_client_t *alice = login("alice", "alicepw", true, &rc);
+  assert_non_null(alice);
+  volatile int res = 0;
+  assert_int_equal(cetcd_put_async(alice, "a/async", 7, "v", 1, NULL, put_done, (void *)&res), 0);
+  for (int i = 0; i < 500 && !res; i++) tu_sleep_ms(10);
+  assert_int_equal(res, 1);
+  res = 0;
+  assert_int_equal(cetcd_put_async(alice, "b/async", 7, "v", 1, NULL, put_done, (void *)&res), 0);
+  for (int i = 0; i < 500 && !res; i++) tu_sleep_ms(10);
+  assert_int_equal(res, CETCD_EPERMDENIED);
+  cetcd_client_free(alice);
+}
+
 /* The whole user and role life cycle as root. */
 static void test_users_and_roles(void **state) {
   (void)state;
@@ -251,6 +274,7 @@ static void test_disable(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_status_and_refusals), cmocka_unit_test(test_permissions_apply),
+      cmocka_unit_test(test_async_first_call),
       cmocka_unit_test(test_users_and_roles),     cmocka_unit_test(test_reauth_after_restart),
       cmocka_unit_test(test_disable),
   };
