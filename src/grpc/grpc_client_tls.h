@@ -1,7 +1,7 @@
-/* TLS for the gRPC client transport: OpenSSL 3 over memory BIOs, so all socket I/O stays
- * on the transport's libuv loop and nothing blocks (the nghttp2 model: bytes in, bytes
- * out). TLS 1.2 minimum, ALPN "h2", certificate chain and host name (or IP) verification
- * unless insecure_skip_verify.
+/* TLS for the gRPC client transport: the shared memory-BIO module src/net/tls.{h,c}
+ * (OpenSSL 3), so all socket I/O stays on the transport's libuv loop and nothing blocks
+ * (the nghttp2 model: bytes in, bytes out). TLS 1.2 minimum, ALPN "h2" required,
+ * certificate chain and host name (or IP) verification unless insecure_skip_verify.
  *
  * grpc_client.c reaches this module only through grpc_tls_ops (a table of function
  * pointers in its config), so the server's peer transport, which compiles its own copy
@@ -30,7 +30,7 @@ typedef struct grpc_tls_config {
 typedef struct grpc_tls_ops {
   /* New connection state for host (NULL + reason in err on failure). */
   grpc_tls_conn_t *(*conn_new)(grpc_tls_ctx_t *ctx, const char *host, char *err, size_t errlen);
-  /* Hands received ciphertext over. Returns 0 or -1 (out of memory). */
+  /* Hands received ciphertext over (a failure shows in handshake or read). Returns 0. */
   int (*feed)(grpc_tls_conn_t *t, const uint8_t *p, size_t n);
   /* Advances the handshake: 1 done (ALPN checked), 0 wants more input, -1 failed (err). */
   int (*handshake)(grpc_tls_conn_t *t, char *err, size_t errlen);

@@ -32,6 +32,7 @@ void grpc_conn_unref(grpc_conn_t *c) {
   buf_free(&c->in);
   buf_free(&c->out);
   buf_free(&c->inflight);
+  if (c->tls) grpc_conn_tls_free(c);
   free(c);
 }
 
@@ -50,8 +51,12 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   grpc_conn_t *c = st->data;
   if (n > 0) {
     c->srv->reads++;
-    grpc_conn_feed(c, (const uint8_t *)b->base, (size_t)n);
-  } else if (n == UV_EOF && c->mode == GRPC_CONN_HTTP1 && !c->hreq && (c->writing || c->out.len)) {
+    if (c->tls)
+      grpc_conn_tls_read(c, (const uint8_t *)b->base, (size_t)n);
+    else
+      grpc_conn_feed(c, (const uint8_t *)b->base, (size_t)n);
+  } else if (n == UV_EOF && c->mode == GRPC_CONN_HTTP1 && !c->hreq &&
+             (c->writing || c->out.len || c->cipher.len)) {
     /* the client half-closed after its request: finish writing the answer, then close */
     uv_read_stop(st);
     c->close_after_write = true;
@@ -203,21 +208,21 @@ static void on_write(uv_write_t *req, int status) {
   grpc_conn_mark_dirty(c);
 }
 
-/* Writes c->out straight to the socket when it takes all of it (the common case: a reply
- * fits the socket buffer), which skips uv_write's request, its callback on the next loop
+/* Writes the wire bytes (c->out, or c->cipher with TLS) straight to the socket when it takes all of it (the
+ * common case: a reply fits the socket buffer), which skips uv_write's request, its callback on the next loop
  * iteration and the epoll re-arm that comes with it. Keeps what was not written at the
- * front of c->out; returns true when nothing is left. */
-static bool try_write_now(grpc_conn_t *c) {
-  uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+ * front of wire; returns true when nothing is left. */
+static bool try_write_now(grpc_conn_t *c, buf_t *wire) {
+  uv_buf_t b = uv_buf_init((char *)wire->data, (unsigned)wire->len);
   int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   if (n <= 0) return false; /* EAGAIN or an error: uv_write queues it or reports it */
-  if ((size_t)n == c->out.len) {
-    c->out.len = 0;
-    if (c->out.cap > INFLIGHT_KEEP) buf_free(&c->out);
+  if ((size_t)n == wire->len) {
+    wire->len = 0;
+    if (wire->cap > INFLIGHT_KEEP) buf_free(wire);
     return true;
   }
-  memmove(c->out.data, c->out.data + n, c->out.len - (size_t)n);
-  c->out.len -= (size_t)n;
+  memmove(wire->data, wire->data + n, wire->len - (size_t)n);
+  wire->len -= (size_t)n;
   return false;
 }
 
@@ -225,7 +230,7 @@ static bool try_write_now(grpc_conn_t *c) {
  * the answer to its request in flight (now if idle); an undetected one closes now. */
 static bool do_goaway(grpc_conn_t *c) {
   if (c->goaway_sent) return true;
-  if (c->mode == GRPC_CONN_HTTP1 && (c->hreq || c->writing || c->out.len)) {
+  if (c->mode == GRPC_CONN_HTTP1 && (c->hreq || c->writing || c->out.len || c->cipher.len)) {
     c->goaway_sent = c->close_after_write = !c->hreq;
     if (c->hreq) c->hreq->keep_alive = false; /* h1_done then sets close_after_write */
     return true;
@@ -257,14 +262,19 @@ void grpc_conn_flush(grpc_conn_t *c) {
       return;
     }
   }
-  if (c->out.len && !c->writing) {
+  buf_t *wire = &c->out;
+  if (c->tls) {
+    if (grpc_conn_tls_seal(c)) return;
+    wire = &c->cipher;
+  }
+  if (wire->len && !c->writing) {
     if (!c->has_socket) {
-      if (c->sink) buf_append(c->sink, c->out.data, c->out.len);
-      c->out.len = 0;
-    } else if (!try_write_now(c)) {
+      if (c->sink) buf_append(c->sink, wire->data, wire->len);
+      wire->len = 0;
+    } else if (!try_write_now(c, wire)) {
       buf_t t = c->inflight;
-      c->inflight = c->out;
-      c->out = t;
+      c->inflight = *wire;
+      *wire = t;
       uv_buf_t b = uv_buf_init((char *)c->inflight.data, (unsigned)c->inflight.len);
       int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
       if (rv) {
@@ -275,11 +285,11 @@ void grpc_conn_flush(grpc_conn_t *c) {
       c->writing = true;
     }
   }
-  if (c->writing && c->out.len >= GRPC_OUT_HIGH_WATER && !c->read_paused && c->has_socket) {
+  if (c->writing && wire->len >= GRPC_OUT_HIGH_WATER && !c->read_paused && c->has_socket) {
     c->read_paused = true; /* the peer does not read: stop taking new requests */
     uv_read_stop((uv_stream_t *)&c->tcp);
   }
-  if (c->writing || c->out.len) return;
+  if (c->writing || wire->len) return;
   if (c->close_after_write ||
       (c->h2 && !nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)))
     grpc_conn_close(c);
@@ -299,6 +309,7 @@ static void on_close(uv_handle_t *h) {
 void grpc_conn_close(grpc_conn_t *c) {
   if (c->closing) return;
   c->closing = true;
+  if (c->tls) grpc_conn_tls_closing(c);
   grpc_http_req_t *hreq = c->hreq; /* holds a reference: c outlives the hook below */
   c->hreq = NULL;
   grpc_list_remove(&c->dirty);

@@ -117,11 +117,15 @@ struct grpc_conn {
   int refs; /* one for the socket (or the detached owner) + one per call */
   bool has_socket, closing, writing, read_paused, close_after_write, want_goaway, goaway_sent;
   bool http1_resume;     /* HTTP/1.1 keep-alive: parse the next buffered request at flush */
+  bool tls_failed;       /* TLS handshake or record failed: send the alert, then close */
   grpc_http_req_t *hreq; /* HTTP/1.1: the request in flight (one at a time) */
   buf_t in;              /* preface detection and HTTP/1 request bytes */
   buf_t out;             /* bytes gathered for the next socket write */
   buf_t inflight;
-  buf_t *sink; /* detached connections: output goes here (NULL = discarded) */
+  buf_t *sink;          /* detached connections: output goes here (NULL = discarded) */
+  tls_conn_t *tls;      /* TLS listener: out is sealed into cipher before the socket */
+  buf_t cipher;         /* TLS: ciphertext for the next socket write */
+  uv_timer_t *hs_timer; /* TLS: closes a connection whose handshake takes too long */
   uv_write_t wreq;
   grpc_list_t calls; /* open streams */
   grpc_list_t link;  /* in srv->conns */
@@ -135,6 +139,7 @@ struct grpc_server {
   const grpc_method_t **mt; /* open-addressing hash table by path */
   size_t mt_cap, mt_len;
   uv_tcp_t *listeners[8];
+  tls_ctx_t *listener_tls[8]; /* per listener: NULL = plain TCP (not owned) */
   size_t n_listeners;
   uv_prepare_t prepare; /* flushes dirty connections once per loop iteration */
   uv_timer_t deadline_timer;
@@ -196,6 +201,20 @@ void grpc_deadline_fire(uv_timer_t *t);
 grpc_conn_t *grpc_conn_new(grpc_server_t *s, bool has_socket, buf_t *sink);
 /* Starts reading an accepted socket. Returns 0 or a negative libuv code. */
 int grpc_conn_start(grpc_conn_t *c);
+
+/* ---- TLS on a connection (grpc_conn_tls.c) ---- */
+/* Makes an accepted connection speak TLS with ctx (certificates re-read when changed) and
+ * arms the handshake timeout. Returns 0 or -1. */
+int grpc_conn_start_tls(grpc_conn_t *c, tls_ctx_t *ctx);
+/* Ciphertext from the socket: decrypted and fed to grpc_conn_feed. */
+void grpc_conn_tls_read(grpc_conn_t *c, const uint8_t *p, size_t n);
+/* Seals c->out into c->cipher (with any handshake bytes). Returns 0, or -1 when the
+ * connection was closed. */
+int grpc_conn_tls_seal(grpc_conn_t *c);
+/* The connection is closing: stops the handshake timer. */
+void grpc_conn_tls_closing(grpc_conn_t *c);
+/* Frees the TLS state (last reference gone). */
+void grpc_conn_tls_free(grpc_conn_t *c);
 /* The input path: feeds bytes read from the peer. Returns 0, or -1 if the connection
  * was found bad and closed (a detached connection is then freed once its calls are). */
 int grpc_conn_feed(grpc_conn_t *c, const uint8_t *p, size_t n);

@@ -133,7 +133,12 @@ static void on_connection(uv_stream_t *l, int status) {
   grpc_conn_t *c = grpc_conn_new(s, true, NULL);
   uv_tcp_init(s->loop, &c->tcp);
   c->tcp.data = c;
-  if (uv_accept(l, (uv_stream_t *)&c->tcp) || s->shutting_down || grpc_conn_start(c)) grpc_conn_close(c);
+  tls_ctx_t *tls = NULL;
+  for (size_t i = 0; i < s->n_listeners; i++)
+    if ((uv_stream_t *)s->listeners[i] == l) tls = s->listener_tls[i];
+  if (uv_accept(l, (uv_stream_t *)&c->tcp) || s->shutting_down || (tls && grpc_conn_start_tls(c, tls)) ||
+      grpc_conn_start(c))
+    grpc_conn_close(c);
 }
 
 /* libuv: frees a listener handle after uv_close. */
@@ -181,7 +186,7 @@ static int resolve(uv_loop_t *loop, const char *host, int port, struct sockaddr_
   return rc;
 }
 
-int grpc_server_listen(grpc_server_t *s, const char *host, int port) {
+int grpc_server_listen(grpc_server_t *s, const char *host, int port, tls_ctx_t *tls) {
   if (s->shutting_down || port < 0 || port > 65535) return UV_EINVAL;
   if (s->n_listeners == sizeof(s->listeners) / sizeof(*s->listeners)) return UV_ENOBUFS;
   struct sockaddr_storage ss;
@@ -197,6 +202,7 @@ int grpc_server_listen(grpc_server_t *s, const char *host, int port) {
     return rc;
   }
   t->data = s;
+  s->listener_tls[s->n_listeners] = tls;
   s->listeners[s->n_listeners++] = t;
   return 0;
 }

@@ -39,6 +39,7 @@
 
 #include "base/arena.h"
 #include "base/buf.h"
+#include "net/tls.h"
 
 /* gRPC status codes. */
 enum grpc_status {
@@ -115,8 +116,9 @@ void grpc_server_add_methods(grpc_server_t *s, const grpc_method_t *methods, siz
 /* Starts listening on host:port (SO_REUSEADDR, backlog 511). host is an IPv4/IPv6 literal
  * (brackets allowed), "localhost" (= 127.0.0.1), another name (resolved synchronously) or
  * NULL/"" (= 0.0.0.0); port 0 picks an ephemeral port. May be called up to 8 times.
+ * With tls (not owned; it must outlive the server) the listener speaks TLS.
  * Returns 0 or a negative libuv/errno code. */
-int grpc_server_listen(grpc_server_t *s, const char *host, int port);
+int grpc_server_listen(grpc_server_t *s, const char *host, int port, tls_ctx_t *tls);
 /* The local port of the first listener (useful after listening on port 0), or -1. */
 int grpc_server_port(grpc_server_t *s);
 /* Counts the socket reads that brought bytes (never reset): a change means a client sent

@@ -335,7 +335,7 @@ int peer_listen(peer_transport_t *pt, char *const *urls, size_t n) {
       LOGE("msg=\"bad listen-peer-urls\" error=\"%s\"", err);
       return rc;
     }
-    rc = grpc_server_listen(pt->server, u.host, u.port);
+    rc = grpc_server_listen(pt->server, u.host, u.port, NULL);
     if (rc) {
       LOGE(
           "msg=\"cannot listen for peers\" address=%s:%d error=\"%s\" fix=\"choose a free port with "

@@ -602,10 +602,9 @@ void reconfig_member_add(server_t *srv, char *const *peer_urls, size_t n, bool l
     else if (!connected_fully(r))
       err = CETCD_EUNHEALTHY;
   }
-  if (!err && membership_is_removed(srv->members, *id)) err = CETCD_EMEMBERNOTFOUND;
-  if (!err && membership_find(srv->members, *id)) err = CETCD_EMEMBEREXISTS;
-  if (!err && membership_peer_url_used(srv->members, urls, n, 0)) err = CETCD_EPEERURLEXISTS;
-  if (!err && learner && membership_learners(srv->members) + 1 > 1) err = CETCD_ETOOMANYLEARNERS;
+  /* Whether the member exists, its URLs are free and a learner slot is open is decided
+   * when the change is applied (validate_conf_change), as etcd does: this member's applied
+   * state may be behind a change another member just made. */
   if (err) {
     arena_destroy(&a);
     cb(ctx, err);
@@ -626,9 +625,7 @@ void reconfig_member_remove(server_t *srv, uint64_t id, reconfig_cb cb, void *ct
     cb(ctx, CETCD_EUNAVAILABLE);
     return;
   }
-  int err = may_remove(r, id);
-  if (!err && (membership_is_removed(srv->members, id) || !membership_find(srv->members, id)))
-    err = CETCD_EMEMBERNOTFOUND;
+  int err = may_remove(r, id); /* whether the member exists is decided when applied */
   if (err) {
     cb(ctx, err);
     return;

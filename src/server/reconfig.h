@@ -88,12 +88,14 @@ int reconfig_apply_update(server_t *srv, const Etcdserverpb__MemberUpdateRequest
 /* ---- the Cluster API's changes (cb runs once, maybe before the call returns) ---- */
 
 /* Adds a member with peer_urls (normalized strings; learner or voter). *id gets its new id
- * before cb runs. Errors: CETCD_EMEMBERBADURLS, CETCD_EUNHEALTHY,
- * CETCD_ENOTENOUGHSTARTED, CETCD_EMEMBERNOTFOUND (a removed id), CETCD_EMEMBEREXISTS,
- * CETCD_EPEERURLEXISTS, CETCD_ETOOMANYLEARNERS, or raft's and the proposal's codes. */
+ * before cb runs. Errors: CETCD_EMEMBERBADURLS, CETCD_EUNHEALTHY and CETCD_ENOTENOUGHSTARTED
+ * before proposing; CETCD_EMEMBERNOTFOUND (a removed id), CETCD_EMEMBEREXISTS,
+ * CETCD_EPEERURLEXISTS and CETCD_ETOOMANYLEARNERS when applied; or raft's and the
+ * proposal's codes. */
 void reconfig_member_add(server_t *srv, char *const *peer_urls, size_t n, bool learner, uint64_t *id,
                          reconfig_cb cb, void *ctx);
-/* Removes member id (CETCD_EUNHEALTHY, CETCD_ENOTENOUGHSTARTED, CETCD_EMEMBERNOTFOUND). */
+/* Removes member id (CETCD_EUNHEALTHY, CETCD_ENOTENOUGHSTARTED before proposing;
+ * CETCD_EMEMBERNOTFOUND when applied). */
 void reconfig_member_remove(server_t *srv, uint64_t id, reconfig_cb cb, void *ctx);
 /* Sets member id's peer URLs (CETCD_EMEMBERNOTFOUND, CETCD_EPEERURLEXISTS). */
 void reconfig_member_update(server_t *srv, uint64_t id, char *const *peer_urls, size_t n, reconfig_cb cb,

@@ -29,6 +29,7 @@
 #include "server/quota.h"
 #include "server/raft_node.h"
 #include "server/reconfig.h"
+#include "server/tls_setup.h"
 #include "server/urls.h"
 #include "snapshot/snapshot.h"
 #include "wal/wal.h"
@@ -348,6 +349,7 @@ static int listen_clients(server_t *srv) {
       .http1_ctx = srv,
       .gate = api_gate,
   };
+  if (tls_setup_client(cfg, &srv->client_tls)) return CETCD_EINVAL;
   srv->grpc = grpc_server_new(srv->loop, &go);
   api_register_all(srv->grpc);
   for (size_t i = 0; i < cfg->n_listen_client_urls; i++) {
@@ -358,7 +360,7 @@ static int listen_clients(server_t *srv) {
       LOGE("msg=\"bad listen-client-urls\" error=\"%s\"", err);
       return rc;
     }
-    rc = grpc_server_listen(srv->grpc, u.host, u.port);
+    rc = grpc_server_listen(srv->grpc, u.host, u.port, u.is_tls ? srv->client_tls : NULL);
     if (rc) {
       LOGE(
           "msg=\"cannot listen for clients\" address=%s:%d error=\"%s\" fix=\"choose a free port with "
@@ -367,7 +369,11 @@ static int listen_clients(server_t *srv) {
       urls_free_one(&u);
       return rc;
     }
-    LOGI("msg=\"serving insecure client requests on %s:%d, this is strongly discouraged!\"", u.host, u.port);
+    if (u.is_tls)
+      LOGI("msg=\"serving client requests on %s:%d\"", u.host, u.port);
+    else
+      LOGI("msg=\"serving insecure client requests on %s:%d, this is strongly discouraged!\"", u.host,
+           u.port);
     urls_free_one(&u);
   }
   return 0;
@@ -460,6 +466,8 @@ static void after_grpc_shutdown(void *arg) {
   server_t *srv = arg;
   grpc_server_free(srv->grpc); /* every connection is gone; released once its handles closed */
   srv->grpc = NULL;
+  tls_ctx_free(srv->client_tls); /* connections hold their own references */
+  srv->client_tls = NULL;
   server_fail_pending(srv, CETCD_ESTOPPED);
   uv_close((uv_handle_t *)&srv->sigterm, NULL);
   uv_close((uv_handle_t *)&srv->sigint, NULL);

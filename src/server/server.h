@@ -11,6 +11,7 @@
 #include "base/arena.h"
 #include "internal.pb-c.h"
 #include "net/loop_spin.h"
+#include "net/tls.h"
 #include "rpc.pb-c.h"
 #include "server/config.h"
 
@@ -51,6 +52,7 @@ typedef struct server {
   mvcc_store_t *mvcc;
   wal_t *wal;
   grpc_server_t *grpc;
+  tls_ctx_t *client_tls;  /* https client listeners (server/tls_setup.c), NULL without */
   watch_hub_t *watch;     /* watchers over mvcc's events (watch/) */
   lessor_t *lessor;       /* leases (lease/) */
   alarm_store_t *alarms;  /* raised alarms (server/alarm.c); created before WAL replay */

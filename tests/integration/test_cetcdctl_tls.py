@@ -2,11 +2,11 @@
 """cetcdctl over TLS, side by side with etcdctl: --cacert, --cert, --key,
 --insecure-skip-tls-verify, --insecure-transport and https:// endpoints.
 
-cetcd's server has no TLS yet, so this runs against real etcd 3.4 only, started with
+Runs against real etcd 3.4 and the server under test, each started with
 --cert-file/--key-file and --client-cert-auth --trusted-ca-file; a throwaway CA and the
 certificates are made with the openssl CLI in a temp dir. Every command runs through
-Debian's etcdctl and through cetcdctl; exit status and masked stdout must be equal, and
-for failures both must say "context deadline exceeded".
+Debian's etcdctl and through cetcdctl against the same server; exit status and masked
+stdout must be equal, and for failures both must say "context deadline exceeded".
 """
 import os
 import subprocess
@@ -52,13 +52,17 @@ class CetcdctlTLS(unittest.TestCase):
         self.assertTrue(os.path.exists(tc.CETCDCTL_BIN), "cetcdctl not built: %s" % tc.CETCDCTL_BIN)
         self.tmp = tempfile.mkdtemp(prefix="cetcdctl-tls-")
         self.f = make_certs(self.tmp)
-        self.srv = TLSServer(binary="/usr/bin/etcd", label="etcd", extra_args=[
-            "--cert-file", self.f["server.pem"], "--key-file", self.f["server.key"],
-            "--client-cert-auth", "--trusted-ca-file", self.f["ca.pem"]])
-        harness.start_servers(self.srv)
+        tls = ["--cert-file", self.f["server.pem"], "--key-file", self.f["server.key"],
+               "--client-cert-auth", "--trusted-ca-file", self.f["ca.pem"]]
+        self.servers = []
+        if not harness.testing_real_etcd():
+            self.servers.append(TLSServer(binary="/usr/bin/etcd", label="etcd", extra_args=tls))
+        self.servers.append(TLSServer(label="sut", extra_args=tls))
+        harness.start_servers(*self.servers)
 
     def tearDown(self):
-        self.srv.close()
+        for s in self.servers:
+            s.close()
         subprocess.run(["rm", "-rf", self.tmp])
 
     def run_both(self, endpoint, args, input=None):
@@ -78,6 +82,12 @@ class CetcdctlTLS(unittest.TestCase):
         return (ra, oa, ea), (rb, ob, eb)
 
     def test_tls_commands_match_etcdctl(self):
+        for srv in self.servers:
+            with self.subTest(server=srv.label):
+                self.srv = srv
+                self.check_server()
+
+    def check_server(self):
         f = self.f
         ep = self.srv.endpoint
         full = ["--cacert", f["ca.pem"], "--cert", f["client.pem"], "--key", f["client.key"]]

@@ -354,7 +354,7 @@ class MembershipTest(unittest.TestCase):
         harness.assert_same(self, want, got, "etcd", "cetcd")
 
 
-    def concurrent_learners_scenario(self, binary, rounds=4):
+    def concurrent_learners_scenario(self, binary, rounds=6):
         with ch.Cluster(binary, 3) as c:
             c.start()
             time.sleep(HEALTH_WAIT)

@@ -4,7 +4,7 @@
  * name, no client certificate, plain HTTP/2 to a TLS port, unreadable files).
  *
  * A throwaway CA and certificates are made with the openssl CLI in the server's temp dir.
- * Runs against real etcd only (cetcd's server has no TLS yet): unit/client/test_tls@etcd. */
+ * Runs against cetcd (unit/client/test_tls) and real etcd (unit/client/test_tls@etcd). */
 #include "client_test_util.h"
 
 static test_server_t srv;
@@ -47,10 +47,6 @@ static int make_certs(const char *dir) {
 
 static int setup(void **state) {
   (void)state;
-  if (!tu_real_etcd()) {
-    fprintf(stderr, "test_tls needs CETCD_TEST_SERVER=/usr/bin/etcd: cetcd's server has no TLS yet\n");
-    return -1;
-  }
   if (tu_server_prepare(&srv)) return -1;
   if (make_certs(srv.root)) {
     fprintf(stderr, "openssl could not make the test certificates (see %s/openssl.log)\n", srv.root);

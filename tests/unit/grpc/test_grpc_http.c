@@ -125,7 +125,7 @@ static void *server_main(void *arg) {
   (void)arg;
   grpc_server_opts_t o = {.http1 = http1};
   g_srv = grpc_server_new(&g_loop, &o);
-  assert_int_equal(grpc_server_listen(g_srv, "127.0.0.1", 0), 0);
+  assert_int_equal(grpc_server_listen(g_srv, "127.0.0.1", 0, NULL), 0);
   atomic_store(&g_port, grpc_server_port(g_srv));
   uv_run(&g_loop, UV_RUN_DEFAULT);
   grpc_server_free(g_srv);

@@ -163,7 +163,7 @@ static void *server_main(void *arg) {
   grpc_server_opts_t o = {.max_recv_msg_bytes = 2 * 1024 * 1024, .http1 = http1};
   g_srv = grpc_server_new(&g_loop, &o);
   grpc_server_add_methods(g_srv, methods, sizeof(methods) / sizeof(*methods));
-  assert_int_equal(grpc_server_listen(g_srv, "127.0.0.1", 0), 0);
+  assert_int_equal(grpc_server_listen(g_srv, "127.0.0.1", 0, NULL), 0);
   uv_async_init(&g_loop, &g_stop, on_stop);
   atomic_store(&g_port, grpc_server_port(g_srv));
   uv_run(&g_loop, UV_RUN_DEFAULT);
