@@ -6,6 +6,7 @@
  *   watch.h        watches with a callback or a pollable handle
  *   lease.h        leases and automatic keep-alive
  *   maintenance.h  status, members, alarms, defragment, hashkv, snapshot
+ *   auth.h         authentication on/off, users, roles, permissions (login: client.h)
  *
  * Conventions (all headers):
  * - Functions return 0 on success or a negative CETCD_E* code (cetcd/errors.h);
@@ -32,5 +33,6 @@
 #include "cetcd/maintenance.h"
 #include "cetcd/watch.h"
 #include "cetcd/concurrency.h"
+#include "cetcd/auth.h"
 
 #endif

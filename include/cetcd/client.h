@@ -1,7 +1,7 @@
 /* libcetcd client objects: creation from an endpoint list, timeouts, failover, errors,
  * and the types shared by every other header (response header, key-value).
  *
- * Connection model: the client keeps one HTTP/2 (h2c, prior knowledge) connection to one
+ * Connection model: the client keeps one HTTP/2 (h2c, prior knowledge, or TLS) connection to one
  * endpoint at a time, on a private I/O thread. If connecting fails (refused, or no
  * answer within dial_timeout_ms) or the server answers UNAVAILABLE, the client moves to
  * the next endpoint in the list, round-robin, with a capped exponential backoff after
@@ -30,9 +30,10 @@ typedef struct cetcd_client cetcd_client_t;
 
 /* Options for cetcd_client_new. Zero-initialize, then set what you need. */
 typedef struct cetcd_client_opts {
-  /* Endpoints "host:port" or "http://host:port" (borrowed; copied by cetcd_client_new).
-   * Hosts may be names or IPv4/IPv6 literals ("[::1]:2379"). "https://" is not yet
-   * supported (CETCD_EINVAL). */
+  /* Endpoints "host:port", "http://host:port" or "https://host:port" (borrowed; copied by
+   * cetcd_client_new). Hosts may be names or IPv4/IPv6 literals ("[::1]:2379"). https://
+   * endpoints use TLS; endpoints without a scheme use TLS when any TLS option below is
+   * set (as clientv3 with a TLS config), http:// ones never do. */
   const char *const *endpoints;
   size_t n_endpoints;
   /* Time allowed to establish one connection, in ms (0 = 5000). cetcd_client_new waits
@@ -45,6 +46,27 @@ typedef struct cetcd_client_opts {
   size_t max_recv_bytes;
   /* Do not connect in cetcd_client_new; connect on first use instead. */
   bool lazy_connect;
+  /* Credentials (borrowed; copied), both or neither. With them the client gets a token
+   * (Authenticate) when it connects, or before its first call with lazy_connect, and sends
+   * it as gRPC metadata "token" on every call and stream. A call answered "etcdserver:
+   * invalid auth token" (or "revision of auth store is old", "user name is empty") gets a
+   * new token and is retried once, as etcd's clientv3 does. When the server answers that
+   * authentication is not enabled, the client goes on without a token. */
+  const char *username;
+  const char *password;
+  /* TLS (OpenSSL 3; TLS 1.2 or newer, ALPN h2). The server's certificate chain is checked
+   * against ca_file (PEM; NULL = the system's trusted CAs) and its name against the
+   * endpoint's host (or server_name, also sent as SNI) unless insecure_skip_verify.
+   * cert_file and key_file (PEM, both or neither) give a client certificate. tls turns TLS
+   * on for endpoints without a scheme when no other option is needed. Files are read in
+   * cetcd_client_new: an unreadable or invalid one gives CETCD_ETLS; a failed handshake or
+   * verification makes the endpoint unavailable, with OpenSSL's reason in the message. */
+  bool tls;
+  const char *ca_file;
+  const char *cert_file;
+  const char *key_file;
+  const char *server_name;
+  bool insecure_skip_verify;
 } cetcd_client_opts_t;
 
 /* Header of every response. */
@@ -76,12 +98,19 @@ typedef struct cetcd_error_info {
 } cetcd_error_info_t;
 
 /* Creates a client for the given endpoints and starts its I/O thread. Unless
- * opts->lazy_connect, waits up to dial_timeout_ms for a connection to one endpoint.
+ * opts->lazy_connect, waits up to dial_timeout_ms for a connection to one endpoint and,
+ * with credentials, authenticates (failing with CETCD_EAUTHFAILED or the server's code).
  * opts and its strings are borrowed (copied). On success stores the new client (owned by
  * the caller, free with cetcd_client_free) in *out. Returns 0, CETCD_EINVAL (no or bad
  * endpoints), CETCD_ENOMEM, CETCD_EUNAVAILABLE (no endpoint reachable within the dial
  * timeout), or a negative errno when the I/O thread cannot be started. */
 CETCD_EXPORT int cetcd_client_new(const cetcd_client_opts_t *opts, cetcd_client_t **out);
+
+/* (Re)authenticates now with the credentials given at creation and uses the new token
+ * for every later call and stream. Returns 0 (also when the server has authentication
+ * disabled: no token then), CETCD_EINVAL (no credentials), CETCD_EAUTHFAILED, or the
+ * common codes. */
+CETCD_EXPORT int cetcd_client_authenticate(cetcd_client_t *client);
 
 /* Closes every connection, stops the I/O thread and frees the client. All watches and
  * keep-alives of this client must have been freed first. Calls still blocked in other

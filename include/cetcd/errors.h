@@ -58,6 +58,24 @@ enum cetcd_error {
   CETCD_ENOTENOUGHSTARTED = -40077, /* reconfiguration would leave too few started members */
   CETCD_EUNHEALTHY = -40078,        /* reconfiguration would break the active quorum */
   CETCD_ELEARNERREFUSED = -40079,   /* rpc not supported for learner */
+  /* authentication and authorization (etcd's auth store errors) */
+  CETCD_EAUTHFAILED = -40090,       /* authentication failed, invalid user ID or password */
+  CETCD_EINVALIDTOKEN = -40091,     /* invalid auth token */
+  CETCD_EPERMDENIED = -40092,       /* permission denied */
+  CETCD_EAUTHNOTENABLED = -40093,   /* authentication is not enabled */
+  CETCD_EUSERNOTFOUND = -40094,     /* user name not found */
+  CETCD_EROLENOTFOUND = -40095,     /* role name not found */
+  CETCD_EUSEREXISTS = -40096,       /* user name already exists */
+  CETCD_EROLEEXISTS = -40097,       /* role name already exists */
+  CETCD_ENOROOTUSER = -40098,       /* root user does not exist (auth enable) */
+  CETCD_ENOROOTROLE = -40099,       /* root user does not have root role (auth enable) */
+  CETCD_EUSEREMPTY = -40080,        /* user name is empty */
+  CETCD_EROLEEMPTY = -40081,        /* role name is empty */
+  CETCD_EROLENOTGRANTED = -40082,   /* role is not granted to the user */
+  CETCD_EPERMNOTGRANTED = -40083,   /* permission is not granted to the role */
+  CETCD_EAUTHOLDREV = -40084,       /* revision of auth store is old */
+  CETCD_EAUTHMGMT = -40085,         /* invalid auth management */
+  CETCD_ETLS = -40086,              /* TLS setup, handshake or certificate verification failed */
   CETCD_ECOMPACTEDREV = CETCD_ECOMPACTED,
   CETCD_ELAST = -40100
 };

@@ -105,7 +105,10 @@ typedef void (*cetcd_put_cb)(void *ctx, int rc, cetcd_put_result_t *result);
  * but they return as soon as the request is queued; any number may be in flight per
  * client (they share its connection). key, value and opts are copied before the call
  * returns. The request is bounded by the client's request timeout and is not retried
- * (an unavailable endpoint is reported as CETCD_EUNAVAILABLE).
+ * (an unavailable endpoint is reported as CETCD_EUNAVAILABLE; nor after a token error,
+ * CETCD_EINVALIDTOKEN: the next blocking call or cetcd_client_authenticate gets a new
+ * token). A client with credentials that has no token yet gets one first (blocking, unless
+ * called from a callback).
  *
  * Thread-safety: callable from any thread, including from inside a libcetcd callback
  * (the cheapest way to keep a window of requests in flight is to submit the next request

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "client/client_int.h"
+#include "grpc/grpc_client_tls.h"
 
 enum {
   DEFAULT_DIAL_MS = 5000,
@@ -51,6 +52,22 @@ static const struct {
     {"etcdserver: server stopped", CETCD_ESTOPPED},
     {"etcdserver: request timed out", CETCD_ETIMEOUT},
     {"etcdserver: corrupt cluster", CETCD_ECORRUPT},
+    {"etcdserver: authentication failed, invalid user ID or password", CETCD_EAUTHFAILED},
+    {"etcdserver: invalid auth token", CETCD_EINVALIDTOKEN},
+    {"etcdserver: permission denied", CETCD_EPERMDENIED},
+    {"etcdserver: authentication is not enabled", CETCD_EAUTHNOTENABLED},
+    {"etcdserver: user name not found", CETCD_EUSERNOTFOUND},
+    {"etcdserver: role name not found", CETCD_EROLENOTFOUND},
+    {"etcdserver: user name already exists", CETCD_EUSEREXISTS},
+    {"etcdserver: role name already exists", CETCD_EROLEEXISTS},
+    {"etcdserver: root user does not exist", CETCD_ENOROOTUSER},
+    {"etcdserver: root user does not have root role", CETCD_ENOROOTROLE},
+    {"etcdserver: user name is empty", CETCD_EUSEREMPTY},
+    {"etcdserver: role name is empty", CETCD_EROLEEMPTY},
+    {"etcdserver: role is not granted to the user", CETCD_EROLENOTGRANTED},
+    {"etcdserver: permission is not granted to the role", CETCD_EPERMNOTGRANTED},
+    {"etcdserver: revision of auth store is old", CETCD_EAUTHOLDREV},
+    {"etcdserver: invalid auth management", CETCD_EAUTHMGMT},
 };
 
 int cc_map_status(int status, const char *msg) {
@@ -73,12 +90,50 @@ int cc_map_status(int status, const char *msg) {
 /* Lifecycle                                                                             */
 /* ===================================================================================== */
 
+/* True when opts ask for TLS on endpoints without a scheme. */
+static bool tls_wanted(const cetcd_client_opts_t *o) {
+  return o->tls || o->insecure_skip_verify || (o->ca_file && *o->ca_file) || (o->cert_file && *o->cert_file) ||
+         (o->key_file && *o->key_file) || (o->server_name && *o->server_name);
+}
+
+/* Builds the TLS settings when any endpoint or option needs them. Returns 0 or a
+ * recorded code. */
+static int tls_setup(cetcd_client_t *c, const cetcd_client_opts_t *o) {
+  bool https = false;
+  for (size_t i = 0; i < o->n_endpoints; i++) https |= o->endpoints[i] && !strncmp(o->endpoints[i], "https://", 8);
+  if (!https && !tls_wanted(o)) return 0;
+  grpc_tls_config_t tc = {.ca_file = o->ca_file, .cert_file = o->cert_file, .key_file = o->key_file,
+                          .server_name = o->server_name, .insecure_skip_verify = o->insecure_skip_verify};
+  char err[400] = "";
+  int rc = grpc_tls_ctx_new(&tc, &c->tls, err, sizeof err);
+  return rc ? cc_error(rc, 0, err) : 0;
+}
+
+/* Frees the client struct and its credentials (the transport is gone or never was). */
+static void client_release(cetcd_client_t *c) {
+  grpc_tls_ctx_free(c->tls);
+  if (c->password) memset(c->password, 0, strlen(c->password));
+  cc_free(c->user);
+  cc_free(c->password);
+  cc_free(c);
+}
+
 int cetcd_client_new(const cetcd_client_opts_t *opts, cetcd_client_t **out) {
   if (!out) return cc_error(CETCD_EINVAL, 0, "out is NULL");
   *out = NULL;
   if (!opts || !opts->endpoints || !opts->n_endpoints) return cc_error(CETCD_EINVAL, 0, "no endpoints");
+  if (!opts->username != !opts->password || (opts->username && !*opts->username))
+    return cc_error(CETCD_EINVAL, 0, "username and password go together");
   cetcd_client_t *c = cc_calloc(1, sizeof(*c));
   if (!c) return cc_error(CETCD_ENOMEM, 0, NULL);
+  if (opts->username) {
+    c->user = cc_memdup(opts->username, strlen(opts->username));
+    c->password = cc_memdup(opts->password, strlen(opts->password));
+    if (!c->user || !c->password) {
+      client_release(c);
+      return cc_error(CETCD_ENOMEM, 0, NULL);
+    }
+  }
   c->request_timeout_ms = opts->request_timeout_ms == 0  ? DEFAULT_REQUEST_MS
                           : opts->request_timeout_ms < 0 ? 0
                                                          : (uint64_t)opts->request_timeout_ms;
@@ -89,19 +144,31 @@ int cetcd_client_new(const cetcd_client_opts_t *opts, cetcd_client_t **out) {
       .max_recv_bytes = opts->max_recv_bytes ? opts->max_recv_bytes : DEFAULT_MAX_RECV,
       .mem = {cc_malloc, cc_realloc, cc_free},
   };
-  int rc = grpc_client_new(&cfg, &c->gc);
+  int rc = tls_setup(c, opts);
   if (rc) {
-    cc_free(c);
+    client_release(c);
+    return rc;
+  }
+  cfg.tls_ops = &grpc_tls_ops;
+  cfg.tls_ctx = c->tls;
+  cfg.tls_default = tls_wanted(opts);
+  rc = grpc_client_new(&cfg, &c->gc);
+  if (rc) {
+    client_release(c);
     return cc_error(rc, 0, rc == CETCD_EINVAL ? "invalid endpoint" : NULL);
   }
   pthread_mutex_init(&c->ka_mu, NULL);
+  pthread_mutex_init(&c->auth_mu, NULL);
   if (!opts->lazy_connect) {
     rc = grpc_client_wait_ready(c->gc, cfg.dial_timeout_ms);
     if (rc) {
-      grpc_client_free(c->gc);
-      pthread_mutex_destroy(&c->ka_mu);
-      cc_free(c);
+      cetcd_client_free(c);
       return cc_error(rc, 0, "no endpoint reachable within the dial timeout");
+    }
+    if (c->user && (rc = cc_auth_refresh(c, UINT64_MAX)) != 0) {
+      cetcd_error_info_t e = *cetcd_client_last_error(NULL);
+      cetcd_client_free(c);
+      return cc_error(e.code, e.grpc_status, e.message);
     }
   }
   *out = c;
@@ -113,7 +180,8 @@ void cetcd_client_free(cetcd_client_t *c) {
   cc_ka_shutdown(c);
   grpc_client_free(c->gc);
   pthread_mutex_destroy(&c->ka_mu);
-  cc_free(c);
+  pthread_mutex_destroy(&c->auth_mu);
+  client_release(c);
 }
 
 const char *cetcd_client_endpoint(const cetcd_client_t *c) {
@@ -146,6 +214,13 @@ static void sleep_ms(uint64_t ms) {
   nanosleep(&ts, NULL);
 }
 
+int cc_auth_first(cetcd_client_t *c) {
+  pthread_mutex_lock(&c->auth_mu);
+  bool authed = c->authed;
+  pthread_mutex_unlock(&c->auth_mu);
+  return authed ? 0 : cc_auth_refresh(c, 0);
+}
+
 static void do_failover(grpc_client_t *gc, void *arg) {
   (void)arg;
   grpc_client_failover(gc);
@@ -164,7 +239,14 @@ int cc_unary(cetcd_client_t *c, const char *path, int channel, const ProtobufCMe
   uint64_t deadline = tmo ? now_ms() + tmo : 0;
   grpc_unary_t u;
   int rc;
+  bool auth_call = !strcmp(path, GRPC_AUTHENTICATE_PATH);
+  bool reauthed = false;
+  if (c->user && !auth_call && (rc = cc_auth_first(c)) != 0) {
+    if (buf != stack_buf) cc_free(buf);
+    return rc;
+  }
   for (;;) {
+    uint64_t gen = c->user && !auth_call ? cc_auth_gen(c) : 0;
     memset(&u, 0, sizeof u);
     u.path = path;
     u.channel = channel;
@@ -176,6 +258,14 @@ int cc_unary(cetcd_client_t *c, const char *path, int channel, const ProtobufCMe
     }
     rc = grpc_client_unary(c->gc, &u);
     if (rc == 0 && u.status == 0) break;
+    if (rc == 0 && c->user && !auth_call && !reauthed && cc_auth_token_error(u.message)) {
+      /* clientv3's retry interceptor: a new token, then the same call once more */
+      reauthed = true;
+      int arc = cc_auth_refresh(c, gen);
+      if (arc == 0) continue;
+      if (buf != stack_buf) cc_free(buf);
+      return arc;
+    }
     bool server_unavail = rc == 0 && u.status == 14;
     bool unavailable = rc == CETCD_EUNAVAILABLE || server_unavail;
     bool time_left = !deadline || now_ms() + 20 < deadline;

@@ -47,7 +47,27 @@ struct cetcd_client {
   uint64_t request_timeout_ms; /* 0 = none */
   ka_mgr_t *ka;                /* keep-alive manager (I/O thread), created on demand */
   pthread_mutex_t ka_mu;       /* guards creation of ka */
+  struct grpc_tls_ctx *tls; /* TLS settings, or NULL */
+  /* authentication (auth.c): credentials, or NULL when none were given */
+  char *user, *password;
+  pthread_mutex_t auth_mu; /* serializes token refreshes */
+  bool authed;             /* a token was obtained (or the server has auth disabled); under auth_mu */
+  uint64_t token_gen;      /* bumped by every refresh; under auth_mu */
 };
+
+/* ---- authentication (auth.c) ------------------------------------------------------------- */
+
+/* Gets a token with the client's credentials unless a refresh newer than gen already
+ * happened (gen = the token generation the failed call used; UINT64_MAX forces one).
+ * Returns 0 (also when the server has auth disabled) or a CETCD_E* code (recorded). */
+int cc_auth_refresh(cetcd_client_t *c, uint64_t gen);
+/* Gets the first token of a client with credentials that has none yet (lazy connect);
+ * blocking, so not on the I/O thread. Returns 0 or a recorded code. */
+int cc_auth_first(cetcd_client_t *c);
+/* The current token generation (for cc_auth_refresh after a token error). */
+uint64_t cc_auth_gen(cetcd_client_t *c);
+/* True when msg is one of the errors after which clientv3 gets a new token and retries. */
+bool cc_auth_token_error(const char *msg);
 
 /* Records an error for cetcd_client_last_error and returns code. msg may be NULL. */
 int cc_error(int code, int grpc_status, const char *msg);

@@ -197,6 +197,12 @@ static void kv_async_done(void *ctx, const grpc_close_info_t *info, uint8_t *res
 
 /* Packs req into a framed buffer and starts the call. */
 static int kv_async_start(cetcd_client_t *c, const char *path, const ProtobufCMessage *req, kv_async_t *k) {
+  /* a lazily connected client logs in first (from a callback it has a token already) */
+  int arc = c->user && !grpc_client_on_io_thread(c->gc) ? cc_auth_first(c) : 0;
+  if (arc) {
+    cc_free(k);
+    return arc;
+  }
   size_t n = protobuf_c_message_get_packed_size(req);
   uint8_t *buf = cc_malloc(GRPC_FRAME_PREFIX + n);
   if (!buf) {

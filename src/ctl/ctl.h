@@ -106,7 +106,8 @@ struct ctl_cmd {
 
 extern const ctl_cmd_t ctl_cmd_get, ctl_cmd_put, ctl_cmd_del, ctl_cmd_txn, ctl_cmd_watch, ctl_cmd_lease,
     ctl_cmd_compaction, ctl_cmd_defrag, ctl_cmd_endpoint, ctl_cmd_alarm, ctl_cmd_member, ctl_cmd_snapshot,
-    ctl_cmd_churn, ctl_cmd_primary, ctl_cmd_lock, ctl_cmd_elect, ctl_cmd_version, ctl_cmd_move_leader;
+    ctl_cmd_churn, ctl_cmd_primary, ctl_cmd_lock, ctl_cmd_elect, ctl_cmd_version, ctl_cmd_move_leader,
+    ctl_cmd_auth, ctl_cmd_user, ctl_cmd_role;
 
 /* ---- client and errors ---------------------------------------------------------------- */
 
@@ -150,6 +151,13 @@ size_t ctl_prefix_end(const char *key, size_t klen, char **end);
 /* Splits a line into arguments like etcdctl's argify (double and single quotes); returns
  * the count and a malloc'd array of malloc'd strings in *out. */
 int ctl_argify(const char *s, char ***out);
+/* Asks for a password on the terminal (/dev/tty, echo off), like speakeasy.Ask: writes
+ * prompt, reads one line. Returns a malloc'd password, or NULL with the reason in err. */
+char *ctl_ask_password(const char *prompt, char *err, size_t errlen);
+/* Reads the first whitespace-delimited word of stdin (Go's fmt.Scanf("%s")); "" if none.
+ * Returns a malloc'd string. */
+char *ctl_scan_word(void);
+
 /* Reads all of stdin into a malloc'd buffer; returns its length. */
 size_t ctl_read_stdin(char **out);
 

@@ -245,6 +245,7 @@ static int apply_env(char *err, size_t errlen) {
 /* The top-level commands. */
 static const ctl_cmd_t *const g_cmds[] = {
     &ctl_cmd_alarm,
+    &ctl_cmd_auth,
     &ctl_cmd_churn,
     &ctl_cmd_compaction,
     &ctl_cmd_defrag,
@@ -258,8 +259,10 @@ static const ctl_cmd_t *const g_cmds[] = {
     &ctl_cmd_move_leader,
     &ctl_cmd_primary,
     &ctl_cmd_put,
+    &ctl_cmd_role,
     &ctl_cmd_snapshot,
     &ctl_cmd_txn,
+    &ctl_cmd_user,
     &ctl_cmd_version,
     &ctl_cmd_watch,
     NULL,
@@ -460,8 +463,6 @@ int main(int argc, char **argv) {
     g_ctl.n_endpoints = 1;
   }
   g_ctl.command_timeout_set = g_changed[2] || getenv("ETCDCTL_COMMAND_TIMEOUT");
-  if (g_ctl.cert || g_ctl.key || g_ctl.cacert) ctl_die(EXIT_BADARGS, "TLS is not supported by cetcdctl yet");
-  if (g_ctl.user && *g_ctl.user) ctl_die(EXIT_BADARGS, "authentication is not supported by cetcdctl yet");
   select_format();
   int rc = cmd->run(&args);
   ctl_args_free(&args);

@@ -15,6 +15,47 @@
 
 /* ---- client and errors -------------------------------------------------------------- */
 
+/* Credentials from --user/--password (etcdctl's authCfgFromCmd), resolved once: "user",
+ * "user:password" or --password; a missing password is asked for on the terminal. */
+static bool creds_done;
+static char *cred_user, *cred_pass;
+
+/* Fills the credentials of o from the global flags. */
+static void ctl_creds(cetcd_client_opts_t *o) {
+  if (!g_ctl.user || !*g_ctl.user) return;
+  if (!creds_done) {
+    creds_done = true;
+    if (g_ctl.password && *g_ctl.password) {
+      cred_user = strdup(g_ctl.user);
+      cred_pass = strdup(g_ctl.password);
+    } else if (strchr(g_ctl.user, ':')) {
+      const char *colon = strchr(g_ctl.user, ':');
+      cred_user = strndup(g_ctl.user, (size_t)(colon - g_ctl.user));
+      cred_pass = strdup(colon + 1);
+    } else {
+      cred_user = strdup(g_ctl.user);
+      char err[128];
+      cred_pass = ctl_ask_password("Password: ", err, sizeof err);
+      if (!cred_pass) ctl_die(EXIT_ERR, "%s", err);
+    }
+    if (!cred_user || !cred_pass) abort();
+  }
+  o->username = cred_user;
+  o->password = cred_pass;
+}
+
+/* TLS options from the global flags, as etcdctl's newClientCfg: a TLS config when a
+ * certificate flag is given or --insecure-transport=false; --insecure-skip-tls-verify
+ * only with one. https:// endpoints use TLS (system CAs) in any case. */
+static void ctl_tls(cetcd_client_opts_t *o) {
+  bool any = (g_ctl.cert && *g_ctl.cert) || (g_ctl.key && *g_ctl.key) || (g_ctl.cacert && *g_ctl.cacert);
+  o->tls = any || !g_ctl.insecure_transport;
+  o->ca_file = g_ctl.cacert;
+  o->cert_file = g_ctl.cert;
+  o->key_file = g_ctl.key;
+  o->insecure_skip_verify = o->tls && g_ctl.insecure_skip_verify;
+}
+
 cetcd_client_t *ctl_client(void) {
   cetcd_client_opts_t o = {0};
   o.endpoints = (const char *const *)g_ctl.endpoints;
@@ -22,9 +63,13 @@ cetcd_client_t *ctl_client(void) {
   o.dial_timeout_ms = (int)g_ctl.dial_timeout_ms;
   o.request_timeout_ms = g_ctl.command_timeout_ms > 0 ? (int)g_ctl.command_timeout_ms : -1;
   o.lazy_connect = true;
+  ctl_creds(&o);
+  ctl_tls(&o);
   cetcd_client_t *c = NULL;
   int rc = cetcd_client_new(&o, &c);
   if (rc != 0) ctl_die(EXIT_BADCONN, "%s", ctl_errmsg(rc));
+  /* clientv3.New gets the token while dialing: a refused login is a failed connection */
+  if (o.username && (rc = cetcd_client_authenticate(c)) != 0) ctl_die_call(EXIT_BADCONN, rc, NULL, NULL);
   return c;
 }
 
@@ -36,6 +81,8 @@ int ctl_client_for(const char *endpoint, int64_t request_timeout_ms, cetcd_clien
   o.dial_timeout_ms = (int)g_ctl.dial_timeout_ms;
   o.request_timeout_ms = request_timeout_ms > 0 ? (int)request_timeout_ms : -1;
   o.lazy_connect = true;
+  ctl_creds(&o);
+  ctl_tls(&o);
   return cetcd_client_new(&o, out);
 }
 

@@ -5,12 +5,14 @@
 #include <nghttp2/nghttp2.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <uv.h>
 
 #include "cetcd/errors.h"
+#include "grpc/grpc_client_tls.h"
 #include "grpc/grpc_frame.h"
 
 enum {
@@ -29,6 +31,7 @@ typedef struct endpoint {
   char *hostport; /* "host:port" */
   char *host;     /* without brackets */
   char *port;
+  bool tls;       /* connect with TLS */
 } endpoint_t;
 
 typedef struct transport transport_t;
@@ -89,6 +92,8 @@ struct transport {
   size_t wcap;
   bool need_flush; /* a flush was deferred while the I/O thread batches submissions */
   struct transport *next_draining;
+  grpc_tls_conn_t *tls; /* TLS state (TLS endpoints), or NULL */
+  bool tls_done;        /* handshake finished */
 };
 
 struct channel {
@@ -155,6 +160,10 @@ struct grpc_client {
   size_t live_transports;
   nghttp2_session_callbacks *cbs;
   nghttp2_mem ngmem;
+  const grpc_tls_ops_t *tls_ops; /* NULL: no TLS support */
+  grpc_tls_ctx_t *tls_ctx;
+  bool tls_default; /* endpoints without a scheme use TLS */
+  char *token; /* auth token sent as metadata (I/O thread only), or NULL */
 };
 
 /* ===================================================================================== */
@@ -223,10 +232,17 @@ static void timeout_format(uint64_t ms, char out[16]) {
 /* Parses one endpoint string into e. Returns 0, CETCD_EINVAL or CETCD_ENOMEM. */
 static int parse_endpoint(grpc_client_t *gc, const char *s, endpoint_t *e) {
   if (!s) return CETCD_EINVAL;
-  if (!strncmp(s, "http://", 7))
+  e->tls = gc->tls_default;
+  if (!strncmp(s, "http://", 7)) {
     s += 7;
-  else if (strstr(s, "://"))
-    return CETCD_EINVAL; /* https and unix are not supported yet */
+    e->tls = false;
+  } else if (!strncmp(s, "https://", 8)) {
+    s += 8;
+    e->tls = true;
+    if (!gc->tls_ops) return CETCD_EINVAL; /* no TLS settings given */
+  } else if (strstr(s, "://")) {
+    return CETCD_EINVAL; /* unix sockets are not supported */
+  }
   size_t n = strlen(s);
   while (n && s[n - 1] == '/') n--;
   if (!n) return CETCD_EINVAL;
@@ -480,9 +496,9 @@ static void stream_submit(transport_t *tr, grpc_cstream_t *s) {
   grpc_client_t *gc = tr->gc;
   char tmo[16];
   size_t nnv = 7;
-  nghttp2_nv nv[8] = {
+  nghttp2_nv nv[9] = {
       NV(":method", "POST"),
-      NV(":scheme", "http"),
+      NV(":scheme", gc->eps[tr->ep].tls ? "https" : "http"),
       NV(":path", s->path),
       NV(":authority", gc->eps[tr->ep].hostport),
       NV("content-type", "application/grpc"),
@@ -493,6 +509,10 @@ static void stream_submit(transport_t *tr, grpc_cstream_t *s) {
     uint64_t now = now_ms();
     timeout_format(s->deadline > now ? s->deadline - now : 1, tmo);
     nghttp2_nv t = NV("grpc-timeout", tmo);
+    nv[nnv++] = t;
+  }
+  if (gc->token && strcmp(s->path, GRPC_AUTHENTICATE_PATH) != 0) {
+    nghttp2_nv t = NV("token", gc->token);
     nv[nnv++] = t;
   }
   nghttp2_data_provider dp = {.source.ptr = s, .read_callback = data_read_cb};
@@ -677,6 +697,7 @@ static void transport_maybe_free(transport_t *tr) {
   if (tr->gai_pending || tr->tcp_inited) return;
   grpc_client_t *gc = tr->gc;
   if (tr->addrs) uv_freeaddrinfo(tr->addrs);
+  if (tr->tls) gc->tls_ops->conn_free(tr->tls);
   gc->mem.free_fn(tr->rbuf);
   gc->mem.free_fn(tr->wbuf);
   gc->mem.free_fn(tr);
@@ -729,6 +750,61 @@ static void write_done(uv_write_t *req, int status) {
   if (status < 0 && status != UV_ECANCELED && !tr->failed) transport_fail(tr, uv_strerror(status));
 }
 
+/* Writes tr->wbuf[0..len) to the socket: directly when the socket takes it all (the
+ * common case: no copy, no request), the rest through a uv_write of a copy. Returns false
+ * when the transport failed. */
+static bool socket_write(transport_t *tr, size_t len) {
+  grpc_client_t *gc = tr->gc;
+  uv_buf_t b = uv_buf_init((char *)tr->wbuf, (unsigned)len);
+  int wn = uv_try_write((uv_stream_t *)&tr->tcp, &b, 1);
+  if (wn < 0 && wn != UV_EAGAIN && wn != UV_ENOSYS) {
+    transport_fail(tr, uv_strerror(wn));
+    return false;
+  }
+  size_t done = wn > 0 ? (size_t)wn : 0;
+  if (done < len) {
+    size_t rest = len - done;
+    write_req_t *w = gc->mem.malloc_fn(sizeof(*w));
+    uint8_t *buf = gc->mem.malloc_fn(rest);
+    if (!w || !buf) {
+      gc->mem.free_fn(w);
+      gc->mem.free_fn(buf);
+      transport_fail(tr, "out of memory");
+      return false;
+    }
+    memcpy(buf, tr->wbuf + done, rest);
+    w->gc = gc;
+    w->data = buf;
+    uv_buf_t rb = uv_buf_init((char *)buf, (unsigned)rest);
+    int rc = uv_write(&w->req, (uv_stream_t *)&tr->tcp, &rb, 1, write_done);
+    if (rc < 0) {
+      gc->mem.free_fn(buf);
+      gc->mem.free_fn(w);
+      transport_fail(tr, uv_strerror(rc));
+      return false;
+    }
+  }
+  if (tr->wcap > 1024 * 1024) {
+    gc->mem.free_fn(tr->wbuf);
+    tr->wbuf = NULL;
+    tr->wcap = 0;
+  }
+  return true;
+}
+
+/* TLS: moves the ciphertext waiting in the TLS state to the socket. Returns false when
+ * the transport failed. */
+static bool tls_send_pending(transport_t *tr) {
+  const grpc_tls_ops_t *ops = tr->gc->tls_ops;
+  size_t n = ops->pending(tr->tls);
+  if (!n) return true;
+  if (!grow(tr->gc, &tr->wbuf, &tr->wcap, n)) {
+    transport_fail(tr, "out of memory");
+    return false;
+  }
+  return socket_write(tr, ops->take(tr->tls, tr->wbuf, n));
+}
+
 static void transport_flush(transport_t *tr) {
   if (tr->failed || !tr->session || tr->in_recv) return;
   grpc_client_t *gc = tr->gc;
@@ -753,42 +829,15 @@ static void transport_flush(transport_t *tr) {
     memcpy(tr->wbuf + len, data, (size_t)n);
     len += (size_t)n;
   }
-  if (len) {
-    /* write directly when the socket takes it all (the common case): no copy, no request */
-    uv_buf_t b = uv_buf_init((char *)tr->wbuf, (unsigned)len);
-    int wn = uv_try_write((uv_stream_t *)&tr->tcp, &b, 1);
-    if (wn < 0 && wn != UV_EAGAIN && wn != UV_ENOSYS) {
-      transport_fail(tr, uv_strerror(wn));
+  if (len && tr->tls) {
+    /* encrypt the whole batch, then send the records */
+    if (gc->tls_ops->write(tr->tls, tr->wbuf, len) != 0) {
+      transport_fail(tr, "TLS write failed");
       return;
     }
-    size_t done = wn > 0 ? (size_t)wn : 0;
-    if (done < len) {
-      size_t rest = len - done;
-      write_req_t *w = gc->mem.malloc_fn(sizeof(*w));
-      uint8_t *buf = gc->mem.malloc_fn(rest);
-      if (!w || !buf) {
-        gc->mem.free_fn(w);
-        gc->mem.free_fn(buf);
-        transport_fail(tr, "out of memory");
-        return;
-      }
-      memcpy(buf, tr->wbuf + done, rest);
-      w->gc = gc;
-      w->data = buf;
-      uv_buf_t rb = uv_buf_init((char *)buf, (unsigned)rest);
-      int rc = uv_write(&w->req, (uv_stream_t *)&tr->tcp, &rb, 1, write_done);
-      if (rc < 0) {
-        gc->mem.free_fn(buf);
-        gc->mem.free_fn(w);
-        transport_fail(tr, uv_strerror(rc));
-        return;
-      }
-    }
-    if (tr->wcap > 1024 * 1024) {
-      gc->mem.free_fn(tr->wbuf);
-      tr->wbuf = NULL;
-      tr->wcap = 0;
-    }
+    if (!tls_send_pending(tr)) return;
+  } else if (len && !socket_write(tr, len)) {
+    return;
   }
   /* a detached transport with nothing left to do can go */
   if (!tr->ch && !tr->active && !nghttp2_session_want_read(tr->session) &&
@@ -835,6 +884,61 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   b->len = READ_BUF;
 }
 
+/* Hands n received HTTP/2 bytes to the session. Returns false when the transport failed. */
+static bool session_recv(transport_t *tr, const uint8_t *p, size_t n) {
+  tr->in_recv = true;
+  ssize_t rc = nghttp2_session_mem_recv(tr->session, p, n);
+  tr->in_recv = false;
+  if (tr->failed) {
+    /* failed from inside a callback: the session could not be deleted then */
+    nghttp2_session_del(tr->session);
+    tr->session = NULL;
+    return false;
+  }
+  if (rc < 0) {
+    transport_fail(tr, nghttp2_strerror((int)rc));
+    return false;
+  }
+  return true;
+}
+
+static void transport_start_session(transport_t *tr);
+
+/* TLS: takes n received bytes of ciphertext, advances the handshake (starting the HTTP/2
+ * session when it completes) and hands the decrypted bytes to the session. Returns false
+ * when the transport failed. */
+static bool tls_recv(transport_t *tr, size_t n) {
+  const grpc_tls_ops_t *ops = tr->gc->tls_ops;
+  char err[300];
+  if (ops->feed(tr->tls, tr->rbuf, n) != 0) {
+    transport_fail(tr, "out of memory");
+    return false;
+  }
+  if (!tr->tls_done) {
+    int h = ops->handshake(tr->tls, err, sizeof err);
+    if (h < 0) {
+      transport_fail(tr, err);
+      return false;
+    }
+    if (!tls_send_pending(tr)) return false;
+    if (h == 0) return true;
+    tr->tls_done = true;
+    transport_start_session(tr);
+    if (tr->failed) return false;
+  }
+  /* decrypt into the read buffer (its ciphertext is in the TLS state now), bounded */
+  for (int i = 0; i < 1024 && !tr->failed && tr->session; i++) {
+    ssize_t got = ops->read(tr->tls, tr->rbuf, READ_BUF, err, sizeof err);
+    if (got < 0) {
+      transport_fail(tr, err);
+      return false;
+    }
+    if (got == 0) break;
+    if (!session_recv(tr, tr->rbuf, (size_t)got)) return false;
+  }
+  return !tr->failed && tls_send_pending(tr); /* TLS may have answered (key updates) */
+}
+
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
   (void)b;
   transport_t *tr = st->data;
@@ -844,19 +948,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b) {
     return;
   }
   if (nread == 0) return;
-  tr->in_recv = true;
-  ssize_t rc = nghttp2_session_mem_recv(tr->session, tr->rbuf, (size_t)nread);
-  tr->in_recv = false;
-  if (tr->failed) {
-    /* failed from inside a callback: the session could not be deleted then */
-    nghttp2_session_del(tr->session);
-    tr->session = NULL;
-    return;
-  }
-  if (rc < 0) {
-    transport_fail(tr, nghttp2_strerror((int)rc));
-    return;
-  }
+  if (tr->tls ? !tls_recv(tr, (size_t)nread) : !session_recv(tr, tr->rbuf, (size_t)nread)) return;
   transport_flush(tr);
 }
 
@@ -876,6 +968,34 @@ static void on_connect(uv_connect_t *req, int status) {
     transport_fail(tr, uv_strerror(status));
     return;
   }
+  uv_tcp_nodelay(&tr->tcp, 1);
+  int rc = uv_read_start((uv_stream_t *)&tr->tcp, alloc_cb, read_cb);
+  if (rc < 0) {
+    transport_fail(tr, uv_strerror(rc));
+    return;
+  }
+  if (!gc->eps[tr->ep].tls) {
+    transport_start_session(tr);
+    return;
+  }
+  /* TLS first: the session starts once the handshake is done (within the dial timeout) */
+  char err[300];
+  tr->tls = gc->tls_ops->conn_new(gc->tls_ctx, gc->eps[tr->ep].host, err, sizeof err);
+  if (!tr->tls) {
+    transport_fail(tr, err);
+    return;
+  }
+  if (gc->tls_ops->handshake(tr->tls, err, sizeof err) < 0) {
+    transport_fail(tr, err);
+    return;
+  }
+  tls_send_pending(tr);
+}
+
+/* Creates the HTTP/2 session of a connected (and, with TLS, handshaken) transport, sends
+ * the client preface and settings, and reports the channel ready. */
+static void transport_start_session(transport_t *tr) {
+  grpc_client_t *gc = tr->gc;
   nghttp2_session *sess;
   nghttp2_option *opt = NULL;
   if (nghttp2_option_new(&opt) == 0) {
@@ -897,12 +1017,6 @@ static void on_connect(uv_connect_t *req, int status) {
   if (nghttp2_submit_settings(sess, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0 ||
       nghttp2_session_set_local_window_size(sess, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) != 0) {
     transport_fail(tr, "cannot start HTTP/2 session");
-    return;
-  }
-  uv_tcp_nodelay(&tr->tcp, 1);
-  rc = uv_read_start((uv_stream_t *)&tr->tcp, alloc_cb, read_cb);
-  if (rc < 0) {
-    transport_fail(tr, uv_strerror(rc));
     return;
   }
   tr->ready = true;
@@ -1260,6 +1374,13 @@ static void wake_cb(uv_async_t *a) {
 static void io_main(void *arg) {
   grpc_client_t *gc = arg;
   tl_io_client = gc;
+  /* a write to a connection the peer closed (e.g. after refusing a TLS handshake) must
+   * give EPIPE, not kill the application: SIGPIPE is thread-directed, so blocking it on
+   * this thread suffices and leaves the application's own handling alone */
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
   uv_run(&gc->loop, UV_RUN_DEFAULT);
   /* anything left (should be nothing) gets closed */
   uv_walk(&gc->loop, walk_close, NULL);
@@ -1438,6 +1559,9 @@ int grpc_client_new(const grpc_client_config_t *cfg, grpc_client_t **out) {
   if (!gc) return CETCD_ENOMEM;
   memset(gc, 0, sizeof(*gc));
   gc->mem = cfg->mem;
+  gc->tls_ops = cfg->tls_ctx ? cfg->tls_ops : NULL;
+  gc->tls_ctx = cfg->tls_ctx;
+  gc->tls_default = gc->tls_ops && cfg->tls_default;
   gc->dial_timeout_ms = cfg->dial_timeout_ms > 0 ? cfg->dial_timeout_ms : 5000;
   gc->max_recv = cfg->max_recv_bytes;
   int rc = 0;
@@ -1517,7 +1641,29 @@ void grpc_client_free(grpc_client_t *gc) {
   nghttp2_session_callbacks_del(gc->cbs);
   free_endpoints(gc);
   gc->mem.free_fn(gc->channels);
+  gc->mem.free_fn(gc->token);
   gc->mem.free_fn(gc);
+}
+
+/* Token hand-over to the I/O thread: the new copy in, the old one out. */
+typedef struct token_swap {
+  char *token;
+} token_swap_t;
+
+/* Installs a new token on the I/O thread. */
+static void token_install(grpc_client_t *gc, void *arg) {
+  token_swap_t *t = arg;
+  char *old = gc->token;
+  gc->token = t->token;
+  t->token = old;
+}
+
+int grpc_client_set_token(grpc_client_t *gc, const char *token) {
+  token_swap_t t = {NULL};
+  if (token && !(t.token = gc_strndup(gc, token, strlen(token)))) return CETCD_ENOMEM;
+  int rc = grpc_client_run_sync(gc, token_install, &t);
+  gc->mem.free_fn(t.token); /* the old token, or ours when not installed */
+  return rc;
 }
 
 size_t grpc_client_n_endpoints(const grpc_client_t *gc) { return gc->n_eps; }
@@ -1535,6 +1681,7 @@ size_t grpc_client_current(const grpc_client_t *gc) {
 int grpc_client_find_endpoint(const grpc_client_t *gc, const char *s) {
   if (!s) return -1;
   if (!strncmp(s, "http://", 7)) s += 7;
+  else if (!strncmp(s, "https://", 8)) s += 8;
   size_t n = strlen(s);
   while (n && s[n - 1] == '/') n--;
   for (size_t i = 0; i < gc->n_eps; i++)

@@ -1,4 +1,5 @@
-/* Client side of gRPC over HTTP/2 (h2c with prior knowledge) on nghttp2 and libuv.
+/* Client side of gRPC over HTTP/2 (h2c with prior knowledge, or TLS with ALPN h2 through
+ * grpc_client_tls.h) on nghttp2 and libuv.
  *
  * A grpc_client owns a libuv loop running on its own I/O thread. Other threads hand work
  * to that thread with grpc_client_run_sync (a caller-owned task node, a mutex-protected
@@ -26,7 +27,11 @@
 /* The server's peer transport compiles its own renamed copy of this module. */
 #ifdef grpc_client_unary
 #define grpc_client_unary_async peer_gc_unary_async
+#define grpc_client_set_token peer_gc_set_token
 #endif
+
+/* The one call that never carries the auth token. */
+#define GRPC_AUTHENTICATE_PATH "/etcdserverpb.Auth/Authenticate"
 
 typedef struct grpc_client grpc_client_t;
 typedef struct grpc_cstream grpc_cstream_t;
@@ -38,10 +43,19 @@ typedef struct grpc_client_mem {
   void (*free_fn)(void *p);
 } grpc_client_mem_t;
 
+struct grpc_tls_ops;
+struct grpc_tls_ctx;
+
 /* Configuration of grpc_client_new (borrowed; copied). */
 typedef struct grpc_client_config {
-  const char *const *endpoints; /* "host:port" or "http://host:port" */
+  const char *const *endpoints; /* "host:port", "http://host:port" or "https://host:port" */
   size_t n_endpoints;
+  /* TLS (grpc_client_tls.h): ops and settings, both borrowed for the client's lifetime.
+   * With them, "https://" endpoints use TLS, and so do endpoints without a scheme when
+   * tls_default is set; without them "https://" endpoints are CETCD_EINVAL. */
+  const struct grpc_tls_ops *tls_ops;
+  struct grpc_tls_ctx *tls_ctx;
+  bool tls_default;
   int dial_timeout_ms;   /* > 0 */
   size_t max_recv_bytes; /* largest message accepted */
   grpc_client_mem_t mem;
@@ -81,7 +95,7 @@ size_t grpc_client_n_endpoints(const grpc_client_t *gc);
 const char *grpc_client_endpoint(const grpc_client_t *gc, size_t k);
 /* Index of the failover channel's current endpoint. Thread-safe. */
 size_t grpc_client_current(const grpc_client_t *gc);
-/* Index of the endpoint named s ("host:port" or "http://host:port"), or -1. */
+/* Index of the endpoint named s ("host:port", "http://host:port" or "https://..."), or -1. */
 int grpc_client_find_endpoint(const grpc_client_t *gc, const char *s);
 /* Starts connecting the failover channel and waits up to timeout_ms for it to be ready.
  * Returns 0 or CETCD_EUNAVAILABLE. Any thread but the I/O thread. */
@@ -147,6 +161,12 @@ void grpc_cstream_cancel(grpc_cstream_t *s);
 /* Sets or clears (0) the stream's idle timeout: the stream fails with CETCD_ETIMEOUT if no
  * message arrives for timeout_ms. I/O thread only. */
 void grpc_cstream_set_idle_timeout(grpc_cstream_t *s, uint64_t timeout_ms);
+
+/* Sets (or clears, with NULL) the auth token sent as "token" metadata on every stream
+ * submitted from now on, except Authenticate calls (token copied). Any thread but the I/O
+ * thread's callbacks may call it; it runs on the I/O thread. Returns 0, CETCD_ENOMEM or
+ * CETCD_ECANCELED. */
+int grpc_client_set_token(grpc_client_t *gc, const char *token);
 
 /* The I/O thread's loop, for timers of higher layers (I/O thread only). */
 struct uv_loop_s *grpc_client_loop(grpc_client_t *gc);

@@ -50,6 +50,8 @@ typedef struct test_server {
   int client_port, peer_port;
   char endpoint[64];
   pid_t pid;
+  bool tls;                 /* serve https:// client URLs (set before tu_server_start) */
+  const char *extra[16];    /* more server flags, NULL-terminated (borrowed) */
 } test_server_t;
 
 static inline uint64_t tu_now_ms(void) {
@@ -119,7 +121,7 @@ static inline bool tu_tcp_ok(int port) {
 static inline int tu_server_start(test_server_t *s) {
   long off = tu_file_size(s->log);
   char curl[64], purl[64], cluster[96];
-  snprintf(curl, sizeof curl, "http://127.0.0.1:%d", s->client_port);
+  snprintf(curl, sizeof curl, "%s://127.0.0.1:%d", s->tls ? "https" : "http", s->client_port);
   snprintf(purl, sizeof purl, "http://127.0.0.1:%d", s->peer_port);
   snprintf(cluster, sizeof cluster, "default=%s", purl);
   pid_t pid = fork();
@@ -139,14 +141,15 @@ static inline int tu_server_start(test_server_t *s) {
       if (strncmp(*e, "ETCD_", 5) && strncmp(*e, "ETCDCTL_", 8)) env[ne++] = *e;
     env[ne] = NULL;
     if (chdir(s->root) != 0) _exit(126);
-    char *argv[] = {s->bin,    "--name",
-                    "default", "--data-dir",
-                    s->data,   "--listen-client-urls",
-                    curl,      "--advertise-client-urls",
-                    curl,      "--listen-peer-urls",
-                    purl,      "--initial-advertise-peer-urls",
-                    purl,      "--initial-cluster",
-                    cluster,   NULL};
+    char *argv[48] = {s->bin,    "--name",
+                      "default", "--data-dir",
+                      s->data,   "--listen-client-urls",
+                      curl,      "--advertise-client-urls",
+                      curl,      "--listen-peer-urls",
+                      purl,      "--initial-advertise-peer-urls",
+                      purl,      "--initial-cluster",
+                      cluster,   NULL};
+    for (size_t i = 0, n = 15; i < 16 && s->extra[i] && n + 1 < 48; i++) argv[n++] = (char *)s->extra[i];
     execve(s->bin, argv, env);
     _exit(127);
   }
@@ -185,8 +188,9 @@ static inline void tu_server_stop(test_server_t *s, bool kill9) {
   s->pid = 0;
 }
 
-/* Creates the temp dir, picks ports and starts the server under test. */
-static inline int tu_server_new(test_server_t *s) {
+/* Creates the temp dir and picks ports (server not started; set tls/extra, then call
+ * tu_server_start). Returns 0 or -1. */
+static inline int tu_server_prepare(test_server_t *s) {
   memset(s, 0, sizeof(*s));
   const char *bin = getenv("CETCD_TEST_SERVER");
   if (!bin || !*bin) bin = getenv("CETCD_BIN");
@@ -201,6 +205,12 @@ static inline int tu_server_new(test_server_t *s) {
     s->peer_port = tu_free_port();
   } while (s->peer_port == s->client_port);
   snprintf(s->endpoint, sizeof s->endpoint, "127.0.0.1:%d", s->client_port);
+  return 0;
+}
+
+/* Creates the temp dir, picks ports and starts the server under test. */
+static inline int tu_server_new(test_server_t *s) {
+  if (tu_server_prepare(s)) return -1;
   return tu_server_start(s);
 }
 

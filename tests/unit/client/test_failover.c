@@ -148,7 +148,7 @@ static void test_unreachable_and_bad_endpoints(void **state) {
   assert_int_equal(cetcd_watch_open(c, "x", 1, NULL, &w), CETCD_ETIMEOUT);
   cetcd_client_free(c);
 
-  const char *bad[][1] = {{"https://127.0.0.1:2379"}, {"127.0.0.1"}, {"127.0.0.1:abc"}, {""}, {"[::1"}};
+  const char *bad[][1] = {{"unix:///tmp/etcd.sock"}, {"https://127.0.0.1"}, {"127.0.0.1"}, {"127.0.0.1:abc"}, {""}, {"[::1"}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     o = (cetcd_client_opts_t){.endpoints = bad[i], .n_endpoints = 1, .lazy_connect = true};
     assert_int_equal(cetcd_client_new(&o, &c), CETCD_EINVAL);
