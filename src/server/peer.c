@@ -62,6 +62,8 @@ struct peer_transport {
   size_t n;
   grpc_client_t *gc;
   grpc_server_t *server;
+  tls_ctx_t *server_tls; /* https peer listeners (owned), NULL without */
+  int closes;            /* peer_free: asynchronous closes still to come */
   uv_async_t io_async;   /* on the client's I/O loop: drain queues */
   uv_async_t loop_async; /* on the server loop: report broken streams */
   atomic_bool removed;   /* a peer said this member was removed (I/O thread sets it) */
@@ -187,14 +189,30 @@ static void *pt_malloc(size_t n) { return malloc(n); }
 static void *pt_realloc(void *p, size_t n) { return realloc(p, n); }
 static void pt_free(void *p) { free(p); }
 
-/* Turns "scheme://host:port[/...]" into "host:port" (owned). */
+/* The client context for https peer URLs (owned; peer_set_dialer_tls). */
+static grpc_tls_ctx_t *dialer_tls;
+
+void peer_set_dialer_tls(grpc_tls_ctx_t *ctx) {
+  grpc_tls_ctx_free(dialer_tls);
+  dialer_tls = ctx;
+}
+
+void peer_client_tls(grpc_client_config_t *cfg) {
+  cfg->tls_ops = dialer_tls ? &grpc_tls_ops : NULL;
+  cfg->tls_ctx = dialer_tls;
+}
+
+/* Turns "scheme://host:port[/...]" into the client's endpoint (owned): "host:port", or
+ * "https://host:port" for an https URL. */
 static char *url_hostport(const char *url) {
+  bool tls = !strncmp(url, "https://", 8);
   const char *s = strstr(url, "://");
   s = s ? s + 3 : url;
-  size_t n = strcspn(s, "/");
-  char *out = xmalloc(n + 1);
-  memcpy(out, s, n);
-  out[n] = 0;
+  size_t n = strcspn(s, "/"), pre = tls ? 8 : 0;
+  char *out = xmalloc(pre + n + 1);
+  memcpy(out, "https://", pre);
+  memcpy(out + pre, s, n);
+  out[pre + n] = 0;
   return out;
 }
 
@@ -219,6 +237,7 @@ static int start_client(peer_transport_t *pt, const uint64_t *ids, char *const *
                               .dial_timeout_ms = 1000,
                               .max_recv_bytes = 4u << 20,
                               .mem = {pt_malloc, pt_realloc, pt_free}};
+  peer_client_tls(&cfg);
   int rc = grpc_client_new(&cfg, &pt->gc);
   for (size_t i = 0; i < n; i++) free(eps[i]);
   free(eps);
@@ -298,6 +317,7 @@ int peer_call_status(char *const *urls, size_t n, const char *path, const uint8_
                               .dial_timeout_ms = 1000,
                               .max_recv_bytes = 4u << 20,
                               .mem = {pt_malloc, pt_realloc, pt_free}};
+  peer_client_tls(&cfg);
   grpc_client_t *gc;
   int rc = grpc_client_new(&cfg, &gc);
   for (size_t i = 0; i < n; i++) free(eps[i]);
@@ -323,7 +343,8 @@ int peer_call_status(char *const *urls, size_t n, const char *path, const uint8_
   return rc;
 }
 
-int peer_listen(peer_transport_t *pt, char *const *urls, size_t n) {
+int peer_listen(peer_transport_t *pt, char *const *urls, size_t n, tls_ctx_t *tls) {
+  pt->server_tls = tls;
   grpc_server_opts_t go = {.max_recv_msg_bytes = 64u << 20};
   pt->server = grpc_server_new(pt->loop, &go);
   grpc_server_add_methods(pt->server, peer_methods, sizeof(peer_methods) / sizeof(*peer_methods));
@@ -335,7 +356,7 @@ int peer_listen(peer_transport_t *pt, char *const *urls, size_t n) {
       LOGE("msg=\"bad listen-peer-urls\" error=\"%s\"", err);
       return rc;
     }
-    rc = grpc_server_listen(pt->server, u.host, u.port, NULL);
+    rc = grpc_server_listen(pt->server, u.host, u.port, u.is_tls ? tls : NULL);
     if (rc) {
       LOGE(
           "msg=\"cannot listen for peers\" address=%s:%d error=\"%s\" fix=\"choose a free port with "
@@ -344,7 +365,7 @@ int peer_listen(peer_transport_t *pt, char *const *urls, size_t n) {
       urls_free_one(&u);
       return rc;
     }
-    LOGI("msg=\"serving peer traffic\" address=%s:%d", u.host, u.port);
+    LOGI("msg=\"serving peer traffic%s\" address=%s:%d", u.is_tls ? " securely" : "", u.host, u.port);
     urls_free_one(&u);
   }
   return 0;
@@ -384,20 +405,30 @@ const char *peer_address(peer_transport_t *pt, uint64_t id) {
   return NULL;
 }
 
-/* Frees the transport once its loop handle closed. */
+/* The loop handle closed: the peers go, and the transport if its server is gone too. */
 static void on_loop_async_closed(uv_handle_t *h) {
   peer_transport_t *pt = h->data;
   free_peers(pt->peers, pt->n);
-  free(pt);
+  pt->peers = NULL;
+  pt->n = 0;
+  if (--pt->closes == 0) free(pt);
 }
 
-/* The peer server's connections are gone: release it. */
-static void peer_server_closed(void *arg) { grpc_server_free(arg); }
+/* The peer server's connections are gone: release it and its TLS context. */
+static void peer_server_closed(void *arg) {
+  peer_transport_t *pt = arg;
+  grpc_server_free(pt->server);
+  tls_ctx_free(pt->server_tls);
+  pt->server = NULL;
+  pt->server_tls = NULL;
+  if (--pt->closes == 0) free(pt);
+}
 
 void peer_free(peer_transport_t *pt) {
   if (!pt) return;
   the_pt = NULL;
   stop_client(pt);
-  if (pt->server) grpc_server_shutdown(pt->server, 0, peer_server_closed, pt->server);
+  pt->closes = pt->server ? 2 : 1; /* the transport goes with the last of these */
+  if (pt->server) grpc_server_shutdown(pt->server, 0, peer_server_closed, pt);
   uv_close((uv_handle_t *)&pt->loop_async, on_loop_async_closed);
 }

@@ -18,6 +18,9 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "grpc/grpc_client.h"
+#include "grpc/grpc_client_tls.h"
+#include "net/tls.h"
 #include "raftpb.pb-c.h"
 
 typedef struct peer_transport peer_transport_t;
@@ -47,8 +50,14 @@ typedef struct peer_cbs {
  * the local member may be listed and is skipped by the sender). Returns NULL on failure. */
 peer_transport_t *peer_new(uv_loop_t *loop, const uint64_t *ids, char *const *urls, size_t n,
                            const peer_cbs_t *cbs);
-/* Binds every listen URL (scheme ignored). Returns 0 or a negative code (logged). */
-int peer_listen(peer_transport_t *pt, char *const *urls, size_t n);
+/* Sets the client context used for https peer URLs (owned from here on; the previous one
+ * is freed; NULL: https peers cannot be reached). Loop thread, before peers are dialed. */
+void peer_set_dialer_tls(grpc_tls_ctx_t *ctx);
+/* Fills a peer client's TLS settings (the context above). */
+void peer_client_tls(grpc_client_config_t *cfg);
+/* Binds every listen URL; the https ones speak TLS with tls (owned by the transport from
+ * here on, may be NULL when no URL is https). Returns 0 or a negative code (logged). */
+int peer_listen(peer_transport_t *pt, char *const *urls, size_t n, tls_ctx_t *tls);
 /* Queues one encoded raft message for peer `to` (copied). Loop thread. */
 void peer_send(peer_transport_t *pt, uint64_t to, const uint8_t *data, size_t len);
 /* Queues one encoded message of the given kind for peer `to` (copied). Loop thread. */

@@ -28,6 +28,7 @@
 #include "grpc/grpc_client.h"
 #include "raft/raft.h"
 #include "raftsnap.pb-c.h"
+#include "server/peer.h"
 
 #define PSNAP_PATH "/cetcdraftpb.Raft/Snapshot"
 #define PSNAP_IDLE_TIMEOUT_MS 30000 /* a receiver that stops acknowledging fails the transfer */
@@ -205,6 +206,7 @@ int psnap_send_start(uv_loop_t *loop, const char *peer_url, uint64_t to, const c
                               .dial_timeout_ms = 1000,
                               .max_recv_bytes = 1u << 20,
                               .mem = {ps_malloc, ps_realloc, ps_free}};
+  peer_client_tls(&cfg);
   int rc = grpc_client_new(&cfg, &ps->gc);
   if (rc) {
     close(fd);

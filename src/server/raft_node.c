@@ -24,6 +24,7 @@
 #include "server/raft_ship.h"
 #include "server/raft_snapshot.h"
 #include "server/reconfig.h"
+#include "server/tls_setup.h"
 #include "wal/wal.h"
 
 typedef struct rn_prop {
@@ -922,6 +923,14 @@ int raft_node_start(raft_node_t *rn) {
   char **urls;
   size_t n_peers;
   reconfig_peers(srv, &ids, &urls, &n_peers);
+  tls_ctx_t *peer_tls;
+  grpc_tls_ctx_t *dialer_tls;
+  if (tls_setup_peer(cfg, &peer_tls, &dialer_tls)) {
+    free(ids);
+    free(urls);
+    return CETCD_EINVAL;
+  }
+  peer_set_dialer_tls(dialer_tls);
   peer_cbs_t cbs = {.on_message = on_peer_message,
                     .on_lease = on_peer_lease,
                     .on_unreachable = on_peer_unreachable,
@@ -930,8 +939,11 @@ int raft_node_start(raft_node_t *rn) {
   rn->peers = peer_new(srv->loop, ids, urls, n_peers, &cbs);
   free(ids);
   free(urls);
-  if (!rn->peers) return CETCD_EINVAL;
-  int r = peer_listen(rn->peers, cfg->listen_peer_urls, cfg->n_listen_peer_urls);
+  if (!rn->peers) {
+    tls_ctx_free(peer_tls);
+    return CETCD_EINVAL;
+  }
+  int r = peer_listen(rn->peers, cfg->listen_peer_urls, cfg->n_listen_peer_urls, peer_tls);
   if (r) return r;
   /* etcd's request timeout: 5 s plus two election timeouts for a possible election */
   lease_fwd_env_t env = {.leader = fwd_leader, .send = fwd_send, .now_ms = fwd_now, .ctx = rn};
@@ -1101,6 +1113,7 @@ void raft_node_stop(raft_node_t *rn) {
     rn->lease_fwd = NULL;
     peer_free(rn->peers);
     rn->peers = NULL;
+    peer_set_dialer_tls(NULL);
   }
   fail_all(rn, CETCD_ESTOPPED);
   drop_held_msgs(rn);
