@@ -4,8 +4,9 @@
  * certificate chain and host name (or IP) verification unless insecure_skip_verify.
  *
  * grpc_client.c reaches this module only through grpc_tls_ops (a table of function
- * pointers in its config), so the server's peer transport, which compiles its own copy
- * of grpc_client.c, does not link OpenSSL. */
+ * pointers in its config). The server's peer transport, which compiles its own copy of
+ * grpc_client.c, passes it for https peer URLs; in the server, net/tls.h is served by the
+ * cetcd-tls.so module (net/tls_load.c), so OpenSSL is loaded only then. */
 #ifndef CETCD_GRPC_CLIENT_TLS_H
 #define CETCD_GRPC_CLIENT_TLS_H
 
