@@ -53,6 +53,23 @@ const char *cetcd_strerror(int code) {
     case CETCD_ESESSIONEXPIRED: return "session: lease expired";
     case CETCD_EELECTIONNOLEADER: return "election: no leader";
     case CETCD_EELECTIONNOTLEADER: return "election: not leader";
+    case CETCD_EAUTHROOTUSER: return "root user does not exist";
+    case CETCD_EAUTHROOTROLE: return "root user does not have root role";
+    case CETCD_EAUTHUSEREXISTS: return "user name already exists";
+    case CETCD_EAUTHUSEREMPTY: return "user name is empty";
+    case CETCD_EAUTHUSERNOTFOUND: return "user name not found";
+    case CETCD_EAUTHROLEEXISTS: return "role name already exists";
+    case CETCD_EAUTHROLENOTFOUND: return "role name not found";
+    case CETCD_EAUTHROLEEMPTY: return "role name is empty";
+    case CETCD_EAUTHFAILED: return "authentication failed, invalid user ID or password";
+    case CETCD_EAUTHDENIED: return "permission denied";
+    case CETCD_EAUTHROLENOTGRANTED: return "role is not granted to the user";
+    case CETCD_EAUTHPERMNOTGRANTED: return "permission is not granted to the role";
+    case CETCD_EAUTHNOTENABLED: return "authentication is not enabled";
+    case CETCD_EAUTHBADTOKEN: return "invalid auth token";
+    case CETCD_EAUTHBADMGMT: return "invalid auth management";
+    case CETCD_EAUTHOLDREV: return "revision of auth store is old";
+    case CETCD_EAUTHNOPASSWORD: return "password was given for no password user";
     default:
       if (code < 0 && code > -4096) return strerror(-code);
       return "unknown error";

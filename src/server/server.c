@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
+#include "auth/auth.h"
 #include "base/alloc.h"
 #include "base/fsutil.h"
 #include "base/log.h"
@@ -287,6 +288,10 @@ static int open_storage(server_t *srv) {
     LOGE("msg=\"cannot restore alarms\" error=\"%s\"", cetcd_strerror(rc));
     return rc;
   }
+  if ((rc = auth_store_open(srv->mvcc, cfg->auth_token_ttl, &srv->auth))) { /* before replay, as alarms */
+    LOGE("msg=\"cannot restore the auth store\" error=\"%s\"", cetcd_strerror(rc));
+    return rc;
+  }
   /* a single member that became a cluster (membership changes) stays on the Raft path */
   if (!srv->rn && reconfig_has_cluster(srv->mvcc) && (rc = raft_node_create_single(srv, &srv->rn))) return rc;
   char walpath[PATH_MAX];
@@ -444,6 +449,8 @@ static void close_storage(server_t *srv) {
   watch_hub_free(srv->watch);
   srv->watch = NULL;
   alarm_store_free(srv->alarms);
+  auth_store_free(srv->auth);
+  srv->auth = NULL;
   srv->alarms = NULL;
   reconfig_close(srv); /* the membership reads and writes the backend */
   mvcc_close(srv->mvcc);
