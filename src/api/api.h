@@ -54,6 +54,9 @@ int api_auth_admin(grpc_call_t *call);
 /* api_auth_admin for a handler's first line: on refusal ends the call with the error and
  * returns true (the handler returns at once). */
 bool api_auth_refuse_non_admin(grpc_call_t *call);
+/* The same for the Maintenance calls, answering as etcd's authMaintenanceServer does:
+ * Unknown with the auth package's text ("auth: permission denied"). */
+bool api_auth_refuse_non_admin_raw(grpc_call_t *call);
 /* Read access to [key, end) (etcd's IsRangePermitted with the call's token). */
 int api_auth_range(grpc_call_t *call, const ProtobufCBinaryData *key, const ProtobufCBinaryData *end);
 /* Every compare and op of a txn (served as a read). */

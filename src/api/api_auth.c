@@ -42,6 +42,22 @@ int api_auth_txn(grpc_call_t *call, const Etcdserverpb__TxnRequest *txn) {
   return rc ? rc : auth_check_txn(server_get()->auth, &ai, txn);
 }
 
+/* etcd's authMaintenanceServer returns the auth package's own errors, which gRPC sends as
+ * Unknown with Go's text. */
+static void finish_raw(grpc_call_t *call, int rc) {
+  const char *msg = rc == CETCD_EAUTHUSEREMPTY      ? "auth: user name is empty"
+                    : rc == CETCD_EAUTHUSERNOTFOUND ? "auth: user not found"
+                    : rc == CETCD_EAUTHBADTOKEN     ? "auth: invalid auth token"
+                                                    : "auth: permission denied";
+  grpc_call_finish(call, GRPC_UNKNOWN, msg);
+}
+
+bool api_auth_refuse_non_admin_raw(grpc_call_t *call) {
+  int rc = api_auth_admin(call);
+  if (rc) finish_raw(call, rc);
+  return rc != 0;
+}
+
 bool api_auth_refuse_non_admin(grpc_call_t *call) {
   int rc = api_auth_admin(call);
   if (rc) api_finish_error(call, rc);

@@ -47,7 +47,7 @@ static void mt_status(grpc_call_t *call, ProtobufCMessage *m) {
 
 /* Maintenance.Hash: crc32c over the whole backend keyspace. */
 static void mt_hash(grpc_call_t *call, ProtobufCMessage *m) {
-  if (api_auth_refuse_non_admin(call)) return; /* root only (etcd's authMaintenanceServer) */
+  if (api_auth_refuse_non_admin_raw(call)) return; /* root only (etcd's authMaintenanceServer) */
   (void)m;
   Etcdserverpb__HashResponse resp = ETCDSERVERPB__HASH_RESPONSE__INIT;
   int rc = mvcc_hash(server_get()->mvcc, &resp.hash);
@@ -61,7 +61,7 @@ static void mt_hash(grpc_call_t *call, ProtobufCMessage *m) {
 
 /* Maintenance.HashKV: etcd's hash of the MVCC history up to a revision. */
 static void mt_hash_kv(grpc_call_t *call, ProtobufCMessage *m) {
-  if (api_auth_refuse_non_admin(call)) return; /* root only (etcd's authMaintenanceServer) */
+  if (api_auth_refuse_non_admin_raw(call)) return; /* root only (etcd's authMaintenanceServer) */
   Etcdserverpb__HashKVRequest *req = (Etcdserverpb__HashKVRequest *)m;
   Etcdserverpb__HashKVResponse resp = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
   int rc = mvcc_hash_kv(server_get()->mvcc, req->revision, &resp.hash, &resp.compact_revision,
@@ -112,7 +112,7 @@ static void mt_alarm(grpc_call_t *call, ProtobufCMessage *m) {
 /* Maintenance.Defragment: rewrites the backend compactly, blocking the loop meanwhile
  * (etcd blocks writes during defrag too). Answers like etcd: an empty response. */
 static void mt_defragment(grpc_call_t *call, ProtobufCMessage *m) {
-  if (api_auth_refuse_non_admin(call)) return; /* root only (etcd's authMaintenanceServer) */
+  if (api_auth_refuse_non_admin_raw(call)) return; /* root only (etcd's authMaintenanceServer) */
   (void)m;
   server_t *srv = server_get();
   LOGI("msg=\"starting defragment\"");
@@ -154,7 +154,7 @@ static void mt_move_leader(grpc_call_t *call, ProtobufCMessage *m) {
 
 /* Maintenance.Snapshot: root only, then streamed by snapshot/snapshot_rpc.c. */
 static void mt_snapshot(grpc_call_t *call, ProtobufCMessage *m) {
-  if (api_auth_refuse_non_admin(call)) return;
+  if (api_auth_refuse_non_admin_raw(call)) return;
   snapshot_rpc_on_message(call, m);
 }
 
