@@ -292,6 +292,8 @@ static int open_storage(server_t *srv) {
     LOGE("msg=\"cannot restore the auth store\" error=\"%s\"", cetcd_strerror(rc));
     return rc;
   }
+  if (cfg->auth_token_type && !strcmp(cfg->auth_token_type, "jwt"))
+    LOGW("msg=\"JWT tokens are not implemented yet; using simple tokens\" auth-token=jwt fix=\"use --auth-token simple\"");
   /* a single member that became a cluster (membership changes) stays on the Raft path */
   if (!srv->rn && reconfig_has_cluster(srv->mvcc) && (rc = raft_node_create_single(srv, &srv->rn))) return rc;
   char walpath[PATH_MAX];

@@ -273,6 +273,30 @@ class AuthSideBySide(unittest.TestCase):
         harness.assert_same(self, texts[0], texts[1])
         self.assertIn("canceled by the server", texts[0])
 
+    def test_lock_and_election_as_caller(self):
+        """Lock and Election act as the caller: allowed under /p/, denied elsewhere."""
+        texts = []
+        for srv in (self.ref, self.sut):
+            for st in SETUP + SETUP_U1:
+                self.assertTrue(srv.ctl(*st).ok)
+            out = []
+            for label, args, t in [
+                ("lock /p/lk", U1 + ("lock", "/p/lk", "echo", "locked"), 15),
+                ("lock other", U1 + ("lock", "other", "echo", "locked"), 15),
+                ("elect other", U1 + ("elect", "other", "v"), 15),
+                ("elect -l other", U1 + ("elect", "-l", "other"), 15),
+                ("root get", ROOT + ("get", "", "--prefix", "--keys-only"), 15),
+            ]:
+                r = srv.ctl(*args, timeout=t, extra=["--command-timeout=3s"])
+                out.append(render(label, r))
+            r = srv.ctl(*U1, "elect", "/p/e", "v", timeout=4)  # the leader keeps campaigning
+            lines = r.out.splitlines()
+            out.append("elect /p/e: rc=%s first line under /p/e/: %s\n" % (r.rc, bool(lines) and lines[0].startswith("/p/e/")))
+            texts.append("".join(out))
+        harness.assert_same(self, texts[0], texts[1])
+        self.assertIn("locked", texts[0])
+        self.assertIn("permission denied", texts[0])
+
     def test_enable_without_root_role(self):
         """AuthEnable while root lacks the root role (etcdctl would grant it), and empty names."""
         texts = []
