@@ -11,6 +11,7 @@ int api_auth_info(grpc_call_t *call, auth_info_t *ai) {
   ai->user = NULL;
   ai->revision = 0;
   const char *tok = grpc_call_metadata(call, "token");
+  if (!tok) tok = grpc_call_metadata(call, "authorization"); /* etcd's swagger field name */
   if (!tok) return 0;
   return auth_token_info(server_get()->auth, tok, ai);
 }

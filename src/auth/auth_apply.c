@@ -33,6 +33,7 @@ static char *arena_name(arena_t *a, ProtobufCBinaryData n) {
   return s;
 }
 
+/* AuthEnable: needs the root user with the root role; enabling twice is fine. */
 static int enable(auth_store_t *as) {
   if (as->enabled) return 0;
   const Authpb__User *u = auth_user_get(as, AUTH_ROOT);
@@ -43,6 +44,7 @@ static int enable(auth_store_t *as) {
   return rc;
 }
 
+/* AuthDisable: bumps the revision and drops every token. */
 static int disable(auth_store_t *as) {
   if (!as->enabled) return 0;
   int rc = auth_save_enabled(as, false);
@@ -52,6 +54,7 @@ static int disable(auth_store_t *as) {
   return rc;
 }
 
+/* Authenticate (the proposer checked the password): assigns "<prefix>.<index>". */
 static int authenticate(auth_store_t *as, const Cetcdinternal__AuthenticateRequest *r, uint64_t index,
                         arena_t *a, Etcdserverpb__AuthenticateResponse *resp) {
   if (!as->enabled) return CETCD_EAUTHNOTENABLED;
@@ -65,6 +68,7 @@ static int authenticate(auth_store_t *as, const Cetcdinternal__AuthenticateReque
   return 0;
 }
 
+/* UserAdd with the proposer's hash (none for a no-password user). */
 static int user_add(auth_store_t *as, const Etcdserverpb__AuthUserAddRequest *r) {
   if (!*r->name) return CETCD_EAUTHUSEREMPTY;
   if (auth_user_get(as, r->name)) return CETCD_EAUTHUSEREXISTS;
@@ -78,6 +82,7 @@ static int user_add(auth_store_t *as, const Etcdserverpb__AuthUserAddRequest *r)
   return rc ? rc : auth_commit_revision(as);
 }
 
+/* UserDelete (never root while enabled); drops the user's tokens. */
 static int user_delete(auth_store_t *as, const char *name) {
   if (as->enabled && !strcmp(name, AUTH_ROOT)) return CETCD_EAUTHBADMGMT;
   if (!auth_user_get(as, name)) return CETCD_EAUTHUSERNOTFOUND;
@@ -87,6 +92,7 @@ static int user_delete(auth_store_t *as, const char *name) {
   return rc;
 }
 
+/* UserChangePassword with the proposer's hash; drops the user's tokens. */
 static int user_passwd(auth_store_t *as, const Etcdserverpb__AuthUserChangePasswordRequest *r) {
   const Authpb__User *old = auth_user_get(as, r->name);
   if (!old) return CETCD_EAUTHUSERNOTFOUND;
@@ -98,6 +104,7 @@ static int user_passwd(auth_store_t *as, const Etcdserverpb__AuthUserChangePassw
   return rc;
 }
 
+/* UserGrantRole: roles kept sorted; "root" needs no role record; a repeat is ignored. */
 static int user_grant(auth_store_t *as, const Etcdserverpb__AuthUserGrantRoleRequest *r) {
   const Authpb__User *old = auth_user_get(as, r->user);
   if (!old) return CETCD_EAUTHUSERNOTFOUND;
@@ -129,6 +136,7 @@ static int user_drop_role(auth_store_t *as, const Authpb__User *old, const char 
   return rc;
 }
 
+/* UserRevokeRole (never root's root role while enabled). */
 static int user_revoke(auth_store_t *as, const Etcdserverpb__AuthUserRevokeRoleRequest *r) {
   if (as->enabled && !strcmp(r->name, AUTH_ROOT) && !strcmp(r->role, AUTH_ROOT)) return CETCD_EAUTHBADMGMT;
   const Authpb__User *old = auth_user_get(as, r->name);
@@ -139,6 +147,7 @@ static int user_revoke(auth_store_t *as, const Etcdserverpb__AuthUserRevokeRoleR
   return removed ? auth_commit_revision(as) : CETCD_EAUTHROLENOTGRANTED;
 }
 
+/* UserGet: the user's roles. */
 static int user_get(auth_store_t *as, const char *name, arena_t *a, Etcdserverpb__AuthUserGetResponse *resp) {
   const Authpb__User *u = auth_user_get(as, name);
   if (!u) return CETCD_EAUTHUSERNOTFOUND;
@@ -148,6 +157,7 @@ static int user_get(auth_store_t *as, const char *name, arena_t *a, Etcdserverpb
   return 0;
 }
 
+/* UserList: every user name, sorted. */
 static int user_list(auth_store_t *as, arena_t *a, Etcdserverpb__AuthUserListResponse *resp) {
   resp->users = arena_alloc(a, (as->n_users ? as->n_users : 1) * sizeof(char *));
   for (size_t i = 0; i < as->n_users; i++) resp->users[i] = arena_name(a, as->users[i]->name);
@@ -155,6 +165,7 @@ static int user_list(auth_store_t *as, arena_t *a, Etcdserverpb__AuthUserListRes
   return 0;
 }
 
+/* RoleAdd. */
 static int role_add(auth_store_t *as, const char *name) {
   if (!*name) return CETCD_EAUTHROLEEMPTY;
   if (auth_role_get(as, name)) return CETCD_EAUTHROLEEXISTS;
@@ -169,6 +180,7 @@ static ProtobufCBinaryData bin_copy(arena_t *a, ProtobufCBinaryData b) {
   return (ProtobufCBinaryData){b.len, b.len ? arena_memdup(a, b.data, b.len) : NULL};
 }
 
+/* RoleGet: the role's permissions, copied into the arena. */
 static int role_get(auth_store_t *as, const char *name, arena_t *a, Etcdserverpb__AuthRoleGetResponse *resp) {
   const Authpb__Role *r = auth_role_get(as, name);
   if (!r) return CETCD_EAUTHROLENOTFOUND;
@@ -185,6 +197,7 @@ static int role_get(auth_store_t *as, const char *name, arena_t *a, Etcdserverpb
   return 0;
 }
 
+/* RoleList: every role name, sorted. */
 static int role_list(auth_store_t *as, arena_t *a, Etcdserverpb__AuthRoleListResponse *resp) {
   resp->roles = arena_alloc(a, (as->n_roles ? as->n_roles : 1) * sizeof(char *));
   for (size_t i = 0; i < as->n_roles; i++) resp->roles[i] = arena_name(a, as->roles[i]->name);
@@ -192,6 +205,7 @@ static int role_list(auth_store_t *as, arena_t *a, Etcdserverpb__AuthRoleListRes
   return 0;
 }
 
+/* RoleDelete (never root while enabled); the role leaves every user too. */
 static int role_delete(auth_store_t *as, const char *name) {
   if (as->enabled && !strcmp(name, AUTH_ROOT)) return CETCD_EAUTHBADMGMT;
   if (!auth_role_get(as, name)) return CETCD_EAUTHROLENOTFOUND;
@@ -209,6 +223,7 @@ static int bin_cmp(ProtobufCBinaryData a, ProtobufCBinaryData b) {
   return c ? c : (a.len < b.len ? -1 : a.len > b.len);
 }
 
+/* RoleGrantPermission: same key and range end updates the type, else inserted by key. */
 static int role_grant(auth_store_t *as, const Etcdserverpb__AuthRoleGrantPermissionRequest *r) {
   const Authpb__Role *old = auth_role_get(as, r->name);
   if (!old) return CETCD_EAUTHROLENOTFOUND;
@@ -234,6 +249,7 @@ static int role_grant(auth_store_t *as, const Etcdserverpb__AuthRoleGrantPermiss
   return rc ? rc : auth_commit_revision(as);
 }
 
+/* RoleRevokePermission: removes the permission with that key and range end. */
 static int role_revoke(auth_store_t *as, const Etcdserverpb__AuthRoleRevokePermissionRequest *r) {
   const Authpb__Role *old = auth_role_get(as, r->role);
   if (!old) return CETCD_EAUTHROLENOTFOUND;

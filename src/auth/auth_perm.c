@@ -23,10 +23,10 @@ int auth_affine_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
 
 /* Makes the point interval [key, key\0) (end allocated into iv->own). */
 static void point(ivl_t *iv, const uint8_t *key, size_t kl) {
-  iv->own = xmalloc(kl + 1);
-  if (kl) memcpy(iv->own, key, kl);
-  iv->own[kl] = 0;
-  *iv = (ivl_t){.b = key, .bl = kl, .e = iv->own, .el = kl + 1, .own = iv->own};
+  uint8_t *end = xmalloc(kl + 1);
+  if (kl) memcpy(end, key, kl);
+  end[kl] = 0;
+  *iv = (ivl_t){.b = key, .bl = kl, .e = end, .el = kl + 1, .own = end};
 }
 
 /* The interval a permission covers. */
