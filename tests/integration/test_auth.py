@@ -261,6 +261,25 @@ class AuthSideBySide(unittest.TestCase):
         harness.assert_same(self, texts[0], texts[1])
         self.assertIn("permission denied", texts[0])
 
+    def test_lease_expiry_with_auth(self):
+        """An expired lease is revoked (its keys deleted) while auth is enabled: the server
+        revokes as root, as etcd's WithRoot."""
+        texts = []
+        for srv in (self.ref, self.sut):
+            for st in SETUP + SETUP_U1:
+                self.assertTrue(srv.ctl(*st).ok)
+            lid = srv.ctl(*U1, "lease", "grant", "2").out.split()[1]
+            self.assertTrue(srv.ctl(*U1, "put", "/p/ttl", "v", "--lease=" + lid).ok)
+            r = None
+            for _ in range(100):  # up to 10 s
+                r = srv.ctl(*ROOT, "get", "/p/ttl")
+                if r.ok and not r.out.strip():
+                    break
+                time.sleep(0.1)
+            texts.append(render("get after expiry", r) + "deleted: %s\n" % (r.ok and not r.out.strip()))
+        harness.assert_same(self, texts[0], texts[1])
+        self.assertIn("deleted: True", texts[0])
+
     def test_watch_permission(self):
         """A watch on keys the user may not read is created and cancelled at once."""
         texts = []
