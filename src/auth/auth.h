@@ -51,6 +51,11 @@ uint64_t auth_revision(const auth_store_t *as);
 int auth_token_info(auth_store_t *as, const char *token, auth_info_t *ai);
 /* Writes 16 random letters and a NUL into out (a token's prefix). */
 void auth_token_prefix(char out[17]);
+/* Switches the store to JWT tokens (etcd's --auth-token jwt): jwt is borrowed for the
+ * store's life (auth/auth_jwt.h). A JWT resolves to the revision it was signed at, so any
+ * auth change since refuses it with CETCD_EAUTHOLDREV. */
+struct auth_jwt;
+void auth_store_set_jwt(auth_store_t *as, const struct auth_jwt *jwt);
 /* Test hook: the clock (monotonic ms) tokens expire by; NULL restores the real one. */
 void auth_set_clock(auth_store_t *as, uint64_t (*now_ms)(void));
 

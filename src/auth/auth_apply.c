@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth/auth_int.h"
+#include "auth/auth_jwt.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "cetcd/errors.h"
@@ -60,6 +62,14 @@ static int authenticate(auth_store_t *as, const Cetcdinternal__AuthenticateReque
   if (!as->enabled) return CETCD_EAUTHNOTENABLED;
   const Authpb__User *u = auth_user_get(as, r->name);
   if (!u || (u->options && u->options->no_password)) return CETCD_EAUTHFAILED;
+  if (as->jwt) { /* signed at the current revision; only the proposer's copy is answered */
+    char *jt = NULL;
+    int rc = auth_jwt_sign(as->jwt, r->name, as->revision, (int64_t)time(NULL), &jt);
+    if (rc) return rc;
+    resp->token = arena_memdup(a, jt, strlen(jt) + 1);
+    free(jt);
+    return 0;
+  }
   size_t n = strlen(r->simple_token) + 24;
   char *tok = arena_alloc(a, n);
   snprintf(tok, n, "%s.%" PRIu64, r->simple_token, index);

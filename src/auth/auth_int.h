@@ -26,6 +26,8 @@ struct auth_store {
   size_t n_tokens, cap_tokens;
   uint64_t ttl_ms;
   uint64_t (*now_ms)(void);
+  const struct auth_jwt *jwt; /* JWT provider (borrowed), or NULL for simple tokens */
+  char jwt_user[256];         /* the user of the last JWT resolved */
 };
 
 /* The user / role called name (borrowed), or NULL. */

@@ -57,6 +57,7 @@ typedef struct server {
   lessor_t *lessor;       /* leases (lease/) */
   alarm_store_t *alarms;  /* raised alarms (server/alarm.c); created before WAL replay */
   auth_store_t *auth;     /* users, roles, tokens (auth/); created before WAL replay */
+  struct auth_jwt *jwt;   /* --auth-token jwt: the token provider the auth store borrows */
   uint64_t applying_index; /* log index of the entry being applied (simple tokens carry it) */
   compactor_t *compactor; /* auto-compaction (server/compactor.c) */
   uint64_t cluster_id;
