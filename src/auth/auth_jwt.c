@@ -1,19 +1,14 @@
-/* JWT tokens over OpenSSL 3 (see auth_jwt.h): JWS compact form, base64url without padding,
+/* JWT tokens over OpenSSL 3, loaded on demand (auth_libcrypto.h; see auth_jwt.h): JWS compact form, base64url without padding,
  * ECDSA signatures as R||S, claims written as Go's encoding/json writes a map (sorted keys). */
 #include "auth/auth_jwt.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <openssl/bio.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth_libcrypto.h"
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "cetcd/errors.h"
@@ -36,7 +31,7 @@ struct auth_jwt {
 /* Appends base64url (no padding) of n bytes to b. */
 static void b64url_put(buf_t *b, const uint8_t *p, size_t n) {
   char *tmp = xmalloc(4 * ((n + 2) / 3) + 1);
-  int len = EVP_EncodeBlock((unsigned char *)tmp, p, (int)n);
+  int len = C(EVP_EncodeBlock)((unsigned char *)tmp, p, (int)n);
   while (len > 0 && tmp[len - 1] == '=') len--;
   for (int i = 0; i < len; i++) tmp[i] = tmp[i] == '+' ? '-' : tmp[i] == '/' ? '_' : tmp[i];
   buf_append(b, tmp, (size_t)len);
@@ -58,7 +53,7 @@ static long b64url_get(const char *s, size_t n, uint8_t **out) {
   for (size_t i = n; i < padded; i++) tmp[i] = '=';
   tmp[padded] = 0;
   *out = xmalloc(padded / 4 * 3 + 1);
-  int len = EVP_DecodeBlock(*out, (unsigned char *)tmp, (int)padded);
+  int len = C(EVP_DecodeBlock)(*out, (unsigned char *)tmp, (int)padded);
   free(tmp);
   if (len < 0 || n % 4 == 1) {
     free(*out);
@@ -86,9 +81,9 @@ static int read_file(const char *path, uint8_t **data, size_t *len) {
 
 /* Parses a PEM private (priv) or public key. */
 static EVP_PKEY *load_pem(const uint8_t *pem, size_t len, bool priv) {
-  BIO *bio = BIO_new_mem_buf(pem, (int)len);
-  EVP_PKEY *k = priv ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
-  BIO_free(bio);
+  BIO *bio = C(BIO_new_mem_buf)(pem, (int)len);
+  EVP_PKEY *k = priv ? C(PEM_read_bio_PrivateKey)(bio, NULL, NULL, NULL) : C(PEM_read_bio_PUBKEY)(bio, NULL, NULL, NULL);
+  C(BIO_free)(bio);
   return k;
 }
 
@@ -96,7 +91,7 @@ static EVP_PKEY *load_pem(const uint8_t *pem, size_t len, bool priv) {
 static int set_method(auth_jwt_t *j, const char *m) {
   if (strlen(m) != 5) return -1;
   int bits = atoi(m + 2);
-  j->md = bits == 256 ? EVP_sha256() : bits == 384 ? EVP_sha384() : bits == 512 ? EVP_sha512() : NULL;
+  j->md = bits == 256 ? C(EVP_sha256)() : bits == 384 ? C(EVP_sha384)() : bits == 512 ? C(EVP_sha512)() : NULL;
   if (!j->md) return -1;
   if (!strncmp(m, "RS", 2)) j->kind = K_RSA;
   else if (!strncmp(m, "PS", 2)) j->kind = K_PSS;
@@ -125,8 +120,8 @@ static int load_keys(auth_jwt_t *j, const char *pub_path, const char *priv_path,
   free(data);
   if (!k) return snprintf(err, errlen, "cannot parse the key in %s", path), -1;
   int want = j->kind == K_EC ? EVP_PKEY_EC : EVP_PKEY_RSA;
-  if (EVP_PKEY_get_base_id(k) != want) {
-    EVP_PKEY_free(k);
+  if (C(EVP_PKEY_get_base_id)(k) != want) {
+    C(EVP_PKEY_free)(k);
     return snprintf(err, errlen, "the key in %s does not fit sign-method %s", path, j->alg), -1;
   }
   if (*priv_path) j->priv = k;
@@ -136,9 +131,10 @@ static int load_keys(auth_jwt_t *j, const char *pub_path, const char *priv_path,
 
 int auth_jwt_open(const char *method, const char *pub_path, const char *priv_path, int64_t ttl_ms,
                   auth_jwt_t **out, char *err, size_t errlen) {
+  *out = NULL;
+  if (auth_libcrypto_load(err, errlen)) return CETCD_EINVAL;
   auth_jwt_t *j = xcalloc(1, sizeof(*j));
   j->ttl_s = ttl_ms > 0 ? ttl_ms / 1000 : 300;
-  *out = NULL;
   if (set_method(j, method ? method : "")) {
     snprintf(err, errlen, "invalid sign-method \"%s\"", method ? method : "");
     auth_jwt_free(j);
@@ -154,7 +150,7 @@ int auth_jwt_open(const char *method, const char *pub_path, const char *priv_pat
 
 void auth_jwt_free(auth_jwt_t *j) {
   if (!j) return;
-  EVP_PKEY_free(j->pub); /* priv, when set, is the same key */
+  C(EVP_PKEY_free)(j->pub); /* priv, when set, is the same key */
   free(j->secret);
   free(j);
 }
@@ -164,38 +160,38 @@ void auth_jwt_free(auth_jwt_t *j) {
 /* Converts a DER ECDSA signature to R||S (2 * half bytes) in out. */
 static bool der_to_rs(const uint8_t *der, size_t len, size_t half, uint8_t *out) {
   const unsigned char *p = der;
-  ECDSA_SIG *s = d2i_ECDSA_SIG(NULL, &p, (long)len);
+  ECDSA_SIG *s = C(d2i_ECDSA_SIG)(NULL, &p, (long)len);
   if (!s) return false;
   const BIGNUM *r, *sv;
-  ECDSA_SIG_get0(s, &r, &sv);
-  bool ok = BN_bn2binpad(r, out, (int)half) == (int)half && BN_bn2binpad(sv, out + half, (int)half) == (int)half;
-  ECDSA_SIG_free(s);
+  C(ECDSA_SIG_get0)(s, &r, &sv);
+  bool ok = C(BN_bn2binpad)(r, out, (int)half) == (int)half && C(BN_bn2binpad)(sv, out + half, (int)half) == (int)half;
+  C(ECDSA_SIG_free)(s);
   return ok;
 }
 
 /* Converts R||S to DER (malloc'd *der); returns its length or 0. */
 static size_t rs_to_der(const uint8_t *rs, size_t half, uint8_t **der) {
-  ECDSA_SIG *s = ECDSA_SIG_new();
-  BIGNUM *r = BN_bin2bn(rs, (int)half, NULL), *sv = BN_bin2bn(rs + half, (int)half, NULL);
-  if (!s || !r || !sv || !ECDSA_SIG_set0(s, r, sv)) {
-    BN_free(r);
-    BN_free(sv);
-    ECDSA_SIG_free(s);
+  ECDSA_SIG *s = C(ECDSA_SIG_new)();
+  BIGNUM *r = C(BN_bin2bn)(rs, (int)half, NULL), *sv = C(BN_bin2bn)(rs + half, (int)half, NULL);
+  if (!s || !r || !sv || !C(ECDSA_SIG_set0)(s, r, sv)) {
+    C(BN_free)(r);
+    C(BN_free)(sv);
+    C(ECDSA_SIG_free)(s);
     return 0;
   }
   unsigned char *p = NULL;
-  int n = i2d_ECDSA_SIG(s, &p);
-  ECDSA_SIG_free(s);
+  int n = C(i2d_ECDSA_SIG)(s, &p);
+  C(ECDSA_SIG_free)(s);
   if (n <= 0) return 0;
   *der = xmemdup(p, (size_t)n);
-  OPENSSL_free(p);
+  C(CRYPTO_free)(p, __FILE__, __LINE__);
   return (size_t)n;
 }
 
 /* Sets PSS padding on a signing/verifying context. */
 static bool pss(EVP_PKEY_CTX *pc, bool sign) {
-  return EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) > 0 &&
-         EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, sign ? RSA_PSS_SALTLEN_DIGEST : RSA_PSS_SALTLEN_AUTO) > 0;
+  return C(EVP_PKEY_CTX_set_rsa_padding)(pc, RSA_PKCS1_PSS_PADDING) > 0 &&
+         C(EVP_PKEY_CTX_set_rsa_pss_saltlen)(pc, sign ? RSA_PSS_SALTLEN_DIGEST : RSA_PSS_SALTLEN_AUTO) > 0;
 }
 
 /* Signs msg into a malloc'd *sig (JWS form); returns its length or 0. */
@@ -203,19 +199,19 @@ static size_t sign(const auth_jwt_t *j, const uint8_t *msg, size_t n, uint8_t **
   if (j->kind == K_HMAC) {
     unsigned int len = 0;
     *sig = xmalloc(EVP_MAX_MD_SIZE);
-    if (!HMAC(j->md, j->secret, (int)j->secret_len, msg, n, *sig, &len)) len = 0;
+    if (!C(HMAC)(j->md, j->secret, (int)j->secret_len, msg, n, *sig, &len)) len = 0;
     return len;
   }
-  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  EVP_MD_CTX *c = C(EVP_MD_CTX_new)();
   EVP_PKEY_CTX *pc = NULL;
   size_t len = 0;
   uint8_t *der = NULL;
-  if (c && EVP_DigestSignInit(c, &pc, j->md, NULL, j->priv) > 0 && (j->kind != K_PSS || pss(pc, true)) &&
-      EVP_DigestSign(c, NULL, &len, msg, n) > 0) {
+  if (c && C(EVP_DigestSignInit)(c, &pc, j->md, NULL, j->priv) > 0 && (j->kind != K_PSS || pss(pc, true)) &&
+      C(EVP_DigestSign)(c, NULL, &len, msg, n) > 0) {
     der = xmalloc(len);
-    if (EVP_DigestSign(c, der, &len, msg, n) <= 0) len = 0;
+    if (C(EVP_DigestSign)(c, der, &len, msg, n) <= 0) len = 0;
   }
-  EVP_MD_CTX_free(c);
+  C(EVP_MD_CTX_free)(c);
   if (len && j->kind == K_EC) {
     uint8_t *rs = xmalloc(2 * j->ec_half);
     len = der_to_rs(der, len, j->ec_half, rs) ? 2 * j->ec_half : 0;
@@ -241,11 +237,11 @@ static bool verify(const auth_jwt_t *j, const uint8_t *msg, size_t n, const uint
     if (slen != 2 * j->ec_half || !(slen = rs_to_der(sig, j->ec_half, &der))) return false;
     sig = der;
   }
-  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  EVP_MD_CTX *c = C(EVP_MD_CTX_new)();
   EVP_PKEY_CTX *pc = NULL;
-  bool ok = c && EVP_DigestVerifyInit(c, &pc, j->md, NULL, j->pub) > 0 && (j->kind != K_PSS || pss(pc, false)) &&
-            EVP_DigestVerify(c, sig, slen, msg, n) == 1;
-  EVP_MD_CTX_free(c);
+  bool ok = c && C(EVP_DigestVerifyInit)(c, &pc, j->md, NULL, j->pub) > 0 && (j->kind != K_PSS || pss(pc, false)) &&
+            C(EVP_DigestVerify)(c, sig, slen, msg, n) == 1;
+  C(EVP_MD_CTX_free)(c);
   free(der);
   return ok;
 }
