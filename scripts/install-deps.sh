@@ -5,7 +5,7 @@
 set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang libclang-rt-dev
-  libuv1-dev libnghttp2-dev libssl-dev nettle-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libyaml-dev libcmocka-dev
+  libuv1-dev libnghttp2-dev libssl-dev nettle-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libyaml-dev libcrypt-dev libcmocka-dev
   etcd-client etcd-server golang-go golang-etcd-server-dev golang-github-stretchr-testify-dev
   python3 python3-etcd3 curl iproute2 util-linux
 )

@@ -58,24 +58,25 @@ enum cetcd_error {
   CETCD_ENOTENOUGHSTARTED = -40077, /* reconfiguration would leave too few started members */
   CETCD_EUNHEALTHY = -40078,        /* reconfiguration would break the active quorum */
   CETCD_ELEARNERREFUSED = -40079,   /* rpc not supported for learner */
-  /* authentication and authorization (etcd's auth store errors) */
-  CETCD_EAUTHFAILED = -40090,       /* authentication failed, invalid user ID or password */
-  CETCD_EINVALIDTOKEN = -40091,     /* invalid auth token */
-  CETCD_EPERMDENIED = -40092,       /* permission denied */
-  CETCD_EAUTHNOTENABLED = -40093,   /* authentication is not enabled */
-  CETCD_EUSERNOTFOUND = -40094,     /* user name not found */
-  CETCD_EROLENOTFOUND = -40095,     /* role name not found */
-  CETCD_EUSEREXISTS = -40096,       /* user name already exists */
-  CETCD_EROLEEXISTS = -40097,       /* role name already exists */
-  CETCD_ENOROOTUSER = -40098,       /* root user does not exist (auth enable) */
-  CETCD_ENOROOTROLE = -40099,       /* root user does not have root role (auth enable) */
-  CETCD_EUSEREMPTY = -40080,        /* user name is empty */
-  CETCD_EROLEEMPTY = -40081,        /* role name is empty */
-  CETCD_EROLENOTGRANTED = -40082,   /* role is not granted to the user */
-  CETCD_EPERMNOTGRANTED = -40083,   /* permission is not granted to the role */
-  CETCD_EAUTHOLDREV = -40084,       /* revision of auth store is old */
-  CETCD_EAUTHMGMT = -40085,         /* invalid auth management */
-  CETCD_ETLS = -40086,              /* TLS setup, handshake or certificate verification failed */
+  /* auth (etcd's auth store errors) */
+  CETCD_EAUTHROOTUSER = -40080,     /* root user does not exist */
+  CETCD_EAUTHROOTROLE = -40081,     /* root user does not have root role */
+  CETCD_EAUTHUSEREXISTS = -40082,   /* user name already exists */
+  CETCD_EAUTHUSEREMPTY = -40083,    /* user name is empty */
+  CETCD_EAUTHUSERNOTFOUND = -40084, /* user name not found */
+  CETCD_EAUTHROLEEXISTS = -40085,   /* role name already exists */
+  CETCD_EAUTHROLENOTFOUND = -40086, /* role name not found */
+  CETCD_EAUTHROLEEMPTY = -40087,    /* role name is empty */
+  CETCD_EAUTHFAILED = -40088,       /* invalid user ID or password */
+  CETCD_EAUTHDENIED = -40089,       /* permission denied */
+  CETCD_EAUTHROLENOTGRANTED = -40090, /* role is not granted to the user */
+  CETCD_EAUTHPERMNOTGRANTED = -40091, /* permission is not granted to the role */
+  CETCD_EAUTHNOTENABLED = -40092,   /* authentication is not enabled */
+  CETCD_EAUTHBADTOKEN = -40093,     /* invalid auth token */
+  CETCD_EAUTHBADMGMT = -40094,      /* invalid auth management */
+  CETCD_EAUTHOLDREV = -40095,       /* revision of auth store is old */
+  CETCD_EAUTHNOPASSWORD = -40096,   /* a password was given for a no-password user */
+  CETCD_ETLS = -40097,              /* TLS setup, handshake or certificate verification failed */
   CETCD_ECOMPACTEDREV = CETCD_ECOMPACTED,
   CETCD_ELAST = -40100
 };

@@ -106,7 +106,7 @@ typedef void (*cetcd_put_cb)(void *ctx, int rc, cetcd_put_result_t *result);
  * client (they share its connection). key, value and opts are copied before the call
  * returns. The request is bounded by the client's request timeout and is not retried
  * (an unavailable endpoint is reported as CETCD_EUNAVAILABLE; nor after a token error,
- * CETCD_EINVALIDTOKEN: the next blocking call or cetcd_client_authenticate gets a new
+ * CETCD_EAUTHBADTOKEN: the next blocking call or cetcd_client_authenticate gets a new
  * token). A client with credentials that has no token yet gets one first (blocking, unless
  * called from a callback).
  *

@@ -38,6 +38,30 @@ void api_end_streams_requiring_leader(void);
  * "etcdserver: no leader". msg is the call's first message (or NULL). */
 int api_gate(grpc_call_t *call, const ProtobufCMessage *msg, const char **message);
 
+/* ---- auth (api/api_auth.c): who a call comes from, etcd's AuthInfoFromCtx ---- */
+
+/* Resolves the call's `token` metadata into *ai (user borrowed from the auth store until
+ * its next change; NULL user and revision 0 without a token). Returns 0 or
+ * CETCD_EAUTHBADTOKEN (unknown or expired token, as etcd even while auth is disabled). */
+struct auth_info;
+int api_auth_info(grpc_call_t *call, struct auth_info *ai);
+/* Puts the caller's user and auth revision into a proposal (copied into the call's arena),
+ * as etcd's request header. Returns 0 or CETCD_EAUTHBADTOKEN. */
+int api_auth_stamp(grpc_call_t *call, Cetcdinternal__InternalRequest *ir);
+/* Root role needed (Defragment, Snapshot, Hash, HashKV, membership changes). Returns 0 or
+ * a CETCD_EAUTH* code. */
+int api_auth_admin(grpc_call_t *call);
+/* api_auth_admin for a handler's first line: on refusal ends the call with the error and
+ * returns true (the handler returns at once). */
+bool api_auth_refuse_non_admin(grpc_call_t *call);
+/* The same for the Maintenance calls, answering as etcd's authMaintenanceServer does:
+ * Unknown with the auth package's text ("auth: permission denied"). */
+bool api_auth_refuse_non_admin_raw(grpc_call_t *call);
+/* Read access to [key, end) (etcd's IsRangePermitted with the call's token). */
+int api_auth_range(grpc_call_t *call, const ProtobufCBinaryData *key, const ProtobufCBinaryData *end);
+/* Every compare and op of a txn (served as a read). */
+int api_auth_txn(grpc_call_t *call, const Etcdserverpb__TxnRequest *txn);
+
 /* Method tables of the services, one per api/<service>.c. */
 extern const grpc_method_t api_kv_methods[];
 extern const size_t api_kv_methods_len;

@@ -65,6 +65,26 @@ int api_error_status(int code, const char **message) {
     case CETCD_EUNHEALTHY: *message = "etcdserver: unhealthy cluster"; return GRPC_UNAVAILABLE;
     case CETCD_ELEARNERREFUSED: *message = "etcdserver: rpc not supported for learner"; return GRPC_UNAVAILABLE;
     case CETCD_ECONFPENDING: *message = "etcdserver: request timed out"; return GRPC_UNAVAILABLE;
+    /* auth: rpctypes/error.go */
+    case CETCD_EAUTHROOTUSER: *message = "etcdserver: root user does not exist"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_EAUTHROOTROLE: *message = "etcdserver: root user does not have root role"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_EAUTHUSEREXISTS: *message = "etcdserver: user name already exists"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_EAUTHUSEREMPTY: *message = "etcdserver: user name is empty"; return GRPC_INVALID_ARGUMENT;
+    case CETCD_EAUTHUSERNOTFOUND: *message = "etcdserver: user name not found"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_EAUTHROLEEXISTS: *message = "etcdserver: role name already exists"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_EAUTHROLENOTFOUND: *message = "etcdserver: role name not found"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_EAUTHROLEEMPTY: *message = "etcdserver: role name is empty"; return GRPC_INVALID_ARGUMENT;
+    case CETCD_EAUTHFAILED: *message = "etcdserver: authentication failed, invalid user ID or password"; return GRPC_INVALID_ARGUMENT;
+    case CETCD_EAUTHDENIED: *message = "etcdserver: permission denied"; return GRPC_PERMISSION_DENIED;
+    case CETCD_EAUTHROLENOTGRANTED: *message = "etcdserver: role is not granted to the user"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_EAUTHPERMNOTGRANTED: *message = "etcdserver: permission is not granted to the role"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_EAUTHNOTENABLED: *message = "etcdserver: authentication is not enabled"; return GRPC_FAILED_PRECONDITION;
+    case CETCD_EAUTHBADTOKEN: *message = "etcdserver: invalid auth token"; return GRPC_UNAUTHENTICATED;
+    case CETCD_EAUTHBADMGMT: *message = "etcdserver: invalid auth management"; return GRPC_INVALID_ARGUMENT;
+    case CETCD_EAUTHOLDREV: *message = "etcdserver: revision of auth store is old"; return GRPC_INVALID_ARGUMENT;
+    case CETCD_EAUTHNOPASSWORD: /* etcd has no gRPC mapping for it: Unknown, Go's text */
+      *message = "auth: authentication failed, password was given for no password user";
+      return GRPC_UNKNOWN;
     default: *message = "etcdserver: internal error"; return GRPC_UNKNOWN;
   }
 }

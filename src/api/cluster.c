@@ -90,6 +90,7 @@ static void add_done(void *ctx, int err) {
 
 /* Cluster.MemberAdd. */
 static void cl_member_add(grpc_call_t *call, ProtobufCMessage *m) {
+  if (api_auth_refuse_non_admin(call)) return; /* root only (etcd's checkMembershipOperationPermission) */
   if (cl_refuse_single(call)) return;
   Etcdserverpb__MemberAddRequest *req = (Etcdserverpb__MemberAddRequest *)m;
   add_ctx_t *c = arena_alloc(grpc_call_arena(call), sizeof(*c));
@@ -114,6 +115,7 @@ static void remove_done(void *ctx, int err) {
 
 /* Cluster.MemberRemove. */
 static void cl_member_remove(grpc_call_t *call, ProtobufCMessage *m) {
+  if (api_auth_refuse_non_admin(call)) return; /* root only (etcd's checkMembershipOperationPermission) */
   if (cl_refuse_single(call)) return;
   Etcdserverpb__MemberRemoveRequest *req = (Etcdserverpb__MemberRemoveRequest *)m;
   reconfig_member_remove(server_get(), req->id, remove_done, call);
@@ -134,6 +136,7 @@ static void update_done(void *ctx, int err) {
 
 /* Cluster.MemberUpdate. */
 static void cl_member_update(grpc_call_t *call, ProtobufCMessage *m) {
+  if (api_auth_refuse_non_admin(call)) return; /* root only (etcd's checkMembershipOperationPermission) */
   if (cl_refuse_single(call)) return;
   Etcdserverpb__MemberUpdateRequest *req = (Etcdserverpb__MemberUpdateRequest *)m;
   reconfig_member_update(server_get(), req->id, req->peerurls, req->n_peerurls, update_done, call);

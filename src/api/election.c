@@ -6,6 +6,7 @@
 
 #include "api/api.h"
 #include "api/recipe.h"
+#include "auth/auth.h"
 #include "base/alloc.h"
 #include "cetcd/errors.h"
 #include "mvcc/mvcc.h"
@@ -47,9 +48,16 @@ typedef struct campaign {
   uint8_t *value;
   size_t vlen;
   recipe_wait_t *wait;
+  char *user; /* the caller's token user (auth), or NULL */
   bool in_flight;
   bool cancelled;
 } campaign_t;
+
+/* Runs a proposal as user (auth), at the store's revision now. */
+static void as_user(Cetcdinternal__InternalRequest *ir, char *user) {
+  ir->auth_user = user;
+  ir->auth_revision = user ? auth_revision(server_get()->auth) : 0;
+}
 
 /* Deletes the candidate key (the campaigner gave up). */
 static void campaign_release(campaign_t *c) {
@@ -57,6 +65,7 @@ static void campaign_release(campaign_t *c) {
   arena_init(&a);
   Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
   ir.delete_range = recipe_op_delete(&a, c->leader.key.data, c->leader.key.len)->request_delete_range;
+  as_user(&ir, c->user);
   server_propose(server_get(), &ir, NULL, ignore_result, NULL);
   arena_destroy(&a);
 }
@@ -143,6 +152,7 @@ static void campaign_txn(void *ctx, const apply_result_t *res) {
       txn->n_success = 1;
       Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
       ir.txn = txn;
+      as_user(&ir, c->user);
       c->in_flight = true;
       server_propose(server_get(), &ir, a, campaign_proclaimed, c);
       return;
@@ -178,6 +188,12 @@ static void el_campaign(grpc_call_t *call, ProtobufCMessage *m) {
   txn.n_failure = 1;
   Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
   ir.txn = &txn;
+  int rc = api_auth_stamp(call, &ir); /* runs as the caller, as etcd's v3election client does */
+  if (rc) {
+    api_finish_error(call, rc);
+    return;
+  }
+  c->user = *ir.auth_user ? ir.auth_user : NULL;
   c->in_flight = true;
   server_propose(server_get(), &ir, a, campaign_txn, c);
 }
@@ -238,6 +254,11 @@ static void guarded(grpc_call_t *call, V3electionpb__LeaderKey *l, Etcdserverpb_
   txn.n_success = 1;
   Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
   ir.txn = &txn;
+  int rc = api_auth_stamp(call, &ir);
+  if (rc) {
+    api_finish_error(call, rc);
+    return;
+  }
   server_propose(server_get(), &ir, a, cb, call);
 }
 
@@ -267,6 +288,13 @@ static void el_resign(grpc_call_t *call, ProtobufCMessage *m) {
 
 /* ---- Leader / Observe --------------------------------------------------------------- */
 
+/* Read access to the election's keys (etcd's recipe reads them as the caller). */
+static int prefix_readable(grpc_call_t *call, const uint8_t *prefix, size_t plen) {
+  uint8_t *end = arena_alloc(grpc_call_arena(call), plen + 1);
+  ProtobufCBinaryData k = {plen, (uint8_t *)prefix}, e = {recipe_prefix_end(prefix, plen, end), end};
+  return api_auth_range(call, &k, &e);
+}
+
 /* Leader(name): the oldest candidate's key-value. */
 static void el_leader(grpc_call_t *call, ProtobufCMessage *m) {
   V3electionpb__LeaderRequest *req = (V3electionpb__LeaderRequest *)m;
@@ -275,7 +303,8 @@ static void el_leader(grpc_call_t *call, ProtobufCMessage *m) {
   uint8_t *prefix = make_prefix(a, &req->name, &plen);
   Mvccpb__KeyValue *kv = NULL;
   int64_t rev = 0;
-  int rc = recipe_read_first(server_get(), a, prefix, plen, &kv, &rev);
+  int rc = prefix_readable(call, prefix, plen);
+  if (rc == 0) rc = recipe_read_first(server_get(), a, prefix, plen, &kv, &rev);
   if (rc) {
     api_finish_error(call, rc);
     return;
@@ -355,6 +384,13 @@ static void observe_compacted(void *ctx, watcher_t *w, int64_t compact_rev) {
 static void el_observe(grpc_call_t *call, ProtobufCMessage *m) {
   V3electionpb__LeaderRequest *req = (V3electionpb__LeaderRequest *)m;
   server_t *srv = server_get();
+  size_t plen;
+  uint8_t *prefix = make_prefix(grpc_call_arena(call), &req->name, &plen);
+  int arc = prefix_readable(call, prefix, plen);
+  if (arc) {
+    api_finish_error(call, arc);
+    return;
+  }
   observe_t *o = xcalloc(1, sizeof(*o));
   o->call = call;
   o->prefix = make_prefix(grpc_call_arena(call), &req->name, &o->plen);

@@ -189,5 +189,7 @@ void gateway_handle(grpc_server_t *g, grpc_http_req_t *req, const char *grpc_pat
     gc->call = call;
     grpc_http_req_on_close(req, gw_on_close, gc);
   }
+  const char *authz = grpc_http_req_header(req, "authorization"); /* grpc-gateway's token field */
+  if (authz) grpc_local_call_set_metadata(call, "token", authz);
   grpc_local_call_start(call, msg);
 }

@@ -40,6 +40,11 @@ static void write_done(void *ctx, const apply_result_t *res) {
 
 /* Proposes `ir` on behalf of the call. */
 static void propose(grpc_call_t *call, Cetcdinternal__InternalRequest *ir) {
+  int rc = api_auth_stamp(call, ir); /* apply checks the user's rights (etcd's authApplierV3) */
+  if (rc) {
+    api_finish_error(call, rc);
+    return;
+  }
   server_propose(server_get(), ir, grpc_call_arena(call), write_done, call);
 }
 
@@ -87,7 +92,12 @@ static void kv_range(grpc_call_t *call, ProtobufCMessage *m) {
   if (defer_linearizable(call, m, req->serializable, kv_range)) return;
   Etcdserverpb__RangeResponse *resp = NULL;
   metrics_on_range();
-  int rc = mvcc_apply_range(server_get()->mvcc, req, grpc_call_arena(call), &resp);
+  int rc = api_auth_range(call, &req->key, &req->range_end);
+  if (rc) {
+    api_finish_error(call, rc);
+    return;
+  }
+  rc = mvcc_apply_range(server_get()->mvcc, req, grpc_call_arena(call), &resp);
   if (rc) {
     api_finish_error(call, rc);
     return;
@@ -141,6 +151,10 @@ static void kv_txn(grpc_call_t *call, ProtobufCMessage *m) {
   if (mvcc_txn_is_readonly(req)) {
     if (defer_linearizable(call, m, false, kv_txn)) return;
     Etcdserverpb__TxnResponse *resp = NULL;
+    if ((rc = api_auth_txn(call, req))) {
+      api_finish_error(call, rc);
+      return;
+    }
     rc = mvcc_apply_txn(srv->mvcc, req, grpc_call_arena(call), &resp);
     metrics_on_read_txn(req, rc ? NULL : resp);
     if (rc) {

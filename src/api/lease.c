@@ -63,6 +63,10 @@ static void lease_grant_rpc(grpc_call_t *call, ProtobufCMessage *m) {
   if (req->id == 0) req->id = pick_id(srv);
   Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
   ir.lease_grant = req;
+  if ((rc = api_auth_stamp(call, &ir))) {
+    api_finish_error(call, rc);
+    return;
+  }
   server_propose(srv, &ir, grpc_call_arena(call), write_done, call);
 }
 
@@ -70,6 +74,11 @@ static void lease_grant_rpc(grpc_call_t *call, ProtobufCMessage *m) {
 static void lease_revoke_rpc(grpc_call_t *call, ProtobufCMessage *m) {
   Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
   ir.lease_revoke = (Etcdserverpb__LeaseRevokeRequest *)m;
+  int rc = api_auth_stamp(call, &ir); /* apply checks write access to the lease's keys */
+  if (rc) {
+    api_finish_error(call, rc);
+    return;
+  }
   server_propose(server_get(), &ir, grpc_call_arena(call), write_done, call);
 }
 

@@ -6,6 +6,7 @@
 
 #include "api/api.h"
 #include "api/recipe.h"
+#include "auth/auth.h"
 #include "cetcd/errors.h"
 #include "v3lock.pb-c.h"
 
@@ -17,6 +18,7 @@ typedef struct lock_call {
   size_t klen;
   int64_t my_rev;
   recipe_wait_t *wait;
+  char *user;     /* the caller's token user (auth), or NULL */
   bool in_flight; /* a proposal is pending */
   bool cancelled;
 } lock_call_t;
@@ -33,6 +35,8 @@ static void release_key(lock_call_t *lc) {
   arena_t a;
   arena_init(&a);
   ir.delete_range = recipe_op_delete(&a, lc->key, lc->klen)->request_delete_range;
+  ir.auth_user = lc->user; /* as the caller, at the store's revision now */
+  ir.auth_revision = lc->user ? auth_revision(server_get()->auth) : 0;
   server_propose(server_get(), &ir, NULL, ignore_result, NULL);
   arena_destroy(&a);
 }
@@ -127,6 +131,12 @@ static void lock_lock(grpc_call_t *call, ProtobufCMessage *m) {
   txn.n_failure = 2;
   Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
   ir.txn = &txn;
+  int rc = api_auth_stamp(call, &ir); /* runs as the caller, as etcd's v3lock client does */
+  if (rc) {
+    api_finish_error(call, rc);
+    return;
+  }
+  lc->user = *ir.auth_user ? ir.auth_user : NULL;
   lc->in_flight = true;
   server_propose(server_get(), &ir, a, on_txn, lc);
 }
@@ -163,6 +173,11 @@ static void lock_unlock(grpc_call_t *call, ProtobufCMessage *m) {
   arena_t *a = grpc_call_arena(call);
   Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
   ir.delete_range = recipe_op_delete(a, req->key.data, req->key.len)->request_delete_range;
+  int rc = api_auth_stamp(call, &ir);
+  if (rc) {
+    api_finish_error(call, rc);
+    return;
+  }
   server_propose(server_get(), &ir, a, unlock_done, call);
 }
 

@@ -47,6 +47,7 @@ static void mt_status(grpc_call_t *call, ProtobufCMessage *m) {
 
 /* Maintenance.Hash: crc32c over the whole backend keyspace. */
 static void mt_hash(grpc_call_t *call, ProtobufCMessage *m) {
+  if (api_auth_refuse_non_admin_raw(call)) return; /* root only (etcd's authMaintenanceServer) */
   (void)m;
   Etcdserverpb__HashResponse resp = ETCDSERVERPB__HASH_RESPONSE__INIT;
   int rc = mvcc_hash(server_get()->mvcc, &resp.hash);
@@ -60,6 +61,7 @@ static void mt_hash(grpc_call_t *call, ProtobufCMessage *m) {
 
 /* Maintenance.HashKV: etcd's hash of the MVCC history up to a revision. */
 static void mt_hash_kv(grpc_call_t *call, ProtobufCMessage *m) {
+  if (api_auth_refuse_non_admin_raw(call)) return; /* root only (etcd's authMaintenanceServer) */
   Etcdserverpb__HashKVRequest *req = (Etcdserverpb__HashKVRequest *)m;
   Etcdserverpb__HashKVResponse resp = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
   int rc = mvcc_hash_kv(server_get()->mvcc, req->revision, &resp.hash, &resp.compact_revision,
@@ -93,6 +95,11 @@ static void mt_alarm(grpc_call_t *call, ProtobufCMessage *m) {
   if (req->action != ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET) {
     Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
     ir.alarm = req;
+    int rc = api_auth_stamp(call, &ir);
+    if (rc) {
+      api_finish_error(call, rc);
+      return;
+    }
     server_propose(srv, &ir, grpc_call_arena(call), alarm_done, call);
     return;
   }
@@ -105,6 +112,7 @@ static void mt_alarm(grpc_call_t *call, ProtobufCMessage *m) {
 /* Maintenance.Defragment: rewrites the backend compactly, blocking the loop meanwhile
  * (etcd blocks writes during defrag too). Answers like etcd: an empty response. */
 static void mt_defragment(grpc_call_t *call, ProtobufCMessage *m) {
+  if (api_auth_refuse_non_admin_raw(call)) return; /* root only (etcd's authMaintenanceServer) */
   (void)m;
   server_t *srv = server_get();
   LOGI("msg=\"starting defragment\"");
@@ -144,6 +152,12 @@ static void mt_move_leader(grpc_call_t *call, ProtobufCMessage *m) {
   leadership_move(srv, req->targetid, grpc_call_deadline_ms(call), move_leader_done, call);
 }
 
+/* Maintenance.Snapshot: root only, then streamed by snapshot/snapshot_rpc.c. */
+static void mt_snapshot(grpc_call_t *call, ProtobufCMessage *m) {
+  if (api_auth_refuse_non_admin_raw(call)) return;
+  snapshot_rpc_on_message(call, m);
+}
+
 const grpc_method_t api_maintenance_methods[] = {
     {"/etcdserverpb.Maintenance/Status", GRPC_UNARY, &etcdserverpb__status_request__descriptor, mt_status,
      NULL, NULL},
@@ -154,7 +168,7 @@ const grpc_method_t api_maintenance_methods[] = {
     {"/etcdserverpb.Maintenance/Alarm", GRPC_UNARY, &etcdserverpb__alarm_request__descriptor, mt_alarm, NULL,
      NULL},
     {"/etcdserverpb.Maintenance/Snapshot", GRPC_SERVER_STREAM, &etcdserverpb__snapshot_request__descriptor,
-     snapshot_rpc_on_message, NULL, snapshot_rpc_on_cancel},
+     mt_snapshot, NULL, snapshot_rpc_on_cancel},
     {"/etcdserverpb.Maintenance/Defragment", GRPC_UNARY, &etcdserverpb__defragment_request__descriptor,
      mt_defragment, NULL, NULL},
     {"/etcdserverpb.Maintenance/MoveLeader", GRPC_UNARY, &etcdserverpb__move_leader_request__descriptor,

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "cetcd/errors.h"
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/log.h"
@@ -445,6 +446,20 @@ static void do_create(wstream_t *s, const Etcdserverpb__WatchCreateRequest *c) {
       send_ctl(s, wsrev, -1, true, true, "mvcc: watcher range is empty");
       return;
     }
+  }
+  /* etcd's isWatchPermitted: read access to the watched range, checked at creation. For
+   * a from-key watch etcd 3.4 checks the start key alone; cetcd checks the whole range. */
+  ProtobufCBinaryData wk = {klen, (uint8_t *)key};
+  int arc = api_auth_range(s->call, &wk, &c->range_end);
+  if (arc) {
+    const char *reason = arc == CETCD_EAUTHBADTOKEN ? "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token"
+                         : arc == CETCD_EAUTHOLDREV
+                             ? "rpc error: code = InvalidArgument desc = etcdserver: revision of auth store is old"
+                         : arc == CETCD_EAUTHUSEREMPTY
+                             ? "rpc error: code = InvalidArgument desc = etcdserver: user name is empty"
+                             : "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
+    send_ctl(s, wsrev, -1, true, true, reason);
+    return;
   }
   int64_t id = c->watch_id;
   if (id == 0) { /* clientv3.AutoWatchID */

@@ -13,7 +13,7 @@ static int run_enable(ctl_args_t *a) {
   int rc = 0;
   for (int i = 0; i < ENABLE_TRIES; i++) {
     rc = cetcd_auth_enable(c, NULL);
-    if (rc != CETCD_ENOROOTROLE) break;
+    if (rc != CETCD_EAUTHROOTROLE) break;
     if ((rc = cetcd_role_add(c, "root", NULL)) != 0) break;
     if ((rc = cetcd_user_grant_role(c, "root", "root", NULL)) != 0) break;
   }

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "auth/auth.h"
 #include "base/alloc.h"
 #include "cetcd/errors.h"
 #include "internal.pb-c.h"
@@ -34,6 +35,10 @@ static void on_tick(uv_timer_t *t) {
     rr.id = ids[i];
     Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
     ir.lease_revoke = &rr;
+    if (auth_is_enabled(srv->auth)) { /* the server revokes as root (etcd's authStore.WithRoot) */
+      ir.auth_user = "root";
+      ir.auth_revision = auth_revision(srv->auth); /* a change applied first: refused, retried */
+    }
     server_propose(srv, &ir, NULL, revoke_done, (void *)(intptr_t)ids[i]);
   }
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "cetcd/errors.h"
@@ -17,12 +18,40 @@
 #include "server/reconfig.h"
 #include "server/server.h"
 
+/* etcd's authApplierV3 checks of KV writes and lease revocations, by the proposer's user
+ * and auth revision carried in the entry. */
+static int auth_gate(server_t *srv, const Cetcdinternal__InternalRequest *req) {
+  auth_store_t *as = srv->auth;
+  if (!auth_is_enabled(as)) return 0;
+  auth_info_t ai = {.user = req->auth_user, .revision = req->auth_revision};
+  int rc = 0;
+  if (req->put) {
+    const Etcdserverpb__PutRequest *p = req->put;
+    rc = auth_check_put(as, &ai, p->key.data, p->key.len);
+    if (rc == 0) rc = auth_check_lease(as, &ai, srv->lessor, p->lease);
+    if (rc == 0 && p->prev_kv) rc = auth_check_range(as, &ai, p->key.data, p->key.len, NULL, 0);
+  } else if (req->delete_range) {
+    const Etcdserverpb__DeleteRangeRequest *d = req->delete_range;
+    rc = auth_check_delete(as, &ai, d->key.data, d->key.len, d->range_end.data, d->range_end.len);
+    if (rc == 0 && d->prev_kv) rc = auth_check_range(as, &ai, d->key.data, d->key.len, d->range_end.data, d->range_end.len);
+  } else if (req->txn) {
+    rc = auth_check_txn(as, &ai, req->txn);
+  } else if (req->lease_revoke) {
+    rc = auth_check_lease(as, &ai, srv->lessor, req->lease_revoke->id);
+  }
+  return rc;
+}
+
 void server_apply_entry(server_t *srv, const Cetcdinternal__InternalRequest *req, arena_t *arena,
                         apply_result_t *res) {
   memset(res, 0, sizeof(*res));
   if ((res->err = alarm_apply_gate(srv->alarms, req)) != 0) {
     /* refused while NOSPACE or CORRUPT is raised (etcd's capped/corrupt appliers) */
-  } else if (req->put)
+  } else if ((res->err = auth_gate(srv, req)) != 0) {
+    /* refused: the proposer may not do this (etcd's authApplierV3) */
+  } else if (auth_is_request(req))
+    res->err = auth_apply(srv->auth, req, srv->applying_index, arena, &res->auth);
+  else if (req->put)
     res->err = mvcc_apply_put(srv->mvcc, req->put, arena, &res->put);
   else if (req->delete_range)
     res->err = mvcc_apply_delete_range(srv->mvcc, req->delete_range, arena, &res->delete_range);
@@ -88,6 +117,7 @@ void apply_entries(server_t *srv, const apply_entry_t *ents, size_t n, const app
       if (sink->conf_applied) sink->conf_applied(sink->ctx, e->index, &cc, err);
       arena_destroy(&a);
     } else if (e->len) {
+      srv->applying_index = e->index;
       answer_t *an = &ans[n_ans];
       arena_init(&an->dec);
       Cetcdinternal__InternalRequest *req =
@@ -126,6 +156,7 @@ void apply_replayed(server_t *srv, uint64_t index, const uint8_t *data, size_t l
   arena_t a;
   arena_init(&a);
   apply_result_t res;
+  srv->applying_index = index;
   apply_bytes(srv, data, len, &a, &a, &res);
   arena_destroy(&a);
   srv->applied_index = index;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "cetcd/errors.h"
@@ -170,6 +171,14 @@ static void reload_from_backend(server_t *srv, int64_t old_rev) {
   } else {
     alarm_store_free(srv->alarms);
     srv->alarms = alarms;
+  }
+  auth_store_t *auth = NULL;
+  if ((rc = auth_store_open(srv->mvcc, srv->cfg->auth_token_ttl, &auth))) {
+    LOGE("msg=\"cannot restore the auth store from the snapshot\" error=\"%s\"", cetcd_strerror(rc));
+  } else {
+    auth_store_free(srv->auth);
+    srv->auth = auth;
+    if (srv->jwt) auth_store_set_jwt(auth, srv->jwt);
   }
   watch_hub_restore(srv->watch, old_rev);
   srv->applied_index = mvcc_consistent_index(srv->mvcc);

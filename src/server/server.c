@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
+#include "auth/auth.h"
+#include "auth/auth_jwt.h"
 #include "base/alloc.h"
 #include "base/fsutil.h"
 #include "base/log.h"
@@ -288,6 +290,20 @@ static int open_storage(server_t *srv) {
     LOGE("msg=\"cannot restore alarms\" error=\"%s\"", cetcd_strerror(rc));
     return rc;
   }
+  if ((rc = auth_store_open(srv->mvcc, cfg->auth_token_ttl, &srv->auth))) { /* before replay, as alarms */
+    LOGE("msg=\"cannot restore the auth store\" error=\"%s\"", cetcd_strerror(rc));
+    return rc;
+  }
+  if (cfg->auth_token_type && !strcmp(cfg->auth_token_type, "jwt")) {
+    char why[200] = "";
+    if ((rc = auth_jwt_open(cfg->jwt_sign_method, cfg->jwt_pub_key, cfg->jwt_priv_key, cfg->jwt_ttl_ms, &srv->jwt, why,
+                            sizeof(why)))) {
+      LOGE("msg=\"invalid --auth-token jwt options\" error=\"%s\" fix=\"give sign-method and readable PEM keys\"",
+           why);
+      return rc;
+    }
+    auth_store_set_jwt(srv->auth, srv->jwt);
+  }
   /* a single member that became a cluster (membership changes) stays on the Raft path */
   if (!srv->rn && reconfig_has_cluster(srv->mvcc) && (rc = raft_node_create_single(srv, &srv->rn))) return rc;
   char walpath[PATH_MAX];
@@ -450,6 +466,10 @@ static void close_storage(server_t *srv) {
   watch_hub_free(srv->watch);
   srv->watch = NULL;
   alarm_store_free(srv->alarms);
+  auth_store_free(srv->auth);
+  srv->auth = NULL;
+  auth_jwt_free(srv->jwt);
+  srv->jwt = NULL;
   srv->alarms = NULL;
   reconfig_close(srv); /* the membership reads and writes the backend */
   mvcc_close(srv->mvcc);

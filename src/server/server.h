@@ -24,6 +24,7 @@ typedef struct alarm_store alarm_store_t;
 typedef struct compactor compactor_t;
 typedef struct raft_node raft_node_t;
 typedef struct membership membership_t;
+typedef struct auth_store auth_store_t;
 struct reconfig;
 
 /* The result of applying one log entry, handed to the proposer's callback. Exactly one of
@@ -38,6 +39,7 @@ typedef struct apply_result {
   Etcdserverpb__LeaseGrantResponse *lease_grant;
   Etcdserverpb__LeaseRevokeResponse *lease_revoke;
   Etcdserverpb__AlarmResponse *alarm;
+  ProtobufCMessage *auth; /* the response of an auth request (src/auth/) */
 } apply_result_t;
 
 /* Called on the loop thread once the proposal has been made durable and applied (or has
@@ -56,6 +58,9 @@ typedef struct server {
   watch_hub_t *watch;     /* watchers over mvcc's events (watch/) */
   lessor_t *lessor;       /* leases (lease/) */
   alarm_store_t *alarms;  /* raised alarms (server/alarm.c); created before WAL replay */
+  auth_store_t *auth;     /* users, roles, tokens (auth/); created before WAL replay */
+  struct auth_jwt *jwt;   /* --auth-token jwt: the token provider the auth store borrows */
+  uint64_t applying_index; /* log index of the entry being applied (simple tokens carry it) */
   compactor_t *compactor; /* auto-compaction (server/compactor.c) */
   uint64_t cluster_id;
   uint64_t member_id;

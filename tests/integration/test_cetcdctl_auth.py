@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """cetcdctl auth, user and role commands and --user/--password, side by side with etcdctl.
 
-cetcd's server has no Auth service yet, so this runs against real etcd 3.4 only: one etcd,
-the same command sequence first through Debian's etcdctl, then through cetcdctl (the
-sequence ends in the state it started from), and the two masked transcripts (stdout,
-stderr, exit status of every command, in every output format) must be equal.
-`auth status` (etcd 3.5's RPC, which etcdctl 3.4 lacks) is checked on its own.
+One etcd 3.4 and one cetcd; the same command sequence runs through Debian's etcdctl and
+through cetcdctl against each server (the sequence ends in the state it started from), and
+the four masked transcripts (stdout, stderr, exit status of every command, in every output
+format) must be equal. `auth status` (etcd 3.5's RPC, which etcd 3.4 lacks and cetcd has)
+is checked on its own.
 """
 import os
 import sys
@@ -106,15 +106,17 @@ class CetcdctlAuth(unittest.TestCase):
         self.assertTrue(os.path.exists(tc.CETCDCTL_BIN), "cetcdctl not built: %s" % tc.CETCDCTL_BIN)
         self.assertTrue(os.path.exists(harness.ETCDCTL_BIN), "etcdctl missing: %s" % harness.ETCDCTL_BIN)
         self.srv = harness.Server(binary="/usr/bin/etcd", label="etcd")
-        harness.start_servers(self.srv)
+        self.cetcd = harness.Server(label="cetcd")
+        harness.start_servers(self.srv, self.cetcd)
 
     def tearDown(self):
         self.srv.close()
+        self.cetcd.close()
 
-    def transcript(self, binary):
+    def transcript(self, binary, srv=None):
         out = []
         for args, stdin in sequence():
-            r = tc.run(binary, self.srv, args, input=stdin)
+            r = tc.run(binary, srv or self.srv, args, input=stdin)
             digits = "-w" in args and args[args.index("-w") + 1] in ("json", "fields")
             out.append("$ %s\nrc=%s\n%s\n[stderr]\n%s" % (" ".join(args), r.rc, tc.normalize(r.out, digits),
                                                           tc.normalize(r.err, digits)))
@@ -124,6 +126,10 @@ class CetcdctlAuth(unittest.TestCase):
         theirs = self.transcript(harness.ETCDCTL_BIN)
         ours = self.transcript(tc.CETCDCTL_BIN)
         harness.assert_same(self, theirs, ours, "etcdctl", "cetcdctl")
+        on_cetcd = self.transcript(harness.ETCDCTL_BIN, self.cetcd)
+        harness.assert_same(self, theirs, on_cetcd, "etcdctl against etcd", "etcdctl against cetcd")
+        both_ours = self.transcript(tc.CETCDCTL_BIN, self.cetcd)
+        harness.assert_same(self, theirs, both_ours, "etcdctl against etcd", "cetcdctl against cetcd")
         # the transcript really exercised the server: logins worked and were refused
         self.assertIn("$ --user alice:alicepw get a/1\nrc=0\na/1\nv\n", ours)
         self.assertIn("etcdserver: permission denied", ours)
@@ -134,6 +140,9 @@ class CetcdctlAuth(unittest.TestCase):
         r = tc.run(tc.CETCDCTL_BIN, self.srv, ["auth", "status"])
         self.assertEqual(r.rc, 1, r)
         self.assertIn("unknown method AuthStatus", r.err)
+        r = tc.run(tc.CETCDCTL_BIN, self.cetcd, ["auth", "status"])  # cetcd answers it
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("Authentication Status: false", r.out)
 
 
 if __name__ == "__main__":
