@@ -1,5 +1,6 @@
 /* Who a call comes from (etcd's AuthInfoFromCtx): the `token` metadata (the gateway maps
- * `Authorization` to it) resolved by the auth store, and the checks the api layer makes
+ * `Authorization` to it) resolved by the auth store, else the CN of a verified client
+ * certificate (--client-cert-auth), and the checks the api layer makes
  * before serving a read or proposing a write. */
 #include <string.h>
 
@@ -12,8 +13,15 @@ int api_auth_info(grpc_call_t *call, auth_info_t *ai) {
   ai->revision = 0;
   const char *tok = grpc_call_metadata(call, "token");
   if (!tok) tok = grpc_call_metadata(call, "authorization"); /* etcd's swagger field name */
-  if (!tok) return 0;
-  return auth_token_info(server_get()->auth, tok, ai);
+  if (tok) return auth_token_info(server_get()->auth, tok, ai);
+  /* etcd's AuthInfoFromTLS: without a token, the verified client certificate's CN is the
+   * user, at the store's current revision */
+  const char *cn = grpc_call_peer_cn(call);
+  if (cn) {
+    ai->user = cn;
+    ai->revision = auth_revision(server_get()->auth);
+  }
+  return 0;
 }
 
 int api_auth_stamp(grpc_call_t *call, Cetcdinternal__InternalRequest *ir) {

@@ -523,3 +523,9 @@ const char *grpc_call_metadata(grpc_call_t *c, const char *name) {
     if (!strcasecmp(c->md[i].name, name)) return c->md[i].value;
   return NULL;
 }
+
+const char *grpc_call_peer_cn(grpc_call_t *c) {
+  char cn[256];
+  if (!c->conn || !grpc_conn_peer_cn(c->conn, cn, sizeof(cn)) || !*cn) return NULL;
+  return arena_memdup(&c->arena, cn, strlen(cn) + 1);
+}

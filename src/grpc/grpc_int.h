@@ -215,6 +215,9 @@ int grpc_conn_tls_seal(grpc_conn_t *c);
 void grpc_conn_tls_closing(grpc_conn_t *c);
 /* Frees the TLS state (last reference gone). */
 void grpc_conn_tls_free(grpc_conn_t *c);
+/* The subject CN of the client certificate the TLS handshake verified, into out; false
+ * without one. */
+bool grpc_conn_peer_cn(const grpc_conn_t *c, char *out, size_t cap);
 /* The input path: feeds bytes read from the peer. Returns 0, or -1 if the connection
  * was found bad and closed (a detached connection is then freed once its calls are). */
 int grpc_conn_feed(grpc_conn_t *c, const uint8_t *p, size_t n);

@@ -227,6 +227,10 @@ void grpc_call_set_user(grpc_call_t *call, void *user);
 /* Value of a request metadata header (e.g. "token", "hasleader"; name matched without
  * case), or NULL. Borrowed from the call's arena. */
 const char *grpc_call_metadata(grpc_call_t *call, const char *name);
+/* The CN of the verified client certificate of the call's TLS connection, copied into the
+ * call's arena; NULL for a plain connection, one without a client certificate, or a local
+ * call. */
+const char *grpc_call_peer_cn(grpc_call_t *call);
 /* The method this call invokes. */
 const grpc_method_t *grpc_call_method(grpc_call_t *call);
 /* True once the client cancelled/disconnected or the deadline passed. */
