@@ -28,8 +28,8 @@ struct tls_ctx {
   char *ciphers, *server_name, *allowed_cn, *allowed_hostname;
   bool client_cert_auth, insecure_skip_verify;
   file_sig_t sigs[TLS_FILES];
-  STACK_OF(X509_CRL) *crls; /* from the CRL file: client certificates listed are refused */
-  time_t checked; /* last tls_ctx_reload_if_changed look at the files */
+  STACK_OF(X509_CRL) * crls; /* from the CRL file: client certificates listed are refused */
+  time_t checked;            /* last tls_ctx_reload_if_changed look at the files */
 };
 
 struct tls_conn {
@@ -67,7 +67,7 @@ static void read_sigs(const tls_ctx_t *t, file_sig_t *sigs) {
 
 /* Reads every CRL of a PEM file, or the one of a DER file, as etcd accepts both. NULL (with
  * the cause in err) when there is none. */
-static STACK_OF(X509_CRL) *read_crls(const char *file, char *err, size_t errlen) {
+static STACK_OF(X509_CRL) * read_crls(const char *file, char *err, size_t errlen) {
   FILE *f = fopen(file, "r");
   if (!f) {
     snprintf(err, errlen, "cannot open CRL file %s: %m", file);
@@ -92,10 +92,11 @@ static STACK_OF(X509_CRL) *read_crls(const char *file, char *err, size_t errlen)
 
 /* Whether the certificate's serial number is listed in one of the CRLs (etcd compares
  * serials only: neither the CRL's issuer nor its dates matter). */
-static bool revoked(STACK_OF(X509_CRL) *crls, X509 *cert) {
+static bool revoked(STACK_OF(X509_CRL) * crls, X509 *cert) {
   for (int i = 0; crls && i < sk_X509_CRL_num(crls); i++) {
     X509_REVOKED *rev = NULL;
-    if (X509_CRL_get0_by_serial(sk_X509_CRL_value(crls, i), &rev, X509_get0_serialNumber(cert)) == 1) return true;
+    if (X509_CRL_get0_by_serial(sk_X509_CRL_value(crls, i), &rev, X509_get0_serialNumber(cert)) == 1)
+      return true;
   }
   return false;
 }
@@ -115,8 +116,8 @@ static int verify_cb(int ok, X509_STORE_CTX *store) {
   if (t && t->allowed_cn) {
     char cn[256] = "";
     X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn, sizeof(cn));
-    if (strcmp(cn, t->allowed_cn)) {
-      X509_STORE_CTX_set_error(store, X509_V_ERR_SUBJECT_ISSUER_MISMATCH);
+    if (strcmp(cn, t->allowed_cn)) { /* "rejected": the peer gets a bad_certificate alert */
+      X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
       return 0;
     }
   }
@@ -300,13 +301,64 @@ void tls_conn_free(tls_conn_t *c) {
   free(c);
 }
 
-/* Records why the connection failed, from the verification result or OpenSSL's queue. */
+/* Go's names of TLS alerts (crypto/tls), which etcd's logs and its e2e tests show. */
+static const char *alert_name(int alert) {
+  switch (alert) {
+    case SSL_AD_HANDSHAKE_FAILURE:
+      return "handshake failure";
+    case SSL_AD_BAD_CERTIFICATE:
+      return "bad certificate";
+    case SSL_AD_UNSUPPORTED_CERTIFICATE:
+      return "unsupported certificate";
+    case SSL_AD_CERTIFICATE_REVOKED:
+      return "revoked certificate";
+    case SSL_AD_CERTIFICATE_EXPIRED:
+      return "expired certificate";
+    case SSL_AD_CERTIFICATE_UNKNOWN:
+      return "unknown certificate";
+    case SSL_AD_UNKNOWN_CA:
+      return "unknown certificate authority";
+    case SSL_AD_ACCESS_DENIED:
+      return "access denied";
+    case SSL_AD_DECODE_ERROR:
+      return "error decoding message";
+    case SSL_AD_DECRYPT_ERROR:
+      return "error decrypting message";
+    case SSL_AD_PROTOCOL_VERSION:
+      return "protocol version not supported";
+    case SSL_AD_INTERNAL_ERROR:
+      return "internal error";
+    case SSL_AD_NO_APPLICATION_PROTOCOL:
+      return "no application protocol";
+    case SSL_AD_CERTIFICATE_REQUIRED:
+      return "certificate required";
+    default:
+      return SSL_alert_desc_string_long(alert);
+  }
+}
+
+/* Records why the connection failed, from the verification result, an alert the peer sent
+ * ("remote error: tls: bad certificate", in Go's words as etcd logs it) or OpenSSL's queue. */
 static int conn_fail(tls_conn_t *c, int ssl_err) {
   c->failed = true;
   long v = SSL_get_verify_result(c->ssl);
   unsigned long e = ERR_peek_last_error();
-  if (v != X509_V_OK) {
+  int reason = ERR_GET_REASON(e);
+  const tls_ctx_t *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(c->ssl));
+  if (v == X509_V_ERR_CERT_REJECTED && t && t->allowed_cn) { /* etcd's words, then the detail */
+    snprintf(c->err, sizeof(c->err),
+             "client certificate authentication failed: the certificate's CN is not the allowed CN \"%s\"",
+             t->allowed_cn);
+  } else if (v == X509_V_ERR_HOSTNAME_MISMATCH && t && t->allowed_hostname) {
+    snprintf(c->err, sizeof(c->err),
+             "client certificate authentication failed: the certificate is not valid for the allowed "
+             "hostname \"%s\"",
+             t->allowed_hostname);
+  } else if (v != X509_V_OK) {
     snprintf(c->err, sizeof(c->err), "certificate verify failed: %s", X509_verify_cert_error_string(v));
+  } else if (e && ERR_GET_LIB(e) == ERR_LIB_SSL && reason >= SSL_AD_REASON_OFFSET &&
+             reason < SSL_AD_REASON_OFFSET + 256) {
+    snprintf(c->err, sizeof(c->err), "remote error: tls: %s", alert_name(reason - SSL_AD_REASON_OFFSET));
   } else if (e) {
     const char *why = ERR_reason_error_string(e);
     snprintf(c->err, sizeof(c->err), "%s", why ? why : "TLS error");

@@ -53,6 +53,7 @@ typedef struct peer {
   peer_msg_t *head, *tail;              /* queued by the loop thread, drained by the I/O thread */
   grpc_cstream_t *stream[PEER_N_KINDS]; /* one stream per kind; I/O thread only */
   atomic_bool broken;                   /* set by the I/O thread, consumed by the loop thread */
+  char last_tls_error[160];             /* the last TLS failure logged (I/O thread) */
 } peer_t;
 
 struct peer_transport {
@@ -122,6 +123,11 @@ static void stream_on_close(void *ctx, grpc_cstream_t *s, const grpc_close_info_
   if (info->err == 0 && info->status == GRPC_FAILED_PRECONDITION &&
       !strcmp(info->message, PEER_REMOVED_MESSAGE))
     atomic_store(&p->pt->removed, true);
+  if (info->message && strstr(info->message, "tls") && strcmp(info->message, p->last_tls_error)) {
+    /* a refused handshake: logged once per cause, as etcd's prober reports it */
+    snprintf(p->last_tls_error, sizeof(p->last_tls_error), "%s", info->message);
+    LOGW("msg=\"peer connection failed\" remote-peer-id=%016" PRIx64 " error=\"%s\"", p->id, info->message);
+  }
   atomic_store(&p->broken, true);
   uv_async_send(&p->pt->loop_async);
 }
