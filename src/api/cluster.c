@@ -237,6 +237,10 @@ static void promote_done(void *ctx, int err) {
 
 /* Cluster.MemberPromote. */
 static void cl_member_promote(grpc_call_t *call, ProtobufCMessage *m) {
+  /* root only, checked where the client called: a follower forwards the request to the
+   * leader's peer port without the client's token */
+  bool forwarded = grpc_call_server(call) && grpc_call_server(call) != server_get()->grpc;
+  if (!forwarded && api_auth_refuse_non_admin(call)) return;
   if (cl_refuse_single(call)) return;
   Etcdserverpb__MemberPromoteRequest *req = (Etcdserverpb__MemberPromoteRequest *)m;
   promote_ctx_t *c = arena_alloc(grpc_call_arena(call), sizeof(*c));

@@ -529,3 +529,5 @@ const char *grpc_call_peer_cn(grpc_call_t *c) {
   if (!c->conn || !grpc_conn_peer_cn(c->conn, cn, sizeof(cn)) || !*cn) return NULL;
   return arena_memdup(&c->arena, cn, strlen(cn) + 1);
 }
+
+grpc_server_t *grpc_call_server(grpc_call_t *c) { return c->conn ? c->srv : NULL; }

@@ -231,6 +231,8 @@ const char *grpc_call_metadata(grpc_call_t *call, const char *name);
  * call's arena; NULL for a plain connection, one without a client certificate, or a local
  * call. */
 const char *grpc_call_peer_cn(grpc_call_t *call);
+/* The server the call arrived on (NULL for a local call). */
+grpc_server_t *grpc_call_server(grpc_call_t *call);
 /* The method this call invokes. */
 const grpc_method_t *grpc_call_method(grpc_call_t *call);
 /* True once the client cancelled/disconnected or the deadline passed. */

@@ -229,6 +229,8 @@ class AuthSideBySide(unittest.TestCase):
             U1 + ("member", "add", "x", "--peer-urls=http://127.0.0.1:1"),
             U1 + ("member", "remove", "1234"),
             U1 + ("member", "update", "1234", "--peer-urls=http://127.0.0.1:1"),
+            U1 + ("member", "promote", "1234"),
+            ROOT + ("member", "promote", "1234"),
             ("defrag",),                               # user name is empty
             U1 + ("compaction", "1"),                  # etcd 3.4 does not check compaction
             U1 + ("alarm", "list"),
