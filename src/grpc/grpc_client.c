@@ -31,7 +31,7 @@ typedef struct endpoint {
   char *hostport; /* "host:port" */
   char *host;     /* without brackets */
   char *port;
-  bool tls;       /* connect with TLS */
+  bool tls; /* connect with TLS */
 } endpoint_t;
 
 typedef struct transport transport_t;
@@ -77,7 +77,7 @@ struct transport {
   size_t ep;
   uv_tcp_t tcp;
   uv_getaddrinfo_t gai;
-  struct addrinfo *addrs; /* resolved addresses of a named endpoint (owned), or NULL */
+  struct addrinfo *addrs;     /* resolved addresses of a named endpoint (owned), or NULL */
   struct addrinfo *next_addr; /* the address to try when the current connect fails */
   uv_connect_t conn_req;
   bool gai_pending, tcp_inited, tcp_closing, connecting;
@@ -151,11 +151,11 @@ struct grpc_client {
   acall_t *calls, *calls_tail; /* queued unary calls (under mu) */
   bool wake_pending;           /* uv_async_send done, I/O thread has not taken the queues yet */
   bool batch;                  /* I/O thread: defer transport flushes (coalesced writes) */
-  bool closing;        /* no more tasks accepted */
-  bool stopping;       /* I/O thread is tearing down */
-  size_t current;      /* failover channel's endpoint (under mu for readers) */
-  bool ready;          /* failover channel connected (under mu) */
-  channel_t *channels; /* [0] failover, [1 + k] endpoint k */
+  bool closing;                /* no more tasks accepted */
+  bool stopping;               /* I/O thread is tearing down */
+  size_t current;              /* failover channel's endpoint (under mu for readers) */
+  bool ready;                  /* failover channel connected (under mu) */
+  channel_t *channels;         /* [0] failover, [1 + k] endpoint k */
   transport_t *draining;
   size_t live_transports;
   nghttp2_session_callbacks *cbs;
@@ -163,7 +163,7 @@ struct grpc_client {
   const grpc_tls_ops_t *tls_ops; /* NULL: no TLS support */
   grpc_tls_ctx_t *tls_ctx;
   bool tls_default; /* endpoints without a scheme use TLS */
-  char *token; /* auth token sent as metadata (I/O thread only), or NULL */
+  char *token;      /* auth token sent as metadata (I/O thread only), or NULL */
 };
 
 /* ===================================================================================== */
@@ -907,6 +907,16 @@ static void transport_start_session(transport_t *tr);
 /* TLS: takes n received bytes of ciphertext, advances the handshake (starting the HTTP/2
  * session when it completes) and hands the decrypted bytes to the session. Returns false
  * when the transport failed. */
+/* A failed handshake: hands the alert TLS queued (e.g. "bad certificate") to the socket
+ * in one try, so the server can log why, as Go's clients let it. */
+static void tls_send_alert(transport_t *tr) {
+  const grpc_tls_ops_t *ops = tr->gc->tls_ops;
+  size_t n = ops->pending(tr->tls);
+  if (!n || !grow(tr->gc, &tr->wbuf, &tr->wcap, n)) return;
+  uv_buf_t b = uv_buf_init((char *)tr->wbuf, (unsigned)ops->take(tr->tls, tr->wbuf, n));
+  (void)uv_try_write((uv_stream_t *)&tr->tcp, &b, 1);
+}
+
 static bool tls_recv(transport_t *tr, size_t n) {
   const grpc_tls_ops_t *ops = tr->gc->tls_ops;
   char err[300];
@@ -917,6 +927,7 @@ static bool tls_recv(transport_t *tr, size_t n) {
   if (!tr->tls_done) {
     int h = ops->handshake(tr->tls, err, sizeof err);
     if (h < 0) {
+      tls_send_alert(tr);
       transport_fail(tr, err);
       return false;
     }
@@ -1212,7 +1223,6 @@ static void flush_deferred(grpc_client_t *gc) {
   }
 }
 
-
 static int acall_on_message(void *ctx, grpc_cstream_t *s, const uint8_t *msg, size_t len) {
   (void)s;
   acall_t *a = ctx;
@@ -1276,7 +1286,8 @@ static int acall_open(grpc_client_t *gc, acall_t *a) {
 }
 
 static int acall_open_batched(grpc_client_t *gc, acall_t *a) {
-  grpc_cstream_t *s = gc->stopping ? NULL : grpc_cstream_open(gc, a->path, a->channel, a->timeout_ms, &acall_cbs, a);
+  grpc_cstream_t *s =
+      gc->stopping ? NULL : grpc_cstream_open(gc, a->path, a->channel, a->timeout_ms, &acall_cbs, a);
   if (!s) {
     if (a->req_owned) gc->mem.free_fn(a->req);
     a->req = NULL;
@@ -1322,8 +1333,8 @@ static void run_calls(grpc_client_t *gc, acall_t *list) {
     a->next = NULL;
     int rc = acall_open(gc, a);
     if (rc) {
-      grpc_close_info_t info = {.err = rc, .status = rc == CETCD_ECANCELED ? 1 : 13, .message = cetcd_strerror(rc),
-                                .sent = false};
+      grpc_close_info_t info = {
+          .err = rc, .status = rc == CETCD_ECANCELED ? 1 : 13, .message = cetcd_strerror(rc), .sent = false};
       acall_complete(a, &info);
     }
   }
@@ -1453,8 +1464,16 @@ int grpc_client_unary_async(grpc_client_t *gc, const char *path, int channel, ui
     gc->mem.free_fn(framed);
     return CETCD_ENOMEM;
   }
-  *a = (acall_t){.gc = gc, .path = path, .channel = channel, .timeout_ms = timeout_ms, .req = framed,
-                 .req_len = framed_len, .req_owned = true, .heap = true, .done = done, .ctx = ctx};
+  *a = (acall_t){.gc = gc,
+                 .path = path,
+                 .channel = channel,
+                 .timeout_ms = timeout_ms,
+                 .req = framed,
+                 .req_len = framed_len,
+                 .req_owned = true,
+                 .heap = true,
+                 .done = done,
+                 .ctx = ctx};
   int rc;
   if (grpc_client_on_io_thread(gc)) {
     rc = acall_open(gc, a); /* the write is flushed after the current callback's batch */
@@ -1501,8 +1520,14 @@ int grpc_client_unary(grpc_client_t *gc, grpc_unary_t *u) {
     return u->err;
   }
   unary_ctx_t c = {.u = u};
-  c.a = (acall_t){.gc = gc, .path = u->path, .channel = u->channel, .timeout_ms = u->timeout_ms,
-                  .req = (uint8_t *)u->req, .req_len = u->req_len, .done = unary_done, .ctx = &c};
+  c.a = (acall_t){.gc = gc,
+                  .path = u->path,
+                  .channel = u->channel,
+                  .timeout_ms = u->timeout_ms,
+                  .req = (uint8_t *)u->req,
+                  .req_len = u->req_len,
+                  .done = unary_done,
+                  .ctx = &c};
   sem_init(&c.done, 0, 0);
   int rc = acall_enqueue(gc, &c.a);
   if (rc) {
@@ -1680,8 +1705,10 @@ size_t grpc_client_current(const grpc_client_t *gc) {
 
 int grpc_client_find_endpoint(const grpc_client_t *gc, const char *s) {
   if (!s) return -1;
-  if (!strncmp(s, "http://", 7)) s += 7;
-  else if (!strncmp(s, "https://", 8)) s += 8;
+  if (!strncmp(s, "http://", 7))
+    s += 7;
+  else if (!strncmp(s, "https://", 8))
+    s += 8;
   size_t n = strlen(s);
   while (n && s[n - 1] == '/') n--;
   for (size_t i = 0; i < gc->n_eps; i++)

@@ -27,7 +27,9 @@ int grpc_tls_ctx_new(const grpc_tls_config_t *cfg, grpc_tls_ctx_t **out, char *e
                      .key_file = key ? cfg->key_file : NULL,
                      .trusted_ca_file = cfg->ca_file && *cfg->ca_file ? cfg->ca_file : NULL,
                      .insecure_skip_verify = cfg->insecure_skip_verify,
-                     .server_name = cfg->server_name && *cfg->server_name ? cfg->server_name : NULL};
+                     .server_name = cfg->server_name && *cfg->server_name ? cfg->server_name : NULL,
+                     .allowed_cn = cfg->allowed_cn,
+                     .allowed_hostname = cfg->allowed_hostname};
   c->has_server_name = tc.server_name != NULL;
   c->tls = tls_client_ctx_new(&tc, err, errlen);
   if (!c->tls) {
@@ -99,8 +101,11 @@ static int conn_write(grpc_tls_conn_t *gt, const uint8_t *p, size_t n) {
 
 static size_t pending(grpc_tls_conn_t *t) { return tls_conn_pending((tls_conn_t *)t); }
 
-static size_t take(grpc_tls_conn_t *t, uint8_t *buf, size_t cap) { return tls_conn_take((tls_conn_t *)t, buf, cap); }
+static size_t take(grpc_tls_conn_t *t, uint8_t *buf, size_t cap) {
+  return tls_conn_take((tls_conn_t *)t, buf, cap);
+}
 
 static void conn_free(grpc_tls_conn_t *t) { tls_conn_free((tls_conn_t *)t); }
 
-const grpc_tls_ops_t grpc_tls_ops = {conn_new, feed, handshake, conn_read, conn_write, pending, take, conn_free};
+const grpc_tls_ops_t grpc_tls_ops = {conn_new,   feed,    handshake, conn_read,
+                                     conn_write, pending, take,      conn_free};

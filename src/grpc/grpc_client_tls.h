@@ -20,11 +20,13 @@ typedef struct grpc_tls_conn grpc_tls_conn_t; /* one connection's TLS state */
 
 /* Settings of grpc_tls_ctx_new (strings borrowed; files read at once). */
 typedef struct grpc_tls_config {
-  const char *ca_file;     /* trusted CAs (PEM); NULL = the system's */
-  const char *cert_file;   /* client certificate (PEM), with key_file */
+  const char *ca_file;   /* trusted CAs (PEM); NULL = the system's */
+  const char *cert_file; /* client certificate (PEM), with key_file */
   const char *key_file;
   const char *server_name; /* name to verify and send as SNI instead of the endpoint's host */
   bool insecure_skip_verify;
+  const char *allowed_cn;       /* peers (--peer-cert-allowed-cn): the server certificate's CN */
+  const char *allowed_hostname; /* peers (--peer-cert-allowed-hostname): a name it must be valid for */
 } grpc_tls_config_t;
 
 /* The connection operations the transport calls (one connection, I/O thread only). */

@@ -179,7 +179,7 @@ static SSL_CTX *build(tls_ctx_t *t, char *err, size_t errlen) {
   } else if (!rc) {
     SSL_CTX_set_alpn_protos(s, ALPN_H2, sizeof(ALPN_H2));
     if (!t->insecure_skip_verify) {
-      SSL_CTX_set_verify(s, SSL_VERIFY_PEER, NULL);
+      SSL_CTX_set_verify(s, SSL_VERIFY_PEER, verify_cb);
       if (!ca && SSL_CTX_set_default_verify_paths(s) != 1) rc = fail(err, errlen, "no system CA store", NULL);
     }
   }

@@ -25,8 +25,8 @@ typedef struct tls_config {
   bool insecure_skip_verify;    /* client: do not verify the server's certificate */
   const char *server_name;      /* client: name checked against the server certificate and sent as SNI */
   const char *cipher_suites;    /* OpenSSL cipher list for TLS 1.2 (tls_cipher_list), NULL = default */
-  const char *allowed_cn;       /* server: a client certificate must have this CN */
-  const char *allowed_hostname; /* server: a client certificate must be valid for this name */
+  const char *allowed_cn;       /* the other side's certificate must have this CN */
+  const char *allowed_hostname; /* the other side's certificate must be valid for this name */
 } tls_config_t;
 
 /* A server context: TLS 1.2 minimum, ALPN "h2" chosen when offered (HTTP/1.1 clients

@@ -148,7 +148,8 @@ int tls_setup_client(const cetcd_config_t *cfg, tls_ctx_t **out) {
 }
 
 /* The context for dialing peers (etcd's PeerTLSInfo.ClientConfig): the peer certificate is
- * also the client certificate, the peer CA verifies the other members; with --peer-auto-tls
+ * also the client certificate, the peer CA verifies the other members, whose certificates
+ * must also pass --peer-cert-allowed-cn/-hostname (etcd checks both ways); with --peer-auto-tls
  * the self-signed certificate is presented and nothing is verified, as etcd does. NULL in
  * *out when no peer TLS setting is given. */
 static int setup_dialer(const cetcd_config_t *cfg, grpc_tls_ctx_t **out) {
@@ -164,7 +165,9 @@ static int setup_dialer(const cetcd_config_t *cfg, grpc_tls_ctx_t **out) {
   grpc_tls_config_t tc = {.ca_file = cfg->peer_trusted_ca_file,
                           .cert_file = files ? cfg->peer_cert_file : cert,
                           .key_file = files ? cfg->peer_key_file : key,
-                          .insecure_skip_verify = !files && cfg->peer_auto_tls};
+                          .insecure_skip_verify = !files && cfg->peer_auto_tls,
+                          .allowed_cn = cfg->peer_cert_allowed_cn,
+                          .allowed_hostname = cfg->peer_cert_allowed_hostname};
   if (grpc_tls_ctx_new(&tc, out, err, sizeof(err)) != 0) {
     LOGE(
         "msg=\"cannot set up TLS for dialing peers\" error=\"%s\" fix=\"check --peer-cert-file, "
