@@ -23,14 +23,12 @@ static void *resp_new(arena_t *a, const ProtobufCMessageDescriptor *d) {
 }
 
 /* A string as protobuf bytes (borrowed). */
-static ProtobufCBinaryData bytes_of(const char *s) {
-  return (ProtobufCBinaryData){strlen(s), (uint8_t *)s};
-}
+static ProtobufCBinaryData bytes_of(const char *s) { return (ProtobufCBinaryData){strlen(s), (uint8_t *)s}; }
 
 /* Copies a name into the arena as a C string. */
 static char *arena_name(arena_t *a, ProtobufCBinaryData n) {
   char *s = arena_alloc(a, n.len + 1);
-  memcpy(s, n.data, n.len);
+  if (n.len) memcpy(s, n.data, n.len);
   s[n.len] = 0;
   return s;
 }
@@ -124,9 +122,9 @@ static int user_grant(auth_store_t *as, const Etcdserverpb__AuthUserGrantRoleReq
   if (i < old->n_roles && !strcmp(old->roles[i], r->role)) return 0; /* etcd ignores it */
   Authpb__User u = *old;
   u.roles = xmalloc((old->n_roles + 1) * sizeof(char *));
-  memcpy(u.roles, old->roles, i * sizeof(char *));
+  if (i) memcpy(u.roles, old->roles, i * sizeof(char *));
   u.roles[i] = r->role;
-  memcpy(u.roles + i + 1, old->roles + i, (old->n_roles - i) * sizeof(char *));
+  if (old->n_roles > i) memcpy(u.roles + i + 1, old->roles + i, (old->n_roles - i) * sizeof(char *));
   u.n_roles = old->n_roles + 1;
   int rc = auth_user_save(as, &u);
   free(u.roles);
@@ -162,7 +160,8 @@ static int user_get(auth_store_t *as, const char *name, arena_t *a, Etcdserverpb
   const Authpb__User *u = auth_user_get(as, name);
   if (!u) return CETCD_EAUTHUSERNOTFOUND;
   resp->roles = arena_alloc(a, (u->n_roles ? u->n_roles : 1) * sizeof(char *));
-  for (size_t i = 0; i < u->n_roles; i++) resp->roles[i] = arena_memdup(a, u->roles[i], strlen(u->roles[i]) + 1);
+  for (size_t i = 0; i < u->n_roles; i++)
+    resp->roles[i] = arena_memdup(a, u->roles[i], strlen(u->roles[i]) + 1);
   resp->n_roles = u->n_roles;
   return 0;
 }
@@ -229,7 +228,8 @@ static int role_delete(auth_store_t *as, const char *name) {
 
 /* Byte order of two binary values. */
 static int bin_cmp(ProtobufCBinaryData a, ProtobufCBinaryData b) {
-  int c = memcmp(a.data, b.data, a.len < b.len ? a.len : b.len);
+  size_t m = a.len < b.len ? a.len : b.len;
+  int c = m ? memcmp(a.data, b.data, m) : 0; /* empty data may be NULL */
   return c ? c : (a.len < b.len ? -1 : a.len > b.len);
 }
 
@@ -242,7 +242,7 @@ static int role_grant(auth_store_t *as, const Etcdserverpb__AuthRoleGrantPermiss
   while (i < n && bin_cmp(old->keypermission[i]->key, r->perm->key) < 0) i++;
   Authpb__Role nr = *old;
   nr.keypermission = xmalloc((n + 1) * sizeof(*nr.keypermission));
-  memcpy(nr.keypermission, old->keypermission, n * sizeof(*nr.keypermission));
+  if (n) memcpy(nr.keypermission, old->keypermission, n * sizeof(*nr.keypermission));
   Authpb__Permission upd;
   if (i < n && !bin_cmp(old->keypermission[i]->key, r->perm->key) &&
       !bin_cmp(old->keypermission[i]->range_end, r->perm->range_end)) {
@@ -278,17 +278,18 @@ static int role_revoke(auth_store_t *as, const Etcdserverpb__AuthRoleRevokePermi
 
 bool auth_is_request(const ireq_t *q) {
   return q->auth_enable || q->auth_disable || q->auth_status || q->authenticate || q->auth_user_add ||
-         q->auth_user_delete || q->auth_user_change_password || q->auth_user_grant_role || q->auth_user_revoke_role ||
-         q->auth_user_get || q->auth_user_list || q->auth_role_add || q->auth_role_grant_permission ||
-         q->auth_role_get || q->auth_role_list || q->auth_role_delete || q->auth_role_revoke_permission;
+         q->auth_user_delete || q->auth_user_change_password || q->auth_user_grant_role ||
+         q->auth_user_revoke_role || q->auth_user_get || q->auth_user_list || q->auth_role_add ||
+         q->auth_role_grant_permission || q->auth_role_get || q->auth_role_list || q->auth_role_delete ||
+         q->auth_role_revoke_permission;
 }
 
 /* etcd's needAdminPermission. */
 static bool needs_admin(const ireq_t *q) {
   return q->auth_enable || q->auth_disable || q->auth_user_add || q->auth_user_delete ||
-         q->auth_user_change_password || q->auth_user_grant_role || q->auth_user_revoke_role || q->auth_role_add ||
-         q->auth_role_grant_permission || q->auth_role_revoke_permission || q->auth_role_delete ||
-         q->auth_user_list || q->auth_role_list;
+         q->auth_user_change_password || q->auth_user_grant_role || q->auth_user_revoke_role ||
+         q->auth_role_add || q->auth_role_grant_permission || q->auth_role_revoke_permission ||
+         q->auth_role_delete || q->auth_user_list || q->auth_role_list;
 }
 
 /* The response type of an auth request. */
@@ -331,27 +332,44 @@ int auth_apply(auth_store_t *as, const ireq_t *q, uint64_t index, arena_t *a, Pr
   int rc = check_rights(as, q);
   if (rc) return rc;
   void *r = resp_new(a, resp_desc(q));
-  if (q->auth_enable) rc = enable(as);
-  else if (q->auth_disable) rc = disable(as);
+  if (q->auth_enable)
+    rc = enable(as);
+  else if (q->auth_disable)
+    rc = disable(as);
   else if (q->auth_status) {
     Etcdserverpb__AuthStatusResponse *s = r;
     s->enabled = as->enabled;
     s->authrevision = as->revision;
-  } else if (q->authenticate) rc = authenticate(as, q->authenticate, index, a, r);
-  else if (q->auth_user_add) rc = user_add(as, q->auth_user_add);
-  else if (q->auth_user_delete) rc = user_delete(as, q->auth_user_delete->name);
-  else if (q->auth_user_change_password) rc = user_passwd(as, q->auth_user_change_password);
-  else if (q->auth_user_grant_role) rc = user_grant(as, q->auth_user_grant_role);
-  else if (q->auth_user_revoke_role) rc = user_revoke(as, q->auth_user_revoke_role);
-  else if (q->auth_user_get) rc = user_get(as, q->auth_user_get->name, a, r);
-  else if (q->auth_user_list) rc = user_list(as, a, r);
-  else if (q->auth_role_add) rc = role_add(as, q->auth_role_add->name);
-  else if (q->auth_role_grant_permission) rc = role_grant(as, q->auth_role_grant_permission);
-  else if (q->auth_role_get) rc = role_get(as, q->auth_role_get->role, a, r);
-  else if (q->auth_role_list) rc = role_list(as, a, r);
-  else if (q->auth_role_delete) rc = role_delete(as, q->auth_role_delete->role);
-  else if (q->auth_role_revoke_permission) rc = role_revoke(as, q->auth_role_revoke_permission);
-  else rc = CETCD_EINVAL;
+  } else if (q->authenticate)
+    rc = authenticate(as, q->authenticate, index, a, r);
+  else if (q->auth_user_add)
+    rc = user_add(as, q->auth_user_add);
+  else if (q->auth_user_delete)
+    rc = user_delete(as, q->auth_user_delete->name);
+  else if (q->auth_user_change_password)
+    rc = user_passwd(as, q->auth_user_change_password);
+  else if (q->auth_user_grant_role)
+    rc = user_grant(as, q->auth_user_grant_role);
+  else if (q->auth_user_revoke_role)
+    rc = user_revoke(as, q->auth_user_revoke_role);
+  else if (q->auth_user_get)
+    rc = user_get(as, q->auth_user_get->name, a, r);
+  else if (q->auth_user_list)
+    rc = user_list(as, a, r);
+  else if (q->auth_role_add)
+    rc = role_add(as, q->auth_role_add->name);
+  else if (q->auth_role_grant_permission)
+    rc = role_grant(as, q->auth_role_grant_permission);
+  else if (q->auth_role_get)
+    rc = role_get(as, q->auth_role_get->role, a, r);
+  else if (q->auth_role_list)
+    rc = role_list(as, a, r);
+  else if (q->auth_role_delete)
+    rc = role_delete(as, q->auth_role_delete->role);
+  else if (q->auth_role_revoke_permission)
+    rc = role_revoke(as, q->auth_role_revoke_permission);
+  else
+    rc = CETCD_EINVAL;
   if (rc == 0) *resp = r;
   return rc;
 }
@@ -363,7 +381,7 @@ int auth_password_of(auth_store_t *as, const char *user, char **hash, size_t *ha
   if (!u) return CETCD_EAUTHFAILED;
   if (u->options && u->options->no_password) return CETCD_EAUTHNOPASSWORD;
   *hash = xmalloc(u->password.len + 1);
-  memcpy(*hash, u->password.data, u->password.len);
+  if (u->password.len) memcpy(*hash, u->password.data, u->password.len);
   (*hash)[u->password.len] = 0;
   *hash_len = u->password.len;
   *rev = as->revision;

@@ -16,7 +16,7 @@ int auth_bcrypt_hash(const char *password, size_t len, unsigned cost, char **out
   char setting[CRYPT_GENSALT_OUTPUT_SIZE];
   if (!crypt_gensalt_rn("$2b$", cost, NULL, 0, setting, sizeof(setting))) return -errno ? -errno : -EINVAL;
   char *pw = xmalloc(len + 1);
-  memcpy(pw, password, len);
+  if (len) memcpy(pw, password, len);
   pw[len] = 0;
   struct crypt_data *cd = xcalloc(1, sizeof(*cd));
   const char *h = crypt_r(pw, setting, cd);
@@ -35,9 +35,9 @@ int auth_bcrypt_hash(const char *password, size_t len, unsigned cost, char **out
 bool auth_bcrypt_verify(const char *password, size_t len, const char *hash, size_t hash_len) {
   if (memchr(password, 0, len) || hash_len < 7 || hash_len >= CRYPT_OUTPUT_SIZE) return false;
   char *pw = xmalloc(len + 1), *setting = xmalloc(hash_len + 1);
-  memcpy(pw, password, len);
+  if (len) memcpy(pw, password, len);
   pw[len] = 0;
-  memcpy(setting, hash, hash_len);
+  if (hash_len) memcpy(setting, hash, hash_len);
   setting[hash_len] = 0;
   struct crypt_data *cd = xcalloc(1, sizeof(*cd));
   const char *h = crypt_r(pw, setting, cd);

@@ -66,12 +66,17 @@ static int check_ops(auth_store_t *as, const auth_info_t *ai, Etcdserverpb__Requ
         break;
       case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE: {
         const Etcdserverpb__DeleteRangeRequest *d = op->request_delete_range;
-        if (d->prev_kv) rc = auth_check_range(as, ai, d->key.data, d->key.len, d->range_end.data, d->range_end.len);
-        if (rc == 0) rc = auth_check_delete(as, ai, d->key.data, d->key.len, d->range_end.data, d->range_end.len);
+        if (d->prev_kv)
+          rc = auth_check_range(as, ai, d->key.data, d->key.len, d->range_end.data, d->range_end.len);
+        if (rc == 0)
+          rc = auth_check_delete(as, ai, d->key.data, d->key.len, d->range_end.data, d->range_end.len);
         break;
       }
-      case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN: rc = auth_check_txn(as, ai, op->request_txn); break;
-      default: break;
+      case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN:
+        rc = auth_check_txn(as, ai, op->request_txn);
+        break;
+      default:
+        break;
     }
   }
   return rc;

@@ -1,5 +1,6 @@
-/* JWT tokens over OpenSSL 3, loaded on demand (auth_libcrypto.h; see auth_jwt.h): JWS compact form, base64url without padding,
- * ECDSA signatures as R||S, claims written as Go's encoding/json writes a map (sorted keys). */
+/* JWT tokens over OpenSSL 3, loaded on demand (auth_libcrypto.h; see auth_jwt.h): JWS compact form, base64url
+ * without padding, ECDSA signatures as R||S, claims written as Go's encoding/json writes a map (sorted keys).
+ */
 #include "auth/auth_jwt.h"
 
 #include <errno.h>
@@ -82,7 +83,8 @@ static int read_file(const char *path, uint8_t **data, size_t *len) {
 /* Parses a PEM private (priv) or public key. */
 static EVP_PKEY *load_pem(const uint8_t *pem, size_t len, bool priv) {
   BIO *bio = C(BIO_new_mem_buf)(pem, (int)len);
-  EVP_PKEY *k = priv ? C(PEM_read_bio_PrivateKey)(bio, NULL, NULL, NULL) : C(PEM_read_bio_PUBKEY)(bio, NULL, NULL, NULL);
+  EVP_PKEY *k = priv ? C(PEM_read_bio_PrivateKey)(bio, NULL, NULL, NULL)
+                     : C(PEM_read_bio_PUBKEY)(bio, NULL, NULL, NULL);
   C(BIO_free)(bio);
   return k;
 }
@@ -91,13 +93,21 @@ static EVP_PKEY *load_pem(const uint8_t *pem, size_t len, bool priv) {
 static int set_method(auth_jwt_t *j, const char *m) {
   if (strlen(m) != 5) return -1;
   int bits = atoi(m + 2);
-  j->md = bits == 256 ? C(EVP_sha256)() : bits == 384 ? C(EVP_sha384)() : bits == 512 ? C(EVP_sha512)() : NULL;
+  j->md = bits == 256   ? C(EVP_sha256)()
+          : bits == 384 ? C(EVP_sha384)()
+          : bits == 512 ? C(EVP_sha512)()
+                        : NULL;
   if (!j->md) return -1;
-  if (!strncmp(m, "RS", 2)) j->kind = K_RSA;
-  else if (!strncmp(m, "PS", 2)) j->kind = K_PSS;
-  else if (!strncmp(m, "ES", 2)) j->kind = K_EC;
-  else if (!strncmp(m, "HS", 2)) j->kind = K_HMAC;
-  else return -1;
+  if (!strncmp(m, "RS", 2))
+    j->kind = K_RSA;
+  else if (!strncmp(m, "PS", 2))
+    j->kind = K_PSS;
+  else if (!strncmp(m, "ES", 2))
+    j->kind = K_EC;
+  else if (!strncmp(m, "HS", 2))
+    j->kind = K_HMAC;
+  else
+    return -1;
   j->ec_half = bits == 256 ? 32 : bits == 384 ? 48 : 66;
   snprintf(j->alg, sizeof(j->alg), "%s", m);
   return 0;
@@ -108,7 +118,8 @@ static int load_keys(auth_jwt_t *j, const char *pub_path, const char *priv_path,
   uint8_t *data = NULL;
   size_t len = 0;
   if (j->kind == K_HMAC) {
-    if (!*priv_path || read_file(priv_path, &data, &len)) return snprintf(err, errlen, "cannot read priv-key"), -1;
+    if (!*priv_path || read_file(priv_path, &data, &len))
+      return snprintf(err, errlen, "cannot read priv-key"), -1;
     j->secret = data;
     j->secret_len = len;
     return 0;
@@ -164,7 +175,8 @@ static bool der_to_rs(const uint8_t *der, size_t len, size_t half, uint8_t *out)
   if (!s) return false;
   const BIGNUM *r, *sv;
   C(ECDSA_SIG_get0)(s, &r, &sv);
-  bool ok = C(BN_bn2binpad)(r, out, (int)half) == (int)half && C(BN_bn2binpad)(sv, out + half, (int)half) == (int)half;
+  bool ok = C(BN_bn2binpad)(r, out, (int)half) == (int)half &&
+            C(BN_bn2binpad)(sv, out + half, (int)half) == (int)half;
   C(ECDSA_SIG_free)(s);
   return ok;
 }
@@ -239,8 +251,8 @@ static bool verify(const auth_jwt_t *j, const uint8_t *msg, size_t n, const uint
   }
   EVP_MD_CTX *c = C(EVP_MD_CTX_new)();
   EVP_PKEY_CTX *pc = NULL;
-  bool ok = c && C(EVP_DigestVerifyInit)(c, &pc, j->md, NULL, j->pub) > 0 && (j->kind != K_PSS || pss(pc, false)) &&
-            C(EVP_DigestVerify)(c, sig, slen, msg, n) == 1;
+  bool ok = c && C(EVP_DigestVerifyInit)(c, &pc, j->md, NULL, j->pub) > 0 &&
+            (j->kind != K_PSS || pss(pc, false)) && C(EVP_DigestVerify)(c, sig, slen, msg, n) == 1;
   C(EVP_MD_CTX_free)(c);
   free(der);
   return ok;
@@ -319,7 +331,8 @@ static bool json_str_get(const char *p, char *out, size_t cap) {
   return *p == '"';
 }
 
-bool auth_jwt_verify(const auth_jwt_t *j, const char *token, int64_t now_s, char *user, size_t ucap, uint64_t *rev) {
+bool auth_jwt_verify(const auth_jwt_t *j, const char *token, int64_t now_s, char *user, size_t ucap,
+                     uint64_t *rev) {
   const char *d1 = strchr(token, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
   if (!d2 || strchr(d2 + 1, '.')) return false;
   uint8_t *hdr = NULL, *claims = NULL, *sig = NULL;

@@ -13,10 +13,10 @@ static char why[160];
 
 /* Resolves every function from handle h; false names the first missing one in why. */
 static int resolve(void *h) {
-#define AUTH_CRYPTO_LOAD(f)                                               \
-  if (!(*(void **)&auth_p_##f = dlsym(h, #f))) {                          \
-    snprintf(why, sizeof(why), "libcrypto.so.3 lacks %s", #f);            \
-    return -1;                                                            \
+#define AUTH_CRYPTO_LOAD(f)                                    \
+  if (!(*(void **)&auth_p_##f = dlsym(h, #f))) {               \
+    snprintf(why, sizeof(why), "libcrypto.so.3 lacks %s", #f); \
+    return -1;                                                 \
   }
   AUTH_CRYPTO_FUNCS(AUTH_CRYPTO_LOAD)
 #undef AUTH_CRYPTO_LOAD

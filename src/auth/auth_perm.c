@@ -1,10 +1,10 @@
 /* Key-range permission checks: affine intervals, overlap and coverage (see auth_perm.h). */
 #include "auth/auth_perm.h"
 
-#include "base/alloc.h"
-
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/alloc.h"
 
 /* A half-open interval of affine keys (len 0 = +infinity). */
 typedef struct ivl {
@@ -16,7 +16,8 @@ typedef struct ivl {
 int auth_affine_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
   if (al == 0) return bl == 0 ? 0 : 1;
   if (bl == 0) return -1;
-  int c = memcmp(a, b, al < bl ? al : bl);
+  size_t m = al < bl ? al : bl;
+  int c = m ? memcmp(a, b, m) : 0; /* an empty key may be NULL */
   if (c) return c;
   return al < bl ? -1 : al > bl;
 }
@@ -37,7 +38,9 @@ static void perm_ivl(const Authpb__Permission *p, ivl_t *iv) {
     return;
   }
   bool to_end = p->range_end.len == 1 && p->range_end.data[0] == 0;
-  *iv = (ivl_t){.b = p->key.data, .bl = p->key.len, .e = to_end ? NULL : p->range_end.data,
+  *iv = (ivl_t){.b = p->key.data,
+                .bl = p->key.len,
+                .e = to_end ? NULL : p->range_end.data,
                 .el = to_end ? 0 : p->range_end.len};
 }
 
@@ -51,7 +54,8 @@ static bool overlaps(const ivl_t *x, const ivl_t *y) {
 /* Whether a permission of this type grants the access type asked for. */
 static bool type_matches(int ptype, int want) {
   if (ptype == AUTHPB__PERMISSION__TYPE__READWRITE) return true;
-  return want == AUTH_PERM_READ ? ptype == AUTHPB__PERMISSION__TYPE__READ : ptype == AUTHPB__PERMISSION__TYPE__WRITE;
+  return want == AUTH_PERM_READ ? ptype == AUTHPB__PERMISSION__TYPE__READ
+                                : ptype == AUTHPB__PERMISSION__TYPE__WRITE;
 }
 
 /* qsort order: by start key. */

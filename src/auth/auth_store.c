@@ -17,7 +17,8 @@
 /* Compares a stored name with a C string. */
 static int name_cmp(ProtobufCBinaryData n, const char *s) {
   size_t sl = strlen(s);
-  int c = memcmp(n.data, s, n.len < sl ? n.len : sl);
+  size_t m = n.len < sl ? n.len : sl;
+  int c = m ? memcmp(n.data, s, m) : 0; /* empty data may be NULL */
   return c ? c : (n.len < sl ? -1 : n.len > sl);
 }
 
@@ -41,8 +42,10 @@ static size_t find_at(void *const *arr, size_t n, size_t name_off, const char *n
   return lo;
 }
 
-#define FIND_USER(as, nm, f) find_at((void *const *)(as)->users, (as)->n_users, offsetof(Authpb__User, name), nm, f)
-#define FIND_ROLE(as, nm, f) find_at((void *const *)(as)->roles, (as)->n_roles, offsetof(Authpb__Role, name), nm, f)
+#define FIND_USER(as, nm, f) \
+  find_at((void *const *)(as)->users, (as)->n_users, offsetof(Authpb__User, name), nm, f)
+#define FIND_ROLE(as, nm, f) \
+  find_at((void *const *)(as)->roles, (as)->n_roles, offsetof(Authpb__Role, name), nm, f)
 
 Authpb__User *auth_user_get(const auth_store_t *as, const char *name) {
   bool f;
@@ -63,7 +66,8 @@ bool auth_user_has_role(const Authpb__User *u, const char *role) {
 }
 
 /* Inserts or replaces p (owned) in a sorted pointer array keyed by name. */
-static void arr_set(void ***arr, size_t *n, size_t *cap, void *p, size_t i, bool found, void (*free_fn)(void *)) {
+static void arr_set(void ***arr, size_t *n, size_t *cap, void *p, size_t i, bool found,
+                    void (*free_fn)(void *)) {
   if (found) {
     free_fn((*arr)[i]);
     (*arr)[i] = p;
@@ -73,7 +77,7 @@ static void arr_set(void ***arr, size_t *n, size_t *cap, void *p, size_t i, bool
     *cap = *cap ? *cap * 2 : 8;
     *arr = xrealloc(*arr, *cap * sizeof(void *));
   }
-  memmove(*arr + i + 1, *arr + i, (*n - i) * sizeof(void *));
+  if (*n > i) memmove(*arr + i + 1, *arr + i, (*n - i) * sizeof(void *));
   (*arr)[i] = p;
   (*n)++;
 }
@@ -85,7 +89,7 @@ static void role_free(void *p) { authpb__role__free_unpacked(p, NULL); }
 /* Copies a NUL-terminated name out of binary data. */
 static char *name_str(ProtobufCBinaryData n) {
   char *s = xmalloc(n.len + 1);
-  memcpy(s, n.data, n.len);
+  if (n.len) memcpy(s, n.data, n.len);
   s[n.len] = 0;
   return s;
 }
@@ -135,7 +139,8 @@ int auth_user_remove(auth_store_t *as, const char *name) {
   int rc = mvcc_bucket_del(as->mvcc, B_USERS, name, strlen(name));
   if (rc) return rc;
   user_free(as->users[i]);
-  memmove(as->users + i, as->users + i + 1, (as->n_users - i - 1) * sizeof(*as->users));
+  if (as->n_users > i + 1)
+    memmove(as->users + i, as->users + i + 1, (as->n_users - i - 1) * sizeof(*as->users));
   as->n_users--;
   return 0;
 }
@@ -147,7 +152,8 @@ int auth_role_remove(auth_store_t *as, const char *name) {
   int rc = mvcc_bucket_del(as->mvcc, B_ROLES, name, strlen(name));
   if (rc) return rc;
   role_free(as->roles[i]);
-  memmove(as->roles + i, as->roles + i + 1, (as->n_roles - i - 1) * sizeof(*as->roles));
+  if (as->n_roles > i + 1)
+    memmove(as->roles + i, as->roles + i + 1, (as->n_roles - i - 1) * sizeof(*as->roles));
   as->n_roles--;
   return 0;
 }
@@ -197,8 +203,10 @@ static int load_flags(auth_store_t *as) {
   uint8_t b[8];
   size_t n = sizeof(b);
   int rc = mvcc_bucket_get(as->mvcc, B_AUTH, "authEnabled", 11, b, &n);
-  if (rc == 0) as->enabled = n == 1 && b[0] == 1;
-  else if (rc != CETCD_EKEYNOTFOUND) return rc;
+  if (rc == 0)
+    as->enabled = n == 1 && b[0] == 1;
+  else if (rc != CETCD_EKEYNOTFOUND)
+    return rc;
   n = sizeof(b);
   rc = mvcc_bucket_get(as->mvcc, B_AUTH, "authRevision", 12, b, &n);
   as->revision = 0;
@@ -222,8 +230,9 @@ int auth_store_open(mvcc_store_t *mvcc, uint32_t token_ttl_s, auth_store_t **out
     *out = NULL;
     return rc;
   }
-  if (as->enabled) LOGI("msg=\"authentication is enabled\" users=%zu roles=%zu auth-revision=%llu", as->n_users,
-                        as->n_roles, (unsigned long long)as->revision);
+  if (as->enabled)
+    LOGI("msg=\"authentication is enabled\" users=%zu roles=%zu auth-revision=%llu", as->n_users, as->n_roles,
+         (unsigned long long)as->revision);
   *out = as;
   return 0;
 }

@@ -64,7 +64,8 @@ void auth_store_set_jwt(auth_store_t *as, const struct auth_jwt *jwt) { as->jwt 
 
 int auth_token_info(auth_store_t *as, const char *token, auth_info_t *ai) {
   if (as->jwt) {
-    if (!auth_jwt_verify(as->jwt, token, (int64_t)time(NULL), as->jwt_user, sizeof(as->jwt_user), &ai->revision))
+    if (!auth_jwt_verify(as->jwt, token, (int64_t)time(NULL), as->jwt_user, sizeof(as->jwt_user),
+                         &ai->revision))
       return CETCD_EAUTHBADTOKEN;
     ai->user = as->jwt_user;
     return 0;
