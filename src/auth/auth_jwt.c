@@ -260,28 +260,13 @@ static bool verify(const auth_jwt_t *j, const uint8_t *msg, size_t n, const uint
 
 /* ---- tokens ---- */
 
-/* Appends s as a JSON string. */
-static void json_str(buf_t *b, const char *s) {
-  buf_append(b, "\"", 1);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      buf_printf(b, "\\%c", c);
-    else if (c < 0x20)
-      buf_printf(b, "\\u%04x", c);
-    else
-      buf_append(b, s, 1);
-  }
-  buf_append(b, "\"", 1);
-}
-
 int auth_jwt_sign(const auth_jwt_t *j, const char *user, uint64_t rev, int64_t now_s, char **token) {
   *token = NULL;
   if (!j->priv && j->kind != K_HMAC) return CETCD_EINVAL;
   buf_t hdr = {0}, claims = {0}, out = {0};
   buf_printf(&hdr, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", j->alg);
   buf_printf(&claims, "{\"exp\":%" PRId64 ",\"revision\":%" PRIu64 ",\"username\":", now_s + j->ttl_s, rev);
-  json_str(&claims, user);
+  buf_append_json_str(&claims, user);
   buf_append(&claims, "}", 1);
   b64url_put(&out, (const uint8_t *)hdr.data, hdr.len);
   buf_append(&out, ".", 1);

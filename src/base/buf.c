@@ -50,3 +50,17 @@ void buf_free(buf_t *b) {
   b->data = NULL;
   b->len = b->cap = 0;
 }
+
+void buf_append_json_str(buf_t *b, const char *s) {
+  buf_append(b, "\"", 1);
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      buf_printf(b, "\\%c", c);
+    else if (c < 0x20)
+      buf_printf(b, "\\u%04x", c);
+    else
+      buf_append(b, s, 1);
+  }
+  buf_append(b, "\"", 1);
+}

@@ -17,6 +17,9 @@ void buf_reserve(buf_t *b, size_t n);
 void buf_append(buf_t *b, const void *p, size_t n);
 /* Appends a formatted string (no NUL is counted in len). */
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s (NULL = "") as a quoted JSON string, escaping quotes, backslashes and
+ * control characters. */
+void buf_append_json_str(buf_t *b, const char *s);
 /* Drops the first n bytes, moving the rest to the front. */
 void buf_consume(buf_t *b, size_t n);
 /* Empties the buffer, keeping its storage. */

@@ -46,27 +46,12 @@ typedef struct exp_ctx {
   uint64_t records;
 } exp_ctx_t;
 
-/* Appends s as a JSON string. */
-static void json_str(buf_t *b, const char *s) {
-  buf_append(b, "\"", 1);
-  for (; s && *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      buf_printf(b, "\\%c", c);
-    else if (c < 0x20)
-      buf_printf(b, "\\u%04x", c);
-    else
-      buf_append(b, s, 1);
-  }
-  buf_append(b, "\"", 1);
-}
-
 /* Appends a JSON array of strings. */
 static void json_strs(buf_t *b, char *const *v, size_t n) {
   buf_append(b, "[", 1);
   for (size_t i = 0; i < n; i++) {
     if (i) buf_append(b, ",", 1);
-    json_str(b, v[i]);
+    buf_append_json_str(b, v[i]);
   }
   buf_append(b, "]", 1);
 }
@@ -126,7 +111,7 @@ int snapshot_write_bbolt(mvcc_store_t *s, const snapshot_member_t *m, int fd, co
     json_strs(&e->val, m->peer_urls, m->n_peer_urls);
     if (m->name && *m->name) {
       buf_printf(&e->val, ",\"name\":");
-      json_str(&e->val, m->name);
+      buf_append_json_str(&e->val, m->name);
     }
     if (m->n_client_urls) {
       buf_printf(&e->val, ",\"clientURLs\":");
