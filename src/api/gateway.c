@@ -1,4 +1,5 @@
-/* JSON gateway: HTTP/1.1 POST /v3/... → the gRPC handlers → JSON. */
+/* JSON gateway: HTTP/1.1 POST /v3/... → the gRPC handlers → JSON, at most max_streams calls
+ * at once (the rest wait in arrival order). */
 #include "api/gateway.h"
 
 #include <stdio.h>
@@ -84,21 +85,34 @@ const char *gateway_grpc_path(const char *url_path) {
  * use: FailedPrecondition is 412). */
 static int http_status_for(int code) {
   switch (code) {
-    case GRPC_OK: return 200;
-    case GRPC_CANCELLED: return 408;
-    case GRPC_FAILED_PRECONDITION: return 412;
+    case GRPC_OK:
+      return 200;
+    case GRPC_CANCELLED:
+      return 408;
+    case GRPC_FAILED_PRECONDITION:
+      return 412;
     case GRPC_INVALID_ARGUMENT:
-    case GRPC_OUT_OF_RANGE: return 400;
-    case GRPC_DEADLINE_EXCEEDED: return 504;
-    case GRPC_NOT_FOUND: return 404;
+    case GRPC_OUT_OF_RANGE:
+      return 400;
+    case GRPC_DEADLINE_EXCEEDED:
+      return 504;
+    case GRPC_NOT_FOUND:
+      return 404;
     case GRPC_ALREADY_EXISTS:
-    case GRPC_ABORTED: return 409;
-    case GRPC_PERMISSION_DENIED: return 403;
-    case GRPC_UNAUTHENTICATED: return 401;
-    case GRPC_RESOURCE_EXHAUSTED: return 429;
-    case GRPC_UNIMPLEMENTED: return 501;
-    case GRPC_UNAVAILABLE: return 503;
-    default: return 500;
+    case GRPC_ABORTED:
+      return 409;
+    case GRPC_PERMISSION_DENIED:
+      return 403;
+    case GRPC_UNAUTHENTICATED:
+      return 401;
+    case GRPC_RESOURCE_EXHAUSTED:
+      return 429;
+    case GRPC_UNIMPLEMENTED:
+      return 501;
+    case GRPC_UNAVAILABLE:
+      return 503;
+    default:
+      return 500;
   }
 }
 
@@ -115,7 +129,26 @@ static void respond_error(grpc_http_req_t *req, int code, const char *message) {
   buf_free(&b);
 }
 
+/* A request waiting for one of the gateway's streams. */
+typedef struct gw_wait {
+  struct gw_wait *next;
+  gateway_t *gw;
+  grpc_http_req_t *req;
+  const char *grpc_path; /* static (routes[]) */
+  uint8_t *body;         /* owned copy */
+  size_t len;
+} gw_wait_t;
+
+struct gateway {
+  grpc_server_t *grpc;
+  uint32_t max_streams; /* 0 = no limit */
+  uint32_t active;      /* calls started and not finished */
+  bool releasing;       /* gw_release is starting waiters (calls may finish inside) */
+  gw_wait_t *head, *tail;
+};
+
 typedef struct gw_call {
+  gateway_t *gw;
   grpc_http_req_t *req;
   grpc_call_t *call; /* streaming calls: cancelled if the HTTP client goes away */
   buf_t body;
@@ -139,9 +172,12 @@ static void gw_on_send(void *ctx, const ProtobufCMessage *msg) {
   gc->sent++;
 }
 
-/* The handler finished: answer the HTTP request. */
+static void gw_release(gateway_t *gw);
+
+/* The handler finished: answer the HTTP request, and give its stream to the next waiter. */
 static void gw_on_finish(void *ctx, int status, const char *message) {
   gw_call_t *gc = ctx;
+  gateway_t *gw = gc->gw;
   if (gc->streaming && gc->sent) {
     grpc_http_respond_end(gc->req);
   } else if (status != GRPC_OK) {
@@ -151,6 +187,7 @@ static void gw_on_finish(void *ctx, int status, const char *message) {
   }
   buf_free(&gc->body);
   free(gc);
+  gw_release(gw);
 }
 
 /* Bytes of the streamed HTTP answer the client has not taken yet (slow watch consumers). */
@@ -165,11 +202,13 @@ static void gw_on_close(void *arg) {
   grpc_local_call_cancel(gc->call);
 }
 
-void gateway_handle(grpc_server_t *g, grpc_http_req_t *req, const char *grpc_path, const uint8_t *body,
-                    size_t len) {
+/* Starts the call for req now (a stream is free). */
+static void gw_start(gateway_t *gw, grpc_http_req_t *req, const char *grpc_path, const uint8_t *body,
+                     size_t len) {
   gw_call_t *gc = xcalloc(1, sizeof(*gc));
+  gc->gw = gw;
   gc->req = req;
-  grpc_call_t *call = grpc_local_call_new(g, grpc_path, &gw_ops, gc);
+  grpc_call_t *call = grpc_local_call_new(gw->grpc, grpc_path, &gw_ops, gc);
   if (!call) {
     free(gc);
     respond_error(req, GRPC_UNIMPLEMENTED, "unknown method");
@@ -182,9 +221,11 @@ void gateway_handle(grpc_server_t *g, grpc_http_req_t *req, const char *grpc_pat
   if (pbjson_decode(m->request, (const char *)body, len, grpc_call_arena(call), &msg, err, sizeof(err))) {
     /* grpc-gateway reports a body it cannot parse as InvalidArgument */
     grpc_local_call_abort(call);
+    free(gc);
     respond_error(req, GRPC_INVALID_ARGUMENT, err);
     return;
   }
+  gw->active++;
   if (gc->streaming) {
     gc->call = call;
     grpc_http_req_on_close(req, gw_on_close, gc);
@@ -192,4 +233,81 @@ void gateway_handle(grpc_server_t *g, grpc_http_req_t *req, const char *grpc_pat
   const char *authz = grpc_http_req_header(req, "authorization"); /* grpc-gateway's token field */
   if (authz) grpc_local_call_set_metadata(call, "token", authz);
   grpc_local_call_start(call, msg);
+}
+
+/* Unlinks w from its gateway's queue and frees it (its request must be answered already or
+ * be passed on). */
+static void gw_wait_drop(gw_wait_t *w) {
+  gateway_t *gw = w->gw;
+  gw_wait_t **pp = &gw->head;
+  while (*pp != w) pp = &(*pp)->next;
+  *pp = w->next;
+  if (gw->tail == w) {
+    gw->tail = NULL;
+    for (gw_wait_t *t = gw->head; t; t = t->next) gw->tail = t;
+  }
+  free(w->body);
+  free(w);
+}
+
+/* A waiting request's client went away: answer it (the answer is dropped) and forget it. */
+static void gw_wait_on_close(void *arg) {
+  gw_wait_t *w = arg;
+  respond_error(w->req, GRPC_CANCELLED, "context canceled");
+  gw_wait_drop(w);
+}
+
+/* A call ended: start waiting requests while streams are free. */
+static void gw_release(gateway_t *gw) {
+  gw->active--;
+  if (gw->releasing) return; /* a waiter's call finished at once: the loop below goes on */
+  gw->releasing = true;
+  while (gw->head && (!gw->max_streams || gw->active < gw->max_streams)) {
+    gw_wait_t *w = gw->head;
+    grpc_http_req_t *req = w->req;
+    const char *path = w->grpc_path;
+    uint8_t *body = w->body;
+    size_t len = w->len;
+    w->body = NULL;
+    grpc_http_req_on_close(req, NULL, NULL);
+    gw_wait_drop(w);
+    gw_start(gw, req, path, body, len);
+    free(body);
+  }
+  gw->releasing = false;
+}
+
+gateway_t *gateway_new(grpc_server_t *g, uint32_t max_streams) {
+  gateway_t *gw = xcalloc(1, sizeof(*gw));
+  gw->grpc = g;
+  gw->max_streams = max_streams;
+  return gw;
+}
+
+void gateway_free(gateway_t *gw) {
+  if (!gw) return;
+  while (gw->head) gw_wait_on_close(gw->head);
+  free(gw);
+}
+
+void gateway_handle(gateway_t *gw, grpc_http_req_t *req, const char *grpc_path, const uint8_t *body,
+                    size_t len) {
+  if (!gw->max_streams || gw->active < gw->max_streams) {
+    gw_start(gw, req, grpc_path, body, len);
+    return;
+  }
+  /* every stream is taken: wait, as grpc-go's client waits for stream quota */
+  gw_wait_t *w = xcalloc(1, sizeof(*w));
+  w->gw = gw;
+  w->req = req;
+  w->grpc_path = grpc_path;
+  w->body = xmalloc(len ? len : 1);
+  if (len) memcpy(w->body, body, len);
+  w->len = len;
+  if (gw->tail)
+    gw->tail->next = w;
+  else
+    gw->head = w;
+  gw->tail = w;
+  grpc_http_req_on_close(req, gw_wait_on_close, w);
 }

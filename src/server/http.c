@@ -86,7 +86,7 @@ void http_handle(void *ctx, grpc_http_req_t *req, const char *method, const char
   }
   const char *grpc_path = gateway_grpc_path(path);
   if (grpc_path && !strcmp(method, "POST")) {
-    gateway_handle(srv->grpc, req, grpc_path, req_body, req_len); /* answers now or later */
+    gateway_handle(srv->gateway, req, grpc_path, req_body, req_len); /* answers now or later */
     return;
   }
   buf_printf(&body, "404 page not found\n");

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
+#include "api/gateway.h"
 #include "auth/auth.h"
 #include "auth/auth_jwt.h"
 #include "base/alloc.h"
@@ -367,6 +368,7 @@ static int listen_clients(server_t *srv) {
   };
   if (tls_setup_client(cfg, &srv->client_tls)) return CETCD_EINVAL;
   srv->grpc = grpc_server_new(srv->loop, &go);
+  srv->gateway = gateway_new(srv->grpc, cfg->max_concurrent_streams);
   api_register_all(srv->grpc);
   for (size_t i = 0; i < cfg->n_listen_client_urls; i++) {
     url_t u;
@@ -484,6 +486,8 @@ static void close_storage(server_t *srv) {
 /* Final step of shutdown once the gRPC connections are gone. */
 static void after_grpc_shutdown(void *arg) {
   server_t *srv = arg;
+  gateway_free(srv->gateway); /* no request waits: their clients are gone */
+  srv->gateway = NULL;
   grpc_server_free(srv->grpc); /* every connection is gone; released once its handles closed */
   srv->grpc = NULL;
   tls_ctx_free(srv->client_tls); /* connections hold their own references */

@@ -54,6 +54,8 @@ typedef struct server {
   mvcc_store_t *mvcc;
   wal_t *wal;
   grpc_server_t *grpc;
+  /* the JSON gateway on the client port (api/gateway.c) */
+  struct gateway *gateway;
   tls_ctx_t *client_tls;  /* https client listeners (server/tls_setup.c), NULL without */
   watch_hub_t *watch;     /* watchers over mvcc's events (watch/) */
   lessor_t *lessor;       /* leases (lease/) */
