@@ -22,11 +22,15 @@ build: $(BUILD)/Makefile
 run: deps build
 	exec $(BUILD)/cetcd
 
-# Build everything and pass every test: unit, integration, interop, etcd's own e2e tests,
-# the unit tests again under ASan/UBSan, and each fuzz target for TEST_FUZZ_SECONDS.
+# ctest's schedule (tests/schedule.cmake): long background pollers beside the rest, cluster
+# and timing tests alone, other tests two at a time on the two "cpus" slots of this spec.
+CTEST_SCHEDULED = ctest --output-on-failure -j 4 --resource-spec-file $(CURDIR)/tests/ctest-resources.json
+
+# Build everything and pass every test: unit, sim, integration, interop, etcd's own e2e tests
+# (ctest's e2e/etcd_e2e_gate), the unit tests again under ASan/UBSan, and each fuzz target
+# for TEST_FUZZ_SECONDS.
 test: deps build
-	cd $(BUILD) && ctest --output-on-failure -j 1
-	scripts/run-e2e.sh
+	cd $(BUILD) && $(CTEST_SCHEDULED)
 	$(MAKE) asan
 	FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) scripts/fuzz.sh
 
@@ -42,7 +46,7 @@ e2e: build
 asan:
 	cmake -S . -B build-asan -DCETCD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	cmake --build build-asan -j $(JOBS)
-	cd build-asan && ctest --output-on-failure -R '^unit/'
+	cd build-asan && $(CTEST_SCHEDULED) -R '^unit/'
 
 # BENCH_ARGS: extra scripts/bench.py flags, e.g. --only cluster (docs/PERFORMANCE.md)
 BENCH_ARGS ?=
