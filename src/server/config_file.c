@@ -422,6 +422,30 @@ static int syntax_err(const yaml_parser_t *p, const char *path, char *err, size_
                      p->problem ? p->problem : "syntax error");
 }
 
+/* go-yaml reads a plain scalar with an explicit !!str tag (`name: !!str 123`) as a string, but
+ * libyaml's document API gives every plain scalar that tag. So a pass over the events finds
+ * the scalars tagged explicitly, and their nodes in doc are marked as quoted. */
+static void mark_explicit_strings(const char *buf, size_t len, yaml_document_t *doc) {
+  yaml_parser_t p;
+  if (!yaml_parser_initialize(&p)) abort();
+  yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+  for (;;) {
+    yaml_event_t ev;
+    if (!yaml_parser_parse(&p, &ev)) break; /* the load reported it already */
+    yaml_event_type_t type = ev.type;
+    if (type == YAML_SCALAR_EVENT && ev.data.scalar.tag && !ev.data.scalar.plain_implicit &&
+        ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+        !strcmp((const char *)ev.data.scalar.tag, YAML_STR_TAG)) {
+      for (yaml_node_t *n = doc->nodes.start; n < doc->nodes.top; n++)
+        if (n->type == YAML_SCALAR_NODE && n->start_mark.index == ev.start_mark.index)
+          n->data.scalar.style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
+    }
+    yaml_event_delete(&ev);
+    if (type == YAML_DOCUMENT_END_EVENT || type == YAML_STREAM_END_EVENT) break; /* first document only */
+  }
+  yaml_parser_delete(&p);
+}
+
 /* Reads, parses and applies the file (config_int.h). */
 int config_file_load(pctx_t *px, const char *path, char *err, size_t errlen) {
   char *buf = NULL;
@@ -435,6 +459,7 @@ int config_file_load(pctx_t *px, const char *path, char *err, size_t errlen) {
   if (!yaml_parser_load(&parser, &doc)) {
     rc = syntax_err(&parser, path, err, errlen);
   } else {
+    mark_explicit_strings(buf, len, &doc);
     yfile_t yf = {px, path, &doc, err, errlen};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     rc = root ? apply_root(&yf, root) : 0;

@@ -158,7 +158,7 @@ initial-election-tick-advance: YES
 enable-v2: y
 enable-pprof: false
 auto-compaction-mode: revision
-auto-compaction-retention: "1000"
+auto-compaction-retention: !!str 1000   # explicit tag: a string, though 1000 reads as a number
 log-outputs: [stderr]
 logger: capnslog
 log-level: info
