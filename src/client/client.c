@@ -4,7 +4,7 @@
 #include <time.h>
 
 #include "client/client_int.h"
-#include "grpc/grpc_client_tls.h"
+#include "client/transport/grpc_client_tls.h"
 
 enum {
   DEFAULT_DIAL_MS = 5000,

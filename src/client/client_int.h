@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "cetcd/cetcd.h"
-#include "grpc/grpc_client.h"
+#include "client/transport/grpc_client.h"
 #include "kv.pb-c.h"
 #include "rpc.pb-c.h"
 

@@ -1,33 +1,18 @@
 /* Peer transport (see peer.h): a gRPC service for incoming raft messages and a gRPC client
  * with one dedicated connection and one long-lived client stream per peer. */
 
-/* The client transport is compiled into the client library only; the server gets its own
- * copy here under other names so that both may be linked into one test binary. */
-#define grpc_client_current peer_gc_current
-#define grpc_client_endpoint peer_gc_endpoint
-#define grpc_client_failover peer_gc_failover
-#define grpc_client_find_endpoint peer_gc_find_endpoint
-#define grpc_client_free peer_gc_free
-#define grpc_client_loop peer_gc_loop
-#define grpc_client_n_endpoints peer_gc_n_endpoints
-#define grpc_client_new peer_gc_new
-#define grpc_client_on_io_thread peer_gc_on_io_thread
-#define grpc_client_run_sync peer_gc_run_sync
-#define grpc_client_unary peer_gc_unary
-#define grpc_client_unary_async peer_gc_unary_async
-#define grpc_client_wait_ready peer_gc_wait_ready
-#define grpc_cstream_cancel peer_gc_cstream_cancel
-#define grpc_cstream_open peer_gc_cstream_open
-#define grpc_cstream_send peer_gc_cstream_send
-#define grpc_cstream_set_idle_timeout peer_gc_cstream_set_idle_timeout
 #include "server/peer.h"
 
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <uv.h>
 
 #include "base/alloc.h"
 #include "base/log.h"
-#include "grpc/grpc_client.c"
+#include "cetcd/errors.h"
 #include "grpc/grpc_server.h"
 #include "raftpb.pb-c.h"
 #include "server/urls.h"
@@ -138,7 +123,7 @@ static const grpc_cstream_cbs_t stream_cbs = {stream_on_message, stream_on_close
  * once for all of them (the client's batch mode), not once per message. */
 static void on_io_async(uv_async_t *a) {
   peer_transport_t *pt = a->data;
-  pt->gc->batch = true;
+  grpc_client_batch_begin(pt->gc);
   for (size_t i = 0; i < pt->n; i++) {
     peer_t *p = &pt->peers[i];
     pthread_mutex_lock(&p->mu);
@@ -157,8 +142,7 @@ static void on_io_async(uv_async_t *a) {
       m = next;
     }
   }
-  pt->gc->batch = false;
-  flush_deferred(pt->gc);
+  grpc_client_batch_end(pt->gc);
 }
 
 /* I/O thread: registers the wake-up handle on the client's loop. */

@@ -18,8 +18,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "grpc/grpc_client.h"
-#include "grpc/grpc_client_tls.h"
+#include "client/transport/grpc_client.h"
+#include "client/transport/grpc_client_tls.h"
 #include "net/tls.h"
 #include "raftpb.pb-c.h"
 

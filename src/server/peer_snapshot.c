@@ -25,7 +25,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "cetcd/errors.h"
-#include "grpc/grpc_client.h"
+#include "client/transport/grpc_client.h"
 #include "raft/raft.h"
 #include "raftsnap.pb-c.h"
 #include "server/peer.h"

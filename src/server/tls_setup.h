@@ -2,7 +2,7 @@
 #ifndef CETCD_SERVER_TLS_SETUP_H
 #define CETCD_SERVER_TLS_SETUP_H
 
-#include "grpc/grpc_client_tls.h"
+#include "client/transport/grpc_client_tls.h"
 #include "net/tls.h"
 #include "server/config.h"
 

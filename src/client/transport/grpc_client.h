@@ -17,17 +17,38 @@
  * Memory: every allocation goes through the allocator in the config (malloc-like; a
  * NULL return is handled as CETCD_ENOMEM, never aborts). This module never uses the
  * server's aborting wrappers. */
-#ifndef CETCD_GRPC_CLIENT_H
-#define CETCD_GRPC_CLIENT_H
+#ifndef CETCD_CLIENT_TRANSPORT_GRPC_CLIENT_H
+#define CETCD_CLIENT_TRANSPORT_GRPC_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* The server's peer transport compiles its own renamed copy of this module. */
-#ifdef grpc_client_unary
-#define grpc_client_unary_async peer_gc_unary_async
+/* The server's peer transport (server/peer.c) uses its own copy of this module: the server
+ * core compiles these files with GRPC_CLIENT_PEER_COPY (CMakeLists.txt), which gives every
+ * external name another prefix, so that the server core and libcetcd may be linked into
+ * one test binary. */
+#ifdef GRPC_CLIENT_PEER_COPY
+#define grpc_client_batch_begin peer_gc_batch_begin
+#define grpc_client_batch_end peer_gc_batch_end
+#define grpc_client_current peer_gc_current
+#define grpc_client_endpoint peer_gc_endpoint
+#define grpc_client_failover peer_gc_failover
+#define grpc_client_find_endpoint peer_gc_find_endpoint
+#define grpc_client_free peer_gc_free
+#define grpc_client_loop peer_gc_loop
+#define grpc_client_n_endpoints peer_gc_n_endpoints
+#define grpc_client_new peer_gc_new
+#define grpc_client_on_io_thread peer_gc_on_io_thread
+#define grpc_client_run_sync peer_gc_run_sync
 #define grpc_client_set_token peer_gc_set_token
+#define grpc_client_unary peer_gc_unary
+#define grpc_client_unary_async peer_gc_unary_async
+#define grpc_client_wait_ready peer_gc_wait_ready
+#define grpc_cstream_cancel peer_gc_cstream_cancel
+#define grpc_cstream_open peer_gc_cstream_open
+#define grpc_cstream_send peer_gc_cstream_send
+#define grpc_cstream_set_idle_timeout peer_gc_cstream_set_idle_timeout
 #endif
 
 /* The one call that never carries the auth token. */
@@ -108,6 +129,12 @@ void grpc_client_failover(grpc_client_t *gc);
  * called on the I/O thread). Returns 0, or CETCD_ECANCELED when the client is shutting
  * down (fn not run). */
 int grpc_client_run_sync(grpc_client_t *gc, void (*fn)(grpc_client_t *gc, void *arg), void *arg);
+
+/* Batch mode (I/O thread only): streams opened and messages sent between
+ * grpc_client_batch_begin and grpc_client_batch_end do not write to the sockets; batch_end
+ * writes each connection once for all of them. */
+void grpc_client_batch_begin(grpc_client_t *gc);
+void grpc_client_batch_end(grpc_client_t *gc);
 
 /* A blocking unary call (any thread but the I/O thread). */
 typedef struct grpc_unary {

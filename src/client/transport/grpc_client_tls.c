@@ -1,6 +1,6 @@
 /* TLS for the gRPC client transport (see grpc_client_tls.h): the transport's ops table over
  * the shared memory-BIO module src/net/tls.{h,c} (OpenSSL 3), which libcetcd compiles in. */
-#include "grpc/grpc_client_tls.h"
+#include "client/transport/grpc_client_tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>

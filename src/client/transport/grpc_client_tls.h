@@ -3,12 +3,12 @@
  * (the nghttp2 model: bytes in, bytes out). TLS 1.2 minimum, ALPN "h2" required,
  * certificate chain and host name (or IP) verification unless insecure_skip_verify.
  *
- * grpc_client.c reaches this module only through grpc_tls_ops (a table of function
- * pointers in its config). The server's peer transport, which compiles its own copy of
- * grpc_client.c, passes it for https peer URLs; in the server, net/tls.h is served by the
+ * The transport (grpc_client.h) reaches this module only through grpc_tls_ops (a table of
+ * function pointers in its config). The server's peer transport, which uses its own copy of
+ * the transport, passes it for https peer URLs; in the server, net/tls.h is served by the
  * cetcd-tls.so module (net/tls_load.c), so OpenSSL is loaded only then. */
-#ifndef CETCD_GRPC_CLIENT_TLS_H
-#define CETCD_GRPC_CLIENT_TLS_H
+#ifndef CETCD_CLIENT_TRANSPORT_GRPC_CLIENT_TLS_H
+#define CETCD_CLIENT_TRANSPORT_GRPC_CLIENT_TLS_H
 
 #include <stdbool.h>
 #include <stddef.h>
