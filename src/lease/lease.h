@@ -1,7 +1,7 @@
 /* lease: the lessor (etcd's lease package). Leases map an id to a TTL and a set of keys;
- * the leader keeps an expiry time per lease in a min-heap and revokes expired leases by
- * proposing a LeaseRevoke (lease_expiry.c); applying grant/revoke/checkpoint is
- * deterministic and never reads the clock's verdict, only stores state.
+ * the leader keeps an expiry time per lease in a min-heap and hands expired leases to the
+ * server's expiry driver (server/lease_expiry.c), which proposes their revokes; applying
+ * grant/revoke/checkpoint is deterministic and never reads the clock's verdict, only stores state.
  *
  * Time comes from an injected clock (monotonic milliseconds), so expiry is testable.
  * Everything runs on the loop thread. Leases are persisted in the backend's `lease` bucket
@@ -18,7 +18,6 @@
 
 typedef struct lessor lessor_t;
 typedef struct mvcc_store mvcc_store_t;
-typedef struct server server_t;
 
 /* The largest TTL a lease may be granted, in seconds (etcd's MaxLeaseTTL). */
 #define LEASE_MAX_TTL 9000000000LL
@@ -152,14 +151,5 @@ typedef struct lease_idgen {
 void lease_idgen_init(lease_idgen_t *g, uint64_t member_id, uint64_t unix_ms);
 /* The next id as a positive int64 (never 0), as etcd's LeaseGrant picks one. */
 int64_t lease_idgen_next(lease_idgen_t *g);
-
-/* ---- the expiry driver on the server's loop (lease_expiry.c) ---- */
-
-/* Starts a timer on srv's loop that proposes a LeaseRevoke for every expired lease of
- * srv->lessor (at most LEASE_REVOKE_RATE per second, never twice while one is in flight).
- * Returns 0. */
-int lease_expiry_start(server_t *srv);
-/* Stops and closes the timer (the loop can then end). Safe to call twice. */
-void lease_expiry_stop(server_t *srv);
 
 #endif

@@ -6,7 +6,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <uv.h>
 
 #include "lease/lease.h"
 
@@ -60,9 +59,6 @@ struct lessor {
   lease_map_t map;
   lease_heap_t heap;
   size_t n_granted; /* map entries that are not placeholders */
-  /* expiry driver (lease_expiry.c) */
-  uv_timer_t *timer; /* owned; freed by its close callback */
-  server_t *srv;
 };
 
 /* Hash of a key's bytes. */

@@ -27,6 +27,7 @@
 #include "server/http.h"
 #include "server/ids.h"
 #include "server/leadership.h"
+#include "server/lease_expiry.h"
 #include "server/metrics.h"
 #include "server/pipeline.h"
 #include "server/quota.h"

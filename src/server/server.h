@@ -64,6 +64,8 @@ typedef struct server {
   struct auth_jwt *jwt;   /* --auth-token jwt: the token provider the auth store borrows */
   uint64_t applying_index; /* log index of the entry being applied (simple tokens carry it) */
   compactor_t *compactor; /* auto-compaction (server/compactor.c) */
+  /* the lease expiry driver's timer (server/lease_expiry.c), owned; or NULL */
+  uv_timer_t *lease_timer;
   uint64_t cluster_id;
   uint64_t member_id;
   uint64_t term;

@@ -7,6 +7,7 @@
 // clang-format off
 #include <cmocka.h>
 // clang-format on
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,14 +1,15 @@
-/* The expiry driver: a timer on the server's loop that asks the lessor for expired leases
- * and proposes a LeaseRevoke for each (only the leader does; a single member always is).
- * The decision uses the lessor's clock; applying the revoke does not. */
+/* The lease expiry driver (see lease_expiry.h). */
+#include "server/lease_expiry.h"
+
 #include <stdint.h>
 #include <stdlib.h>
+#include <uv.h>
 
 #include "auth/auth.h"
 #include "base/alloc.h"
 #include "cetcd/errors.h"
 #include "internal.pb-c.h"
-#include "lease/lease_int.h"
+#include "lease/lease.h"
 #include "server/server.h"
 
 /* Timer period; at most LEASE_REVOKE_RATE / (1000 / TICK_MS) revokes per tick. */
@@ -25,11 +26,10 @@ static void revoke_done(void *ctx, const apply_result_t *res) {
 
 /* Timer: proposes revokes for the leases that expired. */
 static void on_tick(uv_timer_t *t) {
-  lessor_t *le = t->data;
-  server_t *srv = le->srv;
+  server_t *srv = t->data;
   if (srv->stopping || srv->wal_failed) return;
   int64_t ids[PER_TICK];
-  size_t n = lease_find_expired(le, ids, PER_TICK);
+  size_t n = lease_find_expired(srv->lessor, ids, PER_TICK);
   for (size_t i = 0; i < n; i++) {
     Etcdserverpb__LeaseRevokeRequest rr = ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
     rr.id = ids[i];
@@ -44,13 +44,11 @@ static void on_tick(uv_timer_t *t) {
 }
 
 int lease_expiry_start(server_t *srv) {
-  lessor_t *le = srv->lessor;
-  if (le->timer) return 0;
-  le->srv = srv;
-  le->timer = xmalloc(sizeof(*le->timer));
-  uv_timer_init(srv->loop, le->timer);
-  le->timer->data = le;
-  uv_timer_start(le->timer, on_tick, TICK_MS, TICK_MS);
+  if (srv->lease_timer) return 0;
+  srv->lease_timer = xmalloc(sizeof(*srv->lease_timer));
+  uv_timer_init(srv->loop, srv->lease_timer);
+  srv->lease_timer->data = srv;
+  uv_timer_start(srv->lease_timer, on_tick, TICK_MS, TICK_MS);
   return 0;
 }
 
@@ -58,9 +56,8 @@ int lease_expiry_start(server_t *srv) {
 static void timer_closed(uv_handle_t *h) { free(h); }
 
 void lease_expiry_stop(server_t *srv) {
-  lessor_t *le = srv->lessor;
-  if (!le || !le->timer) return;
-  uv_timer_stop(le->timer);
-  uv_close((uv_handle_t *)le->timer, timer_closed);
-  le->timer = NULL;
+  if (!srv->lease_timer) return;
+  uv_timer_stop(srv->lease_timer);
+  uv_close((uv_handle_t *)srv->lease_timer, timer_closed);
+  srv->lease_timer = NULL;
 }
