@@ -3,13 +3,13 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/snapshot_rpc.h"
 #include "base/log.h"
 #include "cetcd/errors.h"
 #include "mvcc/mvcc.h"
 #include "server/alarm.h"
 #include "server/leadership.h"
 #include "server/raft_node.h"
-#include "snapshot/snapshot.h"
 
 /* Maintenance.Status: version, backend sizes, raft position of this member. */
 static void mt_status(grpc_call_t *call, ProtobufCMessage *m) {

@@ -14,9 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* The etcd version cetcd reports (Status, /version, --version) and the cluster version. */
-#define CETCD_ETCD_VERSION "3.4.23"
-#define CETCD_CLUSTER_VERSION "3.4.0"
+#include "base/version.h"
 
 /* config_parse results besides 0 and negative errors: help or version was printed. */
 #define CONFIG_HELP 1

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
+#include "api/snapshot_rpc.h"
 #include "api/gateway.h"
 #include "auth/auth.h"
 #include "auth/auth_jwt.h"

@@ -15,8 +15,8 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/version.h"
 #include "cetcd/errors.h"
-#include "server/config.h"
 #include "snapshot/bbolt.h"
 
 /* Meta keys private to cetcd, never exported nor imported. */

@@ -1,16 +1,14 @@
-/* etcd v3 snapshots: the Maintenance.Snapshot RPC (a bbolt image of the backend streamed
- * in 32 KiB chunks, then its sha256, like etcd 3.4), and the import at start of a bbolt
- * `member/snap/db` left by `etcdctl snapshot restore`. */
+/* etcd v3 snapshots: a bbolt image of the backend (what Maintenance.Snapshot streams,
+ * api/snapshot_rpc.c), and the import at start of a bbolt `member/snap/db` left by
+ * `etcdctl snapshot restore`. */
 #ifndef CETCD_SNAPSHOT_H
 #define CETCD_SNAPSHOT_H
 
-#include <protobuf-c/protobuf-c.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "grpc/grpc_server.h"
 #include "mvcc/mvcc.h"
 
 /* This member as etcd records it in the `members` bucket (all borrowed). */
@@ -32,14 +30,6 @@ typedef struct snapshot_member {
  * Returns 0, CETCD_ECANCELED, or a negative code. */
 int snapshot_write_bbolt(mvcc_store_t *s, const snapshot_member_t *m, int fd, const atomic_bool *cancel,
                          uint64_t *size);
-
-/* Maintenance.Snapshot handler (GRPC_SERVER_STREAM) and its cancel hook: builds the image
- * on a worker thread into an unlinked temp file, then streams it with backpressure. */
-void snapshot_rpc_on_message(grpc_call_t *call, ProtobufCMessage *msg);
-void snapshot_rpc_on_cancel(grpc_call_t *call);
-/* Cancels the snapshot builds in progress and waits until their worker threads let go of
- * the store (call on the loop thread before closing it). */
-void snapshot_rpc_shutdown(void);
 
 /* Imports every bucket of the bbolt file db_path into a new LMDB store in lmdb_dir (see
  * mvcc_import_open), skipping buckets cetcd does not keep and cetcd-private meta keys.

@@ -1,7 +1,10 @@
-/* Maintenance.Snapshot: the image is built on a libuv worker thread into an unlinked temp
- * file beside the backend, then streamed from the loop thread in 32 KiB blobs (with
- * remaining_bytes) while the call's queued bytes stay under a limit, and finally the
- * sha256 of the image as one more blob, like etcd 3.4's maintenance server. */
+/* Maintenance.Snapshot (see snapshot_rpc.h): the image is built on a libuv worker thread
+ * into an unlinked temp file beside the backend, then streamed from the loop thread in
+ * 32 KiB blobs (with remaining_bytes) while the call's queued bytes stay under a limit,
+ * and finally the sha256 of the image as one more blob, like etcd 3.4's maintenance
+ * server. */
+#include "api/snapshot_rpc.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
