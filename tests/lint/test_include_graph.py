@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""Folders under src/ are layers (issue 11): the folder-level #include graph has no cycle.
+
+Runs scripts/include-graph.py on src/ (it must pass), and on small trees written here, to
+show that it finds a cycle, names the includes that make it, ignores includes inside a
+folder, and reports a known edge (issue 11 item 1) that no longer exists."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SCRIPT = os.path.join(ROOT, "scripts", "include-graph.py")
+
+
+def run(src):
+    p = subprocess.run([sys.executable, SCRIPT, "--src", src], capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout + p.stderr
+
+
+def tree(test, files):
+    """Writes {path: text} under a new temporary directory (removed after test) and
+    returns it."""
+    d = tempfile.mkdtemp(prefix="include-graph-")
+    test.addCleanup(shutil.rmtree, d, True)
+    for path, text in files.items():
+        full = os.path.join(d, path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w") as f:
+            f.write(text)
+    return d
+
+
+# api -> server is known (item 1); every synthetic tree keeps it so that it is not stale.
+KNOWN = {"api/a.c": '#include "server/s.h"\n', "server/s.h": ""}
+
+
+class IncludeGraph(unittest.TestCase):
+    def test_src_has_no_cycle(self):
+        rc, out = run(os.path.join(ROOT, "src"))
+        self.assertEqual(rc, 0, out)
+        self.assertIn("no cycle among folders", out)
+        self.assertIn("api -> server", out)  # the known edge is still printed
+
+    def test_cycle_is_found_and_explained(self):
+        d = tree(self, dict(KNOWN, **{
+            "lease/l.c": '#include "server/s.h"\n#include "base/b.h"\n',
+            "server/x.c": '#include "lease/lease.h"\n',
+            "lease/lease.h": "",
+            "base/b.h": "",
+        }))
+        rc, out = run(d)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("cycle among folders: lease <-> server", out)
+        self.assertIn('lease -> server: lease/l.c: #include "server/s.h"', out)
+        self.assertIn('server -> lease: server/x.c: #include "lease/lease.h"', out)
+        self.assertNotIn("base <->", out)
+
+    def test_subfolders_and_same_folder_includes(self):
+        d = tree(self, dict(KNOWN, **{
+            "client/transport/t.c": '#include "client/c.h"\n#include "grpc/g.h"\n',
+            "client/c.h": '  #  include "client/transport/t.h"\n',
+            "grpc/g.h": "",
+        }))
+        rc, out = run(d)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("client -> grpc", out)
+        self.assertNotIn("client -> client", out)
+
+    def test_a_cycle_through_the_known_edge_does_not_count_but_a_stale_one_fails(self):
+        d = tree(self, dict(KNOWN, **{"server/x.c": '#include "api/api.h"\n', "api/api.h": ""}))
+        rc, out = run(d)
+        self.assertEqual(rc, 0, out)
+        rc, out = run(tree(self, {"server/x.c": '#include "api/api.h"\n', "api/api.h": ""}))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("known edge api -> server no longer exists", out)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
