@@ -152,7 +152,7 @@ static void mt_move_leader(grpc_call_t *call, ProtobufCMessage *m) {
   leadership_move(srv, req->targetid, grpc_call_deadline_ms(call), move_leader_done, call);
 }
 
-/* Maintenance.Snapshot: root only, then streamed by snapshot/snapshot_rpc.c. */
+/* Maintenance.Snapshot: root only, then streamed by api/snapshot_rpc.c. */
 static void mt_snapshot(grpc_call_t *call, ProtobufCMessage *m) {
   if (api_auth_refuse_non_admin_raw(call)) return;
   snapshot_rpc_on_message(call, m);
