@@ -77,6 +77,7 @@ enum cetcd_error {
   CETCD_EAUTHOLDREV = -40095,       /* revision of auth store is old */
   CETCD_EAUTHNOPASSWORD = -40096,   /* a password was given for a no-password user */
   CETCD_ETLS = -40097,              /* TLS setup, handshake or certificate verification failed */
+  CETCD_EAUTHVERIFYONLY = -40098,   /* a JWT provider with only a public key cannot sign tokens */
   CETCD_ECOMPACTEDREV = CETCD_ECOMPACTED,
   CETCD_ELAST = -40100
 };

@@ -85,6 +85,9 @@ int api_error_status(int code, const char **message) {
     case CETCD_EAUTHNOPASSWORD: /* etcd has no gRPC mapping for it: Unknown, Go's text */
       *message = "auth: authentication failed, password was given for no password user";
       return GRPC_UNKNOWN;
+    case CETCD_EAUTHVERIFYONLY: /* the same: etcd's auth.ErrVerifyOnly reaches the client as Unknown */
+      *message = "auth: token signing attempted with verify-only key";
+      return GRPC_UNKNOWN;
     default: *message = "etcdserver: internal error"; return GRPC_UNKNOWN;
   }
 }

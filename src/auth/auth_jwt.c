@@ -262,7 +262,7 @@ static bool verify(const auth_jwt_t *j, const uint8_t *msg, size_t n, const uint
 
 int auth_jwt_sign(const auth_jwt_t *j, const char *user, uint64_t rev, int64_t now_s, char **token) {
   *token = NULL;
-  if (!j->priv && j->kind != K_HMAC) return CETCD_EINVAL;
+  if (!j->priv && j->kind != K_HMAC) return CETCD_EAUTHVERIFYONLY;
   buf_t hdr = {0}, claims = {0}, out = {0};
   buf_printf(&hdr, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", j->alg);
   buf_printf(&claims, "{\"exp\":%" PRId64 ",\"revision\":%" PRIu64 ",\"username\":", now_s + j->ttl_s, rev);

@@ -20,10 +20,11 @@ int auth_jwt_open(const char *method, const char *pub_path, const char *priv_pat
 /* Frees the provider (NULL is fine). */
 void auth_jwt_free(auth_jwt_t *j);
 /* Signs a token for user at auth revision rev, expiring now_s + ttl; *token is malloc'd.
- * Returns 0, CETCD_EINVAL (verify-only provider) or -ENOMEM. */
+ * Returns 0, CETCD_EAUTHVERIFYONLY (a provider with only pub-key, etcd's ErrVerifyOnly) or -ENOMEM. */
 int auth_jwt_sign(const auth_jwt_t *j, const char *user, uint64_t rev, int64_t now_s, char **token);
 /* Verifies a token (signature, algorithm, expiry against now_s) and copies its user (up to
  * ucap bytes with the NUL) and revision. Returns false for any invalid token. */
-bool auth_jwt_verify(const auth_jwt_t *j, const char *token, int64_t now_s, char *user, size_t ucap, uint64_t *rev);
+bool auth_jwt_verify(const auth_jwt_t *j, const char *token, int64_t now_s, char *user, size_t ucap,
+                     uint64_t *rev);
 
 #endif

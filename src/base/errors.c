@@ -50,6 +50,7 @@ const char *cetcd_strerror(int code) {
     case CETCD_EUNHEALTHY: return "unhealthy cluster";
     case CETCD_ELEARNERREFUSED: return "rpc not supported for learner";
     case CETCD_ETLS: return "TLS failure";
+    case CETCD_EAUTHVERIFYONLY: return "token signing attempted with verify-only key";
     case CETCD_ELOCKED: return "mutex: Locked by another session";
     case CETCD_ESESSIONEXPIRED: return "session: lease expired";
     case CETCD_EELECTIONNOLEADER: return "election: no leader";

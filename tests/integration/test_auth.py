@@ -454,6 +454,48 @@ class AuthJWT(unittest.TestCase):
         res = gw_line("fresh etcd token on cetcd", gw(sut, "kv/range", {"key": b64("bar")}, j["token"]))
         self.assertEqual(res, "fresh etcd token on cetcd: OK")
 
+    def test_verify_only(self):
+        """pub-key without priv-key: Authenticate fails as etcd's ErrVerifyOnly (gRPC Unknown,
+        `auth: token signing attempted with verify-only key`), and tokens signed by a member
+        holding the private key are accepted (etcd and cetcd in the verify-only role, a real
+        etcd signing)."""
+        priv, pub = self.keys["rsa"]
+        full = "--auth-token=jwt,pub-key=%s,priv-key=%s,sign-method=RS256" % (pub, priv)
+        vo = "--auth-token=jwt,pub-key=%s,sign-method=RS256" % pub
+        signer = harness.Server(binary=harness.ETCD_BIN, label="signer", extra_args=[full])
+        ref = harness.Server(binary=harness.ETCD_BIN, label="etcd", extra_args=[vo])
+        sut = harness.Server(label="sut", extra_args=[vo])
+        for s in (signer, ref, sut):
+            self.addCleanup(s.close)
+        harness.start_servers(signer, ref, sut)
+        # users and roles first (no token can be had on a verify-only member once enabled)
+        steps = [st[len(ROOT):] for st in SETUP_U1] + SETUP
+        for srv in (signer, ref, sut):
+            for st in steps:
+                r = srv.ctl(*st)
+                self.assertTrue(r.ok, (srv.label, st, r))
+        st, j = gw(signer, "auth/authenticate", {"name": "u1", "password": "p1"})
+        self.assertEqual(st, 200, j)
+        tok = j["token"]
+        texts = []
+        for srv in (ref, sut):
+            out = [render("--user u1:p1 get foo", srv.ctl(*U1, "get", "foo", extra=["--command-timeout=3s"])),
+                   gw_line("authenticate", gw(srv, "auth/authenticate", {"name": "u1", "password": "p1"})),
+                   gw_line("wrong password", gw(srv, "auth/authenticate", {"name": "u1", "password": "x"})),
+                   gw_line("signer's token get foo", gw(srv, "kv/range", {"key": b64("foo")}, tok)),
+                   gw_line("signer's token get bar", gw(srv, "kv/range", {"key": b64("bar")}, tok)),
+                   gw_line("signer's token put /p/x", gw(srv, "kv/put", {"key": b64("/p/x"), "value": b64("v")}, tok)),
+                   gw_line("tampered", gw(srv, "kv/range", {"key": b64("foo")}, tok[:-4] + (
+                       "AAAA" if tok[-4:] != "AAAA" else "BBBB")))]
+            texts.append("\n".join(out) + "\n")
+        if os.environ.get("CETCD_TEST_VERBOSE"):
+            print("\n==== %s (etcd, masked) ====\n%s" % (self.id(), texts[0]))
+        harness.assert_same(self, texts[0], texts[1])
+        self.assertIn("code = Unknown desc = auth: token signing attempted with verify-only key", texts[0])
+        self.assertIn("authenticate: HTTP 500 code=2 auth: token signing attempted with verify-only key", texts[0])
+        self.assertIn("signer's token get foo: OK", texts[0])
+        self.assertIn("signer's token put /p/x: OK", texts[0])
+
     def test_rs256(self):
         self.scenario("RS256", "rsa")
 
