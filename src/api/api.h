@@ -45,6 +45,10 @@ int api_gate(grpc_call_t *call, const ProtobufCMessage *msg, const char **messag
  * CETCD_EAUTHBADTOKEN (unknown or expired token, as etcd even while auth is disabled). */
 struct auth_info;
 int api_auth_info(grpc_call_t *call, struct auth_info *ai);
+/* The gRPC server's hold (grpc_server_opts_t.hold), etcd's isValidSimpleToken: a call
+ * whose simple token names a log index this member has not applied yet waits until it
+ * has (grpc_server_recheck_held after each applied batch), or until its deadline. */
+bool api_auth_hold(grpc_call_t *call);
 /* Puts the caller's user and auth revision into a proposal (copied into the call's arena),
  * as etcd's request header. Returns 0 or CETCD_EAUTHBADTOKEN. */
 int api_auth_stamp(grpc_call_t *call, Cetcdinternal__InternalRequest *ir);

@@ -8,11 +8,23 @@
 #include "auth/auth.h"
 #include "cetcd/errors.h"
 
+/* The call's token: `token` metadata, or `authorization` (etcd's swagger field name). */
+static const char *call_token(grpc_call_t *call) {
+  const char *tok = grpc_call_metadata(call, "token");
+  return tok ? tok : grpc_call_metadata(call, "authorization");
+}
+
+bool api_auth_hold(grpc_call_t *call) {
+  server_t *srv = server_get();
+  const char *tok = call_token(call);
+  uint64_t index;
+  return tok && srv && srv->auth && auth_token_index(srv->auth, tok, &index) && index > srv->applied_index;
+}
+
 int api_auth_info(grpc_call_t *call, auth_info_t *ai) {
   ai->user = NULL;
   ai->revision = 0;
-  const char *tok = grpc_call_metadata(call, "token");
-  if (!tok) tok = grpc_call_metadata(call, "authorization"); /* etcd's swagger field name */
+  const char *tok = call_token(call);
   if (tok) return auth_token_info(server_get()->auth, tok, ai);
   /* etcd's AuthInfoFromTLS: without a token, the verified client certificate's CN is the
    * user, at the store's current revision */

@@ -49,6 +49,10 @@ uint64_t auth_revision(const auth_store_t *as);
 /* Resolves a token: fills ai (user borrowed from the store until the next change) with the
  * current revision and restarts the token's TTL. CETCD_EAUTHBADTOKEN when unknown/expired. */
 int auth_token_info(auth_store_t *as, const char *token, auth_info_t *ai);
+/* The log index a simple token ("<prefix>.<index>") was assigned at, into *index: a member
+ * that has not applied it yet may not know the token yet. False for a JWT provider or a
+ * token of another shape. */
+bool auth_token_index(const auth_store_t *as, const char *token, uint64_t *index);
 /* Writes 16 random letters and a NUL into out (a token's prefix). */
 void auth_token_prefix(char out[17]);
 /* Switches the store to JWT tokens (etcd's --auth-token jwt): jwt is borrowed for the

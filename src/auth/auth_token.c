@@ -86,6 +86,18 @@ int auth_token_info(auth_store_t *as, const char *token, auth_info_t *ai) {
   return CETCD_EAUTHBADTOKEN;
 }
 
+bool auth_token_index(const auth_store_t *as, const char *token, uint64_t *index) {
+  const char *dot = strchr(token, '.');
+  if (as->jwt || !dot || strchr(dot + 1, '.') || !dot[1]) return false;
+  uint64_t v = 0;
+  for (const char *p = dot + 1; *p; p++) {
+    if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10) return false;
+    v = v * 10 + (uint64_t)(*p - '0');
+  }
+  *index = v;
+  return true;
+}
+
 void auth_token_prefix(char out[17]) {
   static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
   uint8_t r[16];

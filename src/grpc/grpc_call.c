@@ -47,6 +47,7 @@ static grpc_call_t *call_alloc(grpc_server_t *s) {
   c->srv = s;
   c->heap_idx = SIZE_MAX;
   grpc_list_init(&c->link);
+  grpc_list_init(&c->held_link);
   s->live_calls++;
   return c;
 }
@@ -66,6 +67,8 @@ static void call_free(grpc_call_t *c) {
   grpc_server_t *s = c->srv;
   grpc_deadline_remove(s, c);
   grpc_list_remove(&c->link);
+  grpc_hold_drop(c);
+  buf_free(&c->held_in);
   arena_destroy(&c->arena);
   arena_destroy(&c->scratch);
   grpc_deframer_reset(&c->in);
@@ -445,6 +448,8 @@ void grpc_local_call_set_metadata(grpc_call_t *c, const char *name, const char *
   grpc_call_md_add(c, (const uint8_t *)low, n, (const uint8_t *)value, strlen(value));
 }
 
+static void local_run(grpc_call_t *c, ProtobufCMessage *msg);
+
 void grpc_local_call_start(grpc_call_t *c, ProtobufCMessage *msg) {
   if (c->dispatched) {
     LOGE("grpc: local call %s started twice", c->path);
@@ -452,11 +457,26 @@ void grpc_local_call_start(grpc_call_t *c, ProtobufCMessage *msg) {
   }
   if (call_observer) call_observer(c->method, -1);
   c->dispatched = true;
+  if (!c->cancelled && c->srv->opts.hold && c->srv->opts.hold(c)) {
+    c->held_msg = msg;
+    grpc_list_push(&c->srv->locals, &c->link); /* shutdown waits for it, or cancels it */
+    grpc_hold_add(c);
+    return;
+  }
+  local_run(c, msg);
+}
+
+void grpc_call_local_release(grpc_call_t *c) { local_run(c, c->held_msg); }
+
+/* Runs a started local call's handler: the gate first, then on_message (and the
+ * half-close of a client or bidi stream). May free the call. */
+static void local_run(grpc_call_t *c, ProtobufCMessage *msg) {
   if (!c->cancelled && gate_refused(c, msg)) return;
   if (c->cancelled) { /* cancelled before it started: no handler runs */
     grpc_call_finish(c, GRPC_CANCELLED, "context canceled");
     return;
   }
+  grpc_list_remove(&c->link); /* listed already if it was held */
   grpc_list_push(&c->srv->locals, &c->link);
   c->nest++;
   c->method->on_message(c, msg);
@@ -480,6 +500,11 @@ void grpc_local_call_abort(grpc_call_t *c) {
 void grpc_local_call_cancel(grpc_call_t *c) {
   if (c->cancelled || c->handler_done) return;
   c->cancelled = true;
+  if (c->held) { /* no handler has seen it */
+    grpc_hold_drop(c);
+    grpc_call_finish(c, GRPC_CANCELLED, "context canceled");
+    return;
+  }
   if (!c->dispatched) return;
   grpc_server_t *s = c->srv;
   grpc_list_remove(&c->link); /* shutdown no longer waits for it */

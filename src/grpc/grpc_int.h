@@ -103,9 +103,13 @@ struct grpc_call {
   bool dispatched;        /* the handler has seen the call */
   bool handler_done;      /* grpc_call_finish ran (or no handler will ever run) */
   bool cancelled;
-  bool local;       /* grpc_local_call_new: no connection, no stream */
-  grpc_list_t link; /* in conn->calls while the stream is open; in srv->locals while a
-                       started local call runs */
+  bool local;                 /* grpc_local_call_new: no connection, no stream */
+  bool held;                  /* opts.hold holds it: no message goes to the gate or handler yet */
+  buf_t held_in;              /* held remote call: request DATA received meanwhile, not deframed yet */
+  ProtobufCMessage *held_msg; /* held local call: the message it was started with */
+  grpc_list_t held_link;      /* in srv->held while held */
+  grpc_list_t link;           /* in conn->calls while the stream is open; in srv->locals while a
+                                 started local call runs */
   struct grpc_call *next_free;
 };
 
@@ -158,6 +162,7 @@ struct grpc_server {
   size_t n_free_calls, live_calls;
   size_t live_reqs;   /* plain HTTP requests not yet freed */
   grpc_list_t locals; /* started local calls still running (shutdown waits for them) */
+  grpc_list_t held;   /* calls opts.hold holds, in arrival order */
   bool shutting_down, handles_closing, shutdown_complete, free_requested;
   int pending_closes;
   void (*done)(void *);
@@ -237,6 +242,16 @@ void grpc_conn_unref(grpc_conn_t *c);
 int grpc_session_start(grpc_conn_t *c);
 /* Builds the shared nghttp2 callback table and options of a server. */
 void grpc_session_init_callbacks(grpc_server_t *s);
+/* Lets a held remote call go on: the request bytes kept meanwhile are deframed and handed
+ * on, then the half-close if it came. May free the call. */
+void grpc_session_release(grpc_call_t *c);
+
+/* ---- grpc_hold.c ---- */
+
+/* Holds call c (opts.hold said so): listed in srv->held until released or dropped. */
+void grpc_hold_add(grpc_call_t *c);
+/* Unlists a held call without releasing it (it was cancelled or is being freed). */
+void grpc_hold_drop(grpc_call_t *c);
 
 /* ---- grpc_call.c ---- */
 
@@ -248,6 +263,9 @@ void grpc_call_wire_finish(grpc_call_t *c, int status, const char *msg);
  * it cancelled and notifies the handler once. The call may not be freed by this: it runs
  * with the stream open. */
 void grpc_call_abort(grpc_call_t *c, int status, const char *msg);
+/* Lets a held local call go on: its message goes to the gate and the handler. May free
+ * the call. */
+void grpc_call_local_release(grpc_call_t *c);
 /* Hands a decoded message (or the half-close when msg is NULL) to the handler. */
 void grpc_call_dispatch(grpc_call_t *c, ProtobufCMessage *msg);
 /* The stream is gone (closed by nghttp2 or the connection). May free the call. */

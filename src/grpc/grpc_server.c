@@ -98,6 +98,7 @@ grpc_server_t *grpc_server_new(uv_loop_t *loop, const grpc_server_opts_t *opts) 
   grpc_list_init(&s->conns);
   grpc_list_init(&s->dirty);
   grpc_list_init(&s->locals);
+  grpc_list_init(&s->held);
   uv_prepare_init(loop, &s->prepare);
   uv_timer_init(loop, &s->deadline_timer);
   uv_timer_init(loop, &s->grace_timer);

@@ -105,6 +105,12 @@ typedef struct grpc_server_opts {
    * GRPC_OK to let it through, or a status (and *message, static) that ends the call
    * instead, without the handler. */
   int (*gate)(grpc_call_t *call, const ProtobufCMessage *msg, const char **message);
+  /* Optional: asked once a gRPC call's request headers are complete (a local call: when it
+   * is started), before any message reaches the gate or the handler. True holds the call:
+   * its request bytes (a local call: its message) are kept and no handler runs until
+   * grpc_server_recheck_held finds hold false for it; a deadline, a cancellation or the
+   * client going away still end it meanwhile. */
+  bool (*hold)(grpc_call_t *call);
 } grpc_server_opts_t;
 
 /* Creates a server on `loop` (opts copied; may be NULL for defaults). Returns NULL only if
@@ -129,6 +135,10 @@ const uint64_t *grpc_server_read_counter(grpc_server_t *s);
  * the method's on_cancel runs; the handler still finishes the call. */
 void grpc_server_abort_calls(grpc_server_t *s, bool (*match)(grpc_call_t *call, void *arg), void *arg,
                              int status, const char *message);
+/* Asks opts.hold again for every held call and lets through, in arrival order, those it no
+ * longer holds (their messages reach the gate and the handler now). Cheap when none is
+ * held. */
+void grpc_server_recheck_held(grpc_server_t *s);
 /* Writes out now what calls answered since the last flush (normally done once per loop
  * iteration, just before the loop waits for I/O); for code that answers calls late in an
  * iteration, after the server's own flush may have run. */

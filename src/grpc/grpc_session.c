@@ -113,17 +113,12 @@ static void on_request_headers(grpc_call_t *c) {
     c->deadline += uv_now(s->loop);
     grpc_deadline_add(s, c);
   }
+  if (s->opts.hold && s->opts.hold(c)) grpc_hold_add(c);
 }
 
-/* The client half-closed: unary calls run now, streams hear on_half_close. */
-static void on_remote_end(grpc_call_t *c) {
-  c->remote_closed = true;
-  if (c->wire_finished || c->cancelled) return;
-  if (c->http_req) {
-    http_request_done(c);
-    return;
-  }
-  if (!c->method) return;
+/* Hands the complete request to the handler once the client half-closed: unary calls run
+ * now, streams hear on_half_close. */
+static void dispatch_remote_end(grpc_call_t *c) {
   if (!grpc_deframer_idle(&c->in)) {
     grpc_call_abort(c, GRPC_INTERNAL, "grpc: the client ended the stream inside a message");
     return;
@@ -139,6 +134,18 @@ static void on_remote_end(grpc_call_t *c) {
   } else {
     grpc_call_abort(c, GRPC_OK, NULL); /* a stream with no message and no handler interest */
   }
+}
+
+/* The client half-closed. */
+static void on_remote_end(grpc_call_t *c) {
+  c->remote_closed = true;
+  if (c->wire_finished || c->cancelled) return;
+  if (c->http_req) {
+    http_request_done(c);
+    return;
+  }
+  if (!c->method || c->held) return; /* a held call is dispatched when released */
+  dispatch_remote_end(c);
 }
 
 /* Deframer callback: decodes one request message and routes it. Returns nonzero to stop.
@@ -170,6 +177,38 @@ static int on_message(void *ctx, const uint8_t *p, size_t n) {
   return c->wire_finished || c->cancelled;
 }
 
+/* Deframes request DATA into messages for the handler; a framing error ends the call. */
+static void feed(grpc_call_t *c, const uint8_t *data, size_t len) {
+  int rc = grpc_deframer_feed(&c->in, data, len, on_message, c);
+  if (rc >= 0) return;
+  char msg[128];
+  switch (rc) {
+    case GRPC_DEFRAME_TOO_LARGE:
+      snprintf(msg, sizeof(msg), "grpc: received message larger than max (%u vs. %zu)", c->in.msg_len,
+               c->in.max_len);
+      grpc_call_abort(c, GRPC_RESOURCE_EXHAUSTED, msg);
+      break;
+    case GRPC_DEFRAME_COMPRESSED:
+      grpc_call_abort(c, GRPC_UNIMPLEMENTED, "grpc: compressed messages not supported");
+      break;
+    default:
+      snprintf(msg, sizeof(msg), "grpc: received unexpected payload format %u", c->in.flag);
+      grpc_call_abort(c, GRPC_INTERNAL, msg);
+      break;
+  }
+}
+
+void grpc_session_release(grpc_call_t *c) {
+  buf_t in = c->held_in;
+  c->held_in = (buf_t){0};
+  c->nest++; /* the handler may finish the call in here */
+  if (in.len) feed(c, in.data, in.len);
+  buf_free(&in);
+  if (c->remote_closed && !c->wire_finished && !c->cancelled) dispatch_remote_end(c);
+  c->nest--;
+  grpc_call_maybe_free(c);
+}
+
 /* nghttp2: a chunk of DATA payload for a stream. */
 static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
                          void *user) {
@@ -187,23 +226,14 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t sid, const 
     return 0;
   }
   if (!c->method) return 0;
-  int rc = grpc_deframer_feed(&c->in, data, len, on_message, c);
-  if (rc >= 0) return 0;
-  char msg[128];
-  switch (rc) {
-    case GRPC_DEFRAME_TOO_LARGE:
-      snprintf(msg, sizeof(msg), "grpc: received message larger than max (%u vs. %zu)", c->in.msg_len,
-               c->in.max_len);
-      grpc_call_abort(c, GRPC_RESOURCE_EXHAUSTED, msg);
-      break;
-    case GRPC_DEFRAME_COMPRESSED:
-      grpc_call_abort(c, GRPC_UNIMPLEMENTED, "grpc: compressed messages not supported");
-      break;
-    default:
-      snprintf(msg, sizeof(msg), "grpc: received unexpected payload format %u", c->in.flag);
-      grpc_call_abort(c, GRPC_INTERNAL, msg);
-      break;
+  if (c->held) { /* deframed when released; at most a request's worth is kept */
+    if (c->held_in.len + len > (size_t)c->srv->opts.max_recv_msg_bytes + GRPC_FRAME_PREFIX)
+      grpc_call_abort(c, GRPC_RESOURCE_EXHAUSTED, "grpc: too much request data while the call waits");
+    else
+      buf_append(&c->held_in, data, len);
+    return 0;
   }
+  feed(c, data, len);
   return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "cetcd/errors.h"
+#include "grpc/grpc_server.h"
 #include "lease/lease.h"
 #include "mvcc/mvcc.h"
 #include "server/alarm.h"
@@ -33,7 +34,8 @@ static int auth_gate(server_t *srv, const Cetcdinternal__InternalRequest *req) {
   } else if (req->delete_range) {
     const Etcdserverpb__DeleteRangeRequest *d = req->delete_range;
     rc = auth_check_delete(as, &ai, d->key.data, d->key.len, d->range_end.data, d->range_end.len);
-    if (rc == 0 && d->prev_kv) rc = auth_check_range(as, &ai, d->key.data, d->key.len, d->range_end.data, d->range_end.len);
+    if (rc == 0 && d->prev_kv)
+      rc = auth_check_range(as, &ai, d->key.data, d->key.len, d->range_end.data, d->range_end.len);
   } else if (req->txn) {
     rc = auth_check_txn(as, &ai, req->txn);
   } else if (req->lease_revoke) {
@@ -149,6 +151,7 @@ void apply_entries(server_t *srv, const apply_entry_t *ents, size_t n, const app
     arena_destroy(&ans[i].dec);
   }
   if (ans != stack_ans) free(ans);
+  if (srv->grpc) grpc_server_recheck_held(srv->grpc); /* calls waiting for a token's index */
 }
 
 void apply_replayed(server_t *srv, uint64_t index, const uint8_t *data, size_t len) {

@@ -15,6 +15,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "cetcd/errors.h"
+#include "grpc/grpc_server.h"
 #include "lease/lease.h"
 #include "mvcc/mvcc.h"
 #include "server/alarm.h"
@@ -182,7 +183,8 @@ static void reload_from_backend(server_t *srv, int64_t old_rev) {
   }
   watch_hub_restore(srv->watch, old_rev);
   srv->applied_index = mvcc_consistent_index(srv->mvcc);
-  reconfig_reload(srv); /* the members buckets came with the snapshot */
+  reconfig_reload(srv);                               /* the members buckets came with the snapshot */
+  if (srv->grpc) grpc_server_recheck_held(srv->grpc); /* tokens of skipped entries are unknown */
 }
 
 /* Raft will restore the snapshot at index: swaps the image in, unless our backend is ahead

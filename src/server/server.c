@@ -367,6 +367,7 @@ static int listen_clients(server_t *srv) {
       .http1 = http_handle,
       .http1_ctx = srv,
       .gate = api_gate,
+      .hold = api_auth_hold,
   };
   if (tls_setup_client(cfg, &srv->client_tls)) return CETCD_EINVAL;
   srv->grpc = grpc_server_new(srv->loop, &go);

@@ -360,6 +360,50 @@ static void test_pending_bytes(void **state) {
   grpc_local_call_abort(c);
 }
 
+/* opts.hold for the held-call test: holds while `holding` is set. */
+static bool holding;
+static bool hold_while(grpc_call_t *call) {
+  (void)call;
+  return holding;
+}
+
+static void test_held(void **state) {
+  (void)state;
+  grpc_server_free(srv);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  grpc_server_opts_t o = {.hold = hold_while};
+  srv = grpc_server_new(&loop, &o);
+  grpc_server_add_methods(srv, methods, sizeof(methods) / sizeof(*methods));
+  /* held: no handler runs until a recheck finds the hold lifted */
+  holding = true;
+  rec_t r1 = {0}, r2 = {0}, r3 = {0};
+  range(&r1, "hello");
+  grpc_call_t *c2 = range(&r2, "abc");
+  assert_int_equal(handler_runs, 0);
+  grpc_server_recheck_held(srv);
+  assert_int_equal(handler_runs + r1.finishes + r2.finishes, 0);
+  /* a held call cancelled: finished with CANCELLED, no handler, no on_cancel */
+  grpc_local_call_cancel(c2);
+  assert_int_equal(r2.finishes, 1);
+  assert_int_equal(r2.status, GRPC_CANCELLED);
+  assert_int_equal(cancels + handler_runs, 0);
+  holding = false;
+  grpc_server_recheck_held(srv);
+  assert_int_equal(handler_runs, 1);
+  assert_int_equal(r1.finishes, 1);
+  assert_int_equal(r1.count, 5);
+  /* shutdown cancels a call still held */
+  holding = true;
+  range(&r3, "xyz");
+  done_calls = 0;
+  grpc_server_shutdown(srv, 20, on_done, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(r3.finishes, 1);
+  assert_int_equal(r3.status, GRPC_CANCELLED);
+  assert_int_equal(handler_runs, 1);
+  assert_int_equal(done_calls, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_unary, setup, teardown),
@@ -369,6 +413,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_shutdown_waits_then_cancels, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_with_running_call, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_held, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
