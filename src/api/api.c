@@ -123,7 +123,7 @@ static size_t unimplemented_n;
 
 void api_register_all(grpc_server_t *g) {
   for (size_t i = 0; i < sizeof(tables) / sizeof(*tables); i++)
-    if (*tables[i].len) grpc_server_add_methods(g, tables[i].methods, *tables[i].len);
+    if (*tables[i].len) grpc_server_add_methods(g, tables[i].methods, *tables[i].len, NULL);
   static const ProtobufCServiceDescriptor *services[] = {&etcdserverpb__kv__descriptor,
                                                          &etcdserverpb__watch__descriptor,
                                                          &etcdserverpb__lease__descriptor,
@@ -135,7 +135,7 @@ void api_register_all(grpc_server_t *g) {
   /* Every other method answers UNIMPLEMENTED with a clear message. The table is built once
    * and lives for the process. */
   if (unimplemented_table) {
-    grpc_server_add_methods(g, unimplemented_table, unimplemented_n);
+    grpc_server_add_methods(g, unimplemented_table, unimplemented_n, NULL);
     return;
   }
   size_t total = 0;
@@ -156,5 +156,5 @@ void api_register_all(grpc_server_t *g) {
     }
   }
   unimplemented_n = n;
-  grpc_server_add_methods(g, rest, n);
+  grpc_server_add_methods(g, rest, n, NULL);
 }

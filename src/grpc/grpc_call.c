@@ -429,11 +429,13 @@ void grpc_call_http_end(grpc_call_t *c) {
 
 grpc_call_t *grpc_local_call_new(grpc_server_t *s, const char *path, const grpc_local_ops_t *ops, void *ctx) {
   size_t n = strlen(path);
-  const grpc_method_t *m = grpc_server_find_method(s, path, n);
+  void *mctx = NULL;
+  const grpc_method_t *m = grpc_server_find_method(s, path, n, &mctx);
   if (!m) return NULL;
   grpc_call_t *c = call_alloc(s);
   c->local = true;
   c->method = m;
+  c->method_ctx = mctx;
   c->lops = ops;
   c->lctx = ctx;
   c->stream_closed = c->remote_closed = true; /* there is no stream to wait for */
@@ -526,6 +528,8 @@ arena_t *grpc_call_arena(grpc_call_t *c) { return &c->arena; }
 void *grpc_call_user(grpc_call_t *c) { return c->user; }
 void grpc_call_set_user(grpc_call_t *c, void *user) { c->user = user; }
 const grpc_method_t *grpc_call_method(grpc_call_t *c) { return c->method; }
+
+void *grpc_call_ctx(grpc_call_t *c) { return c->method_ctx; }
 bool grpc_call_cancelled(grpc_call_t *c) { return c->cancelled; }
 uint64_t grpc_call_deadline_ms(grpc_call_t *c) { return c->deadline; }
 const char *grpc_call_peer(grpc_call_t *c) { return c->conn ? c->conn->peer : "local"; }

@@ -70,6 +70,7 @@ struct grpc_call {
   grpc_server_t *srv;
   grpc_conn_t *conn;           /* holds a reference for the call's whole life; NULL if local */
   const grpc_method_t *method; /* NULL when the request was refused before dispatch */
+  void *method_ctx;            /* the context registered with the method's table */
   int32_t stream_id;
   arena_t arena;
   arena_t scratch; /* stream methods: the request message being handled, reset after it */
@@ -137,10 +138,16 @@ struct grpc_conn {
   char peer[64];
 };
 
+/* One registered method and the context its table was registered with. */
+typedef struct grpc_method_slot {
+  const grpc_method_t *m; /* NULL = free slot */
+  void *ctx;
+} grpc_method_slot_t;
+
 struct grpc_server {
   uv_loop_t *loop;
   grpc_server_opts_t opts;
-  const grpc_method_t **mt; /* open-addressing hash table by path */
+  grpc_method_slot_t *mt; /* open-addressing hash table by path */
   size_t mt_cap, mt_len;
   uv_tcp_t *listeners[8];
   tls_ctx_t *listener_tls[8]; /* per listener: NULL = plain TCP (not owned) */
@@ -173,8 +180,9 @@ enum { GRPC_RBUF_SIZE = 64 * 1024, GRPC_OUT_HIGH_WATER = 1024 * 1024 };
 
 /* ---- grpc_server.c ---- */
 
-/* Looks up a method by :path; NULL if not registered. */
-const grpc_method_t *grpc_server_find_method(grpc_server_t *s, const char *path, size_t len);
+/* Looks up a method by :path; NULL if not registered. *ctx gets the context its table was
+ * registered with. */
+const grpc_method_t *grpc_server_find_method(grpc_server_t *s, const char *path, size_t len, void **ctx);
 /* Writes the UNIMPLEMENTED message grpc-go uses for an unknown path into out (cap bytes). */
 void grpc_server_unknown_method_msg(grpc_server_t *s, const char *path, char *out, size_t cap);
 /* Hands req to the HTTP handler from the options (a 404 answer when there is none). */

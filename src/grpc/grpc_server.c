@@ -18,25 +18,23 @@ static uint64_t path_hash(const char *p, size_t n) {
   return h;
 }
 
-/* Inserts (or replaces) a method in the open-addressing table; the table has room. */
-static void mt_insert(grpc_server_t *s, const grpc_method_t *m) {
+/* Inserts (or replaces) a method and its context in the open-addressing table; the table
+ * has room. */
+static void mt_insert(grpc_server_t *s, const grpc_method_t *m, void *ctx) {
   size_t n = strlen(m->path);
   for (size_t i = path_hash(m->path, n) & (s->mt_cap - 1);; i = (i + 1) & (s->mt_cap - 1)) {
-    if (!s->mt[i]) {
-      s->mt[i] = m;
-      s->mt_len++;
-      return;
-    }
-    if (!strcmp(s->mt[i]->path, m->path)) {
-      s->mt[i] = m; /* a later registration replaces an earlier one */
-      return;
-    }
+    grpc_method_slot_t *slot = &s->mt[i];
+    if (slot->m && strcmp(slot->m->path, m->path)) continue; /* another path */
+    if (!slot->m) s->mt_len++; /* else a later registration replaces an earlier one */
+    slot->m = m;
+    slot->ctx = ctx;
+    return;
   }
 }
 
-void grpc_server_add_methods(grpc_server_t *s, const grpc_method_t *methods, size_t n) {
+void grpc_server_add_methods(grpc_server_t *s, const grpc_method_t *methods, size_t n, void *ctx) {
   if ((s->mt_len + n) * 2 > s->mt_cap) {
-    const grpc_method_t **old = s->mt;
+    grpc_method_slot_t *old = s->mt;
     size_t old_cap = s->mt_cap;
     size_t cap = 64;
     while (cap < (s->mt_len + n) * 2) cap *= 2;
@@ -44,18 +42,21 @@ void grpc_server_add_methods(grpc_server_t *s, const grpc_method_t *methods, siz
     s->mt_cap = cap;
     s->mt_len = 0;
     for (size_t i = 0; i < old_cap; i++)
-      if (old[i]) mt_insert(s, old[i]);
+      if (old[i].m) mt_insert(s, old[i].m, old[i].ctx);
     free(old);
   }
-  for (size_t i = 0; i < n; i++) mt_insert(s, &methods[i]);
+  for (size_t i = 0; i < n; i++) mt_insert(s, &methods[i], ctx);
 }
 
-const grpc_method_t *grpc_server_find_method(grpc_server_t *s, const char *path, size_t len) {
+const grpc_method_t *grpc_server_find_method(grpc_server_t *s, const char *path, size_t len, void **ctx) {
   if (!s->mt_cap) return NULL;
   for (size_t i = path_hash(path, len) & (s->mt_cap - 1);; i = (i + 1) & (s->mt_cap - 1)) {
-    const grpc_method_t *m = s->mt[i];
-    if (!m) return NULL;
-    if (!strncmp(m->path, path, len) && m->path[len] == 0) return m;
+    const grpc_method_slot_t *slot = &s->mt[i];
+    if (!slot->m) return NULL;
+    if (!strncmp(slot->m->path, path, len) && slot->m->path[len] == 0) {
+      *ctx = slot->ctx;
+      return slot->m;
+    }
   }
 }
 
@@ -68,7 +69,7 @@ void grpc_server_unknown_method_msg(grpc_server_t *s, const char *path, char *ou
   int svc_len = (int)(slash - path - 1);
   bool known = false;
   for (size_t i = 0; i < s->mt_cap && !known; i++) {
-    const grpc_method_t *m = s->mt[i];
+    const grpc_method_t *m = s->mt[i].m;
     known = m && !strncmp(m->path, path, (size_t)svc_len + 2);
   }
   if (known)

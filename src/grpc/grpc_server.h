@@ -116,9 +116,10 @@ typedef struct grpc_server_opts {
 /* Creates a server on `loop` (opts copied; may be NULL for defaults). Returns NULL only if
  * opts are invalid (max_recv_msg_bytes above 4 GiB - 1). */
 grpc_server_t *grpc_server_new(uv_loop_t *loop, const grpc_server_opts_t *opts);
-/* Registers n methods (borrowed; must outlive the server). Unknown paths get UNIMPLEMENTED.
- * Registering a path again replaces the earlier entry. */
-void grpc_server_add_methods(grpc_server_t *s, const grpc_method_t *methods, size_t n);
+/* Registers n methods (borrowed; must outlive the server) with ctx (borrowed), which their
+ * handlers get from grpc_call_ctx. Unknown paths get UNIMPLEMENTED. Registering a path
+ * again replaces the earlier entry and its ctx. */
+void grpc_server_add_methods(grpc_server_t *s, const grpc_method_t *methods, size_t n, void *ctx);
 /* Starts listening on host:port (SO_REUSEADDR, backlog 511). host is an IPv4/IPv6 literal
  * (brackets allowed), "localhost" (= 127.0.0.1), another name (resolved synchronously) or
  * NULL/"" (= 0.0.0.0); port 0 picks an ephemeral port. May be called up to 8 times.
@@ -245,6 +246,9 @@ const char *grpc_call_peer_cn(grpc_call_t *call);
 grpc_server_t *grpc_call_server(grpc_call_t *call);
 /* The method this call invokes. */
 const grpc_method_t *grpc_call_method(grpc_call_t *call);
+/* The ctx the method's table was registered with (grpc_server_add_methods); remote and
+ * local calls alike, also in the server's gate. */
+void *grpc_call_ctx(grpc_call_t *call);
 /* True once the client cancelled/disconnected or the deadline passed. */
 bool grpc_call_cancelled(grpc_call_t *call);
 /* Deadline from grpc-timeout in uv_now() milliseconds, or 0 when none. */

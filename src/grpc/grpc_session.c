@@ -92,7 +92,7 @@ static void on_request_headers(grpc_call_t *c) {
     return;
   }
   const char *path = c->path ? c->path : "";
-  c->method = grpc_server_find_method(s, path, strlen(path));
+  c->method = grpc_server_find_method(s, path, strlen(path), &c->method_ctx);
   if (!c->method) {
     grpc_server_unknown_method_msg(s, path, msg, sizeof(msg));
     grpc_call_abort(c, GRPC_UNIMPLEMENTED, msg);

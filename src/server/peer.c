@@ -337,7 +337,7 @@ int peer_listen(peer_transport_t *pt, char *const *urls, size_t n, tls_ctx_t *tl
   pt->server_tls = tls;
   grpc_server_opts_t go = {.max_recv_msg_bytes = 64u << 20};
   pt->server = grpc_server_new(pt->loop, &go);
-  grpc_server_add_methods(pt->server, peer_methods, sizeof(peer_methods) / sizeof(*peer_methods));
+  grpc_server_add_methods(pt->server, peer_methods, sizeof(peer_methods) / sizeof(*peer_methods), NULL);
   for (size_t i = 0; i < n; i++) {
     url_t u;
     char err[256];

@@ -413,7 +413,7 @@ void psnap_register(grpc_server_t *srv, const char *dir, psnap_install_fn instal
     if (unlink(path) == 0) LOGI("msg=\"removed an unfinished snapshot image\" path=%s", path);
   }
   if (d) closedir(d);
-  grpc_server_add_methods(srv, psnap_methods, sizeof(psnap_methods) / sizeof(*psnap_methods));
+  grpc_server_add_methods(srv, psnap_methods, sizeof(psnap_methods) / sizeof(*psnap_methods), NULL);
 }
 
 void psnap_unregister(void) {

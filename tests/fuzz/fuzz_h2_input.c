@@ -72,7 +72,7 @@ static void init(void) {
   uv_loop_init(&loop);
   grpc_server_opts_t o = {.max_recv_msg_bytes = 4096, .max_concurrent_streams = 100, .http1 = on_http};
   srv = grpc_server_new(&loop, &o);
-  grpc_server_add_methods(srv, methods, 2);
+  grpc_server_add_methods(srv, methods, 2, NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

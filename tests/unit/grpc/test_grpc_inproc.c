@@ -136,7 +136,7 @@ static void test_unary_and_cancel(void **state) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   grpc_server_t *s = grpc_server_new(&loop, NULL);
-  grpc_server_add_methods(s, methods, 1);
+  grpc_server_add_methods(s, methods, 1, NULL);
   buf_t sink = {0};
   grpc_conn_t *c = grpc_conn_new(s, false, &sink);
   rec_t rec = {.grpc_status = -1};
@@ -190,7 +190,7 @@ static void test_gate_and_abort(void **state) {
   uv_loop_init(&loop);
   grpc_server_opts_t o = {.gate = refuse_hasleader};
   grpc_server_t *s = grpc_server_new(&loop, &o);
-  grpc_server_add_methods(s, methods, 1);
+  grpc_server_add_methods(s, methods, 1, NULL);
   buf_t sink = {0};
   grpc_conn_t *c = grpc_conn_new(s, false, &sink);
   rec_t rec = {.grpc_status = -1};
@@ -402,7 +402,7 @@ static void test_stream_arena_bounded(void **state) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   grpc_server_t *s = grpc_server_new(&loop, NULL);
-  grpc_server_add_methods(s, watch_methods, 1);
+  grpc_server_add_methods(s, watch_methods, 1, NULL);
   buf_t sink = {0};
   grpc_conn_t *c = grpc_conn_new(s, false, &sink);
   rec_t rec = {.grpc_status = -1};
@@ -539,7 +539,7 @@ static void test_framing_and_refill(void **state) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   grpc_server_t *s = grpc_server_new(&loop, NULL);
-  grpc_server_add_methods(s, methods, 1);
+  grpc_server_add_methods(s, methods, 1, NULL);
   buf_t sink = {0};
   grpc_conn_t *c = grpc_conn_new(s, false, &sink);
   wire_t w = {0};

@@ -163,7 +163,7 @@ static int setup(void **state) {
   (void)state;
   uv_loop_init(&loop);
   srv = grpc_server_new(&loop, NULL);
-  grpc_server_add_methods(srv, methods, sizeof(methods) / sizeof(*methods));
+  grpc_server_add_methods(srv, methods, sizeof(methods) / sizeof(*methods), NULL);
   cancels = half_closes = handler_runs = 0;
   held = NULL;
   return 0;
@@ -325,7 +325,7 @@ static void test_shutdown_waits_then_cancels(void **state) {
   uv_run(&loop, UV_RUN_DEFAULT);
   /* a stream still running when the grace period ends is cancelled */
   srv = grpc_server_new(&loop, NULL);
-  grpc_server_add_methods(srv, methods, sizeof(methods) / sizeof(*methods));
+  grpc_server_add_methods(srv, methods, sizeof(methods) / sizeof(*methods), NULL);
   keepalive(&r2);
   grpc_server_shutdown(srv, 20, on_done, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -373,7 +373,7 @@ static void test_held(void **state) {
   uv_run(&loop, UV_RUN_DEFAULT);
   grpc_server_opts_t o = {.hold = hold_while};
   srv = grpc_server_new(&loop, &o);
-  grpc_server_add_methods(srv, methods, sizeof(methods) / sizeof(*methods));
+  grpc_server_add_methods(srv, methods, sizeof(methods) / sizeof(*methods), NULL);
   /* held: no handler runs until a recheck finds the hold lifted */
   holding = true;
   rec_t r1 = {0}, r2 = {0}, r3 = {0};
@@ -404,6 +404,79 @@ static void test_held(void **state) {
   assert_int_equal(done_calls, 1);
 }
 
+/* ---- method contexts ---- */
+
+static int64_t gate_saw; /* what the gate read from grpc_call_ctx, -1 for NULL */
+
+/* Replies count = the int64 the call's method table was registered with. */
+static void on_ctx_range(grpc_call_t *call, ProtobufCMessage *m) {
+  (void)m;
+  Etcdserverpb__RangeResponse r = ETCDSERVERPB__RANGE_RESPONSE__INIT;
+  r.count = *(const int64_t *)grpc_call_ctx(call);
+  grpc_call_reply(call, &r.base);
+}
+
+/* Records the context the gate sees and lets the call through. */
+static int ctx_gate(grpc_call_t *call, const ProtobufCMessage *msg, const char **message) {
+  (void)msg, (void)message;
+  const int64_t *c = grpc_call_ctx(call);
+  gate_saw = c ? *c : -1;
+  return GRPC_OK;
+}
+
+static const grpc_method_t table_a[] = {
+    {"/t.A/Get", GRPC_UNARY, &etcdserverpb__range_request__descriptor, on_ctx_range, NULL, NULL},
+};
+static const grpc_method_t table_b[] = {
+    {"/t.B/Get", GRPC_UNARY, &etcdserverpb__range_request__descriptor, on_ctx_range, NULL, NULL},
+};
+
+/* Runs a local unary call to path; returns the count it answered. */
+static int64_t ctx_call(grpc_server_t *s, const char *path) {
+  rec_t r = {0};
+  grpc_call_t *c = grpc_local_call_new(s, path, &ops, &r);
+  assert_non_null(c);
+  Etcdserverpb__RangeRequest *req = ARENA_NEW(grpc_call_arena(c), Etcdserverpb__RangeRequest);
+  etcdserverpb__range_request__init(req);
+  grpc_local_call_start(c, &req->base);
+  assert_int_equal(r.finishes, 1);
+  assert_int_equal(r.status, GRPC_OK);
+  return r.count;
+}
+
+static void test_method_ctx(void **state) {
+  (void)state;
+  static int64_t ctx_a = 1, ctx_b = 2, ctx_c = 3, ctx_many = 4;
+  grpc_server_opts_t o = {.gate = ctx_gate};
+  grpc_server_t *s = grpc_server_new(&loop, &o);
+  grpc_server_add_methods(s, table_a, 1, &ctx_a);
+  grpc_server_add_methods(s, table_b, 1, &ctx_b);
+  /* two tables, each with its own context, in the handler and in the gate */
+  assert_int_equal(ctx_call(s, "/t.A/Get"), 1);
+  assert_int_equal(gate_saw, 1);
+  assert_int_equal(ctx_call(s, "/t.B/Get"), 2);
+  assert_int_equal(gate_saw, 2);
+  /* growing the path table keeps each method's context */
+  enum { MANY = 100 };
+  static grpc_method_t many[MANY];
+  static char paths[MANY][16];
+  for (int i = 0; i < MANY; i++) {
+    snprintf(paths[i], sizeof(paths[i]), "/t.M/M%d", i);
+    many[i] = table_a[0];
+    many[i].path = paths[i];
+  }
+  grpc_server_add_methods(s, many, MANY, &ctx_many);
+  assert_int_equal(ctx_call(s, "/t.A/Get"), 1);
+  assert_int_equal(ctx_call(s, "/t.B/Get"), 2);
+  assert_int_equal(ctx_call(s, "/t.M/M57"), 4);
+  /* registering a path again replaces its context too */
+  grpc_server_add_methods(s, table_a, 1, &ctx_c);
+  assert_int_equal(ctx_call(s, "/t.A/Get"), 3);
+  assert_int_equal(ctx_call(s, "/t.B/Get"), 2);
+  grpc_server_free(s);
+  uv_run(&loop, UV_RUN_DEFAULT);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_unary, setup, teardown),
@@ -414,6 +487,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_shutdown_waits_then_cancels, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_with_running_call, setup, teardown),
       cmocka_unit_test_setup_teardown(test_held, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_method_ctx, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,7 @@ static uv_loop_t g_loop;
 static uv_async_t g_stop;
 static grpc_server_t *g_srv;
 static pthread_t g_thread;
+static int64_t g_methods_ctx = 77; /* registered with the method table: handlers read it back */
 
 /* Replies RangeResponse{count = len(key)} after a timer (the asynchronous reply path). */
 typedef struct later {
@@ -81,6 +82,8 @@ static void on_range(grpc_call_t *call, ProtobufCMessage *m) {
   } else if (n == 2 && !memcmp(k, "md", 2)) {
     const char *tok = grpc_call_metadata(call, "token");
     reply_count(call, tok ? (int64_t)strlen(tok) : -1);
+  } else if (n == 3 && !memcmp(k, "ctx", 3)) {
+    reply_count(call, *(const int64_t *)grpc_call_ctx(call));
   } else {
     reply_count(call, (int64_t)n);
   }
@@ -162,7 +165,7 @@ static void *server_main(void *arg) {
   uv_loop_init(&g_loop);
   grpc_server_opts_t o = {.max_recv_msg_bytes = 2 * 1024 * 1024, .http1 = http1};
   g_srv = grpc_server_new(&g_loop, &o);
-  grpc_server_add_methods(g_srv, methods, sizeof(methods) / sizeof(*methods));
+  grpc_server_add_methods(g_srv, methods, sizeof(methods) / sizeof(*methods), &g_methods_ctx);
   assert_int_equal(grpc_server_listen(g_srv, "127.0.0.1", 0, NULL), 0);
   uv_async_init(&g_loop, &g_stop, on_stop);
   atomic_store(&g_port, grpc_server_port(g_srv));
@@ -439,6 +442,11 @@ static void test_unary_ok(void **state) {
   s = unary(c, "md", md, 1);
   ms = decode_all(s, &etcdserverpb__range_response__descriptor);
   assert_int_equal(((Etcdserverpb__RangeResponse *)ms.m[0])->count, 7);
+  msgs_free(&ms);
+  /* the handler gets the context its table was registered with */
+  s = unary(c, "ctx", NULL, 0);
+  ms = decode_all(s, &etcdserverpb__range_response__descriptor);
+  assert_int_equal(((Etcdserverpb__RangeResponse *)ms.m[0])->count, 77);
   msgs_free(&ms);
   client_free(c);
 }
