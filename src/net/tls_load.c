@@ -1,6 +1,7 @@
-/* The server's side of the TLS module (see tls_module.h): loads cetcd-tls.so on first use
- * and forwards the tls.h functions to it. Functions that take a context or a connection
- * run only after one was made, so only the constructors and the set-up helpers load. */
+/* The server's side of the OpenSSL module (see tls_module.h): loads cetcd-tls.so on first use,
+ * for TLS or for JWT alike, and forwards the tls.h and auth_jws.h functions to it. Functions
+ * that take a context, a connection or a key run only after one was made, so only the
+ * constructors and the set-up helpers load. */
 #include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
@@ -47,34 +48,39 @@ static void load(void) {
     snprintf(tried[i], sizeof(tried[i]), "%s is from another build", path);
     dlclose(h);
   }
-  snprintf(
-      load_error, sizeof(load_error),
-      "TLS support is not available: cannot load %s (%s; %s); install it beside the cetcd binary or in %s",
-      TLS_MODULE_FILE, tried[0], tried[1], CETCD_TLS_MODULE_DIR);
+  snprintf(load_error, sizeof(load_error),
+           "cannot load %s (%s; %s); install it beside the cetcd binary or in %s", TLS_MODULE_FILE, tried[0],
+           tried[1], CETCD_TLS_MODULE_DIR);
 }
 
-/* The table, loading the module the first time; NULL with the cause in err. */
-static const tls_api_t *get(char *err, size_t errlen) {
+/* The table, loading the module the first time; NULL with "<what> support is not
+ * available: <cause>" in err. */
+static const tls_api_t *get(const char *what, char *err, size_t errlen) {
   pthread_once(&load_once, load);
-  if (!api && err) snprintf(err, errlen, "%s", load_error);
+  if (!api && err) snprintf(err, errlen, "%s support is not available: %s", what, load_error);
   return api;
 }
 
 tls_ctx_t *tls_server_ctx_new(const tls_config_t *cfg, char *err, size_t errlen) {
-  return get(err, errlen) ? api->server_ctx_new(cfg, err, errlen) : NULL;
+  return get("TLS", err, errlen) ? api->server_ctx_new(cfg, err, errlen) : NULL;
 }
 
 tls_ctx_t *tls_client_ctx_new(const tls_config_t *cfg, char *err, size_t errlen) {
-  return get(err, errlen) ? api->client_ctx_new(cfg, err, errlen) : NULL;
+  return get("TLS", err, errlen) ? api->client_ctx_new(cfg, err, errlen) : NULL;
 }
 
 int tls_self_cert(const char *dir, char *const *hosts, size_t n_hosts, unsigned years, char *err,
                   size_t errlen) {
-  return get(err, errlen) ? api->self_cert(dir, hosts, n_hosts, years, err, errlen) : -1;
+  return get("TLS", err, errlen) ? api->self_cert(dir, hosts, n_hosts, years, err, errlen) : -1;
 }
 
 int tls_cipher_list(char *const *names, size_t n, char *out, size_t cap, char *err, size_t errlen) {
-  return get(err, errlen) ? api->cipher_list(names, n, out, cap, err, errlen) : -1;
+  return get("TLS", err, errlen) ? api->cipher_list(names, n, out, cap, err, errlen) : -1;
+}
+
+auth_jws_key_t *auth_jws_key_open(const char *method, const char *pub_path, const char *priv_path, char *err,
+                                  size_t errlen) {
+  return get("JWT", err, errlen) ? api->jws_key_open(method, pub_path, priv_path, err, errlen) : NULL;
 }
 
 /* The rest run on objects the module made, so it is loaded. */
@@ -100,3 +106,13 @@ bool tls_conn_closed(const tls_conn_t *c) { return api->conn_closed(c); }
 const char *tls_conn_error(const tls_conn_t *c) { return api->conn_error(c); }
 bool tls_conn_alpn_is_h2(const tls_conn_t *c) { return api->conn_alpn_is_h2(c); }
 bool tls_conn_peer_cn(const tls_conn_t *c, char *out, size_t cap) { return api->conn_peer_cn(c, out, cap); }
+void auth_jws_key_free(auth_jws_key_t *k) {
+  if (k) api->jws_key_free(k);
+}
+bool auth_jws_can_sign(const auth_jws_key_t *k) { return api->jws_can_sign(k); }
+size_t auth_jws_sign(const auth_jws_key_t *k, const uint8_t *msg, size_t n, uint8_t **sig) {
+  return api->jws_sign(k, msg, n, sig);
+}
+bool auth_jws_verify(const auth_jws_key_t *k, const uint8_t *msg, size_t n, const uint8_t *sig, size_t slen) {
+  return api->jws_verify(k, msg, n, sig, slen);
+}

@@ -1,4 +1,5 @@
-/* The entry point of cetcd-tls.so: the table of net/tls.c's functions (see tls_module.h). */
+/* The entry point of cetcd-tls.so: the table of net/tls.c's and auth/auth_jws.c's functions
+ * (see tls_module.h). */
 #include "net/tls_module.h"
 
 /* Returns the table; the only symbol the module exports. */
@@ -25,6 +26,11 @@ __attribute__((visibility("default"))) const tls_api_t *cetcd_tls_api(void) {
       .conn_peer_cn = tls_conn_peer_cn,
       .self_cert = tls_self_cert,
       .cipher_list = tls_cipher_list,
+      .jws_key_open = auth_jws_key_open,
+      .jws_key_free = auth_jws_key_free,
+      .jws_can_sign = auth_jws_can_sign,
+      .jws_sign = auth_jws_sign,
+      .jws_verify = auth_jws_verify,
   };
   return &api;
 }

@@ -1,12 +1,14 @@
-/* The TLS module's table of functions. The server loads OpenSSL only when a listener or a
- * peer link uses TLS: net/tls.c and net/tls_cert.c are built into cetcd-tls.so (with
- * OpenSSL), which exports only cetcd_tls_api(), and net/tls_load.c gives the server the
- * tls.h functions by calling through this table. Linking libcrypto and libssl into the
- * server kept 1.7 MiB of them resident in an idle server that uses no TLS. libcetcd
- * compiles net/tls.c in directly. */
+/* The OpenSSL module's table of functions. The server loads OpenSSL only when a listener or
+ * a peer link uses TLS or --auth-token jwt is given: net/tls.c, net/tls_cert.c and
+ * auth/auth_jws.c (JWT signatures) are built into cetcd-tls.so (with OpenSSL), which exports
+ * only cetcd_tls_api(), and net/tls_load.c gives the server the tls.h and auth_jws.h
+ * functions by calling through this table. Linking libcrypto and libssl into the server kept
+ * 1.7 MiB of them resident in an idle server that uses neither. libcetcd compiles net/tls.c
+ * in directly. */
 #ifndef CETCD_NET_TLS_MODULE_H
 #define CETCD_NET_TLS_MODULE_H
 
+#include "auth/auth_jws.h"
 #include "net/tls.h"
 
 #define TLS_MODULE_FILE "cetcd-tls.so"
@@ -35,6 +37,13 @@ typedef struct tls_api {
   int (*self_cert)(const char *dir, char *const *hosts, size_t n_hosts, unsigned years, char *err,
                    size_t errlen);
   int (*cipher_list)(char *const *names, size_t n, char *out, size_t cap, char *err, size_t errlen);
+  /* JWT signatures (auth/auth_jws.h) */
+  auth_jws_key_t *(*jws_key_open)(const char *method, const char *pub_path, const char *priv_path, char *err,
+                                  size_t errlen);
+  void (*jws_key_free)(auth_jws_key_t *k);
+  bool (*jws_can_sign)(const auth_jws_key_t *k);
+  size_t (*jws_sign)(const auth_jws_key_t *k, const uint8_t *msg, size_t n, uint8_t **sig);
+  bool (*jws_verify)(const auth_jws_key_t *k, const uint8_t *msg, size_t n, const uint8_t *sig, size_t slen);
 } tls_api_t;
 
 /* The module's one exported function. */

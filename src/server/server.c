@@ -298,7 +298,7 @@ static int open_storage(server_t *srv) {
     return rc;
   }
   if (cfg->auth_token_type && !strcmp(cfg->auth_token_type, "jwt")) {
-    char why[200] = "";
+    char why[1024] = "";
     if ((rc = auth_jwt_open(cfg->jwt_sign_method, cfg->jwt_pub_key, cfg->jwt_priv_key, cfg->jwt_ttl_ms, &srv->jwt, why,
                             sizeof(why)))) {
       LOGE("msg=\"invalid --auth-token jwt options\" error=\"%s\" fix=\"give sign-method and readable PEM keys\"",

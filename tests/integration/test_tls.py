@@ -21,7 +21,9 @@ ssl module, curl) and must answer alike:
   others and is disconnected when the handshake timeout passes (cetcd only: etcd has none).
 - test_7_openssl_on_demand (cetcd only): a server without TLS maps no OpenSSL library; one
   with TLS loads the cetcd-tls.so module beside its binary, and a binary without the module
-  refuses an https URL with a message that names the module and the fix.
+  refuses an https URL with a message that names the module and the fix; JWT signatures come
+  from the same module (a JWT server without TLS maps it, a binary without it refuses
+  --auth-token jwt).
 Every wait is bounded."""
 
 import os
@@ -346,6 +348,26 @@ class TestTls(unittest.TestCase):
             self.fail("a cetcd without cetcd-tls.so started an https listener")
         self.assertNotEqual(s.proc.returncode, 0)
         self.assertIn("TLS support is not available: cannot load cetcd-tls.so", s._current_log())
+        # JWT signatures come from the same module: a JWT server without TLS loads it (and
+        # OpenSSL through it), a binary without the module refuses --auth-token jwt
+        key = os.path.join(self.dir, "jwt.key")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+                        key], check=True, capture_output=True, timeout=60)
+        jwt = ["--auth-token=jwt,priv-key=%s,sign-method=ES256" % key]
+        j = Server(label="cetcd-jwt", extra_args=jwt)
+        self.addCleanup(j.close)
+        j.start()
+        self.assertIn("cetcd-tls.so", maps(j.pid))
+        self.assertIn("libcrypto", maps(j.pid))
+        s = Server(binary=lone, label="lone-jwt", extra_args=jwt)
+        self.addCleanup(s.close)
+        s.start(wait=False)
+        try:
+            s.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.fail("a cetcd without cetcd-tls.so started with --auth-token jwt")
+        self.assertNotEqual(s.proc.returncode, 0)
+        self.assertIn("JWT support is not available: cannot load cetcd-tls.so", s._current_log())
 
 
 if __name__ == "__main__":

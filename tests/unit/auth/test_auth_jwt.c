@@ -1,4 +1,4 @@
-/* Unit tests for JWT tokens (auth/auth_jwt.c over libcrypto loaded on demand): sign and
+/* Unit tests for JWT tokens (auth/auth_jwt.c over the cetcd-tls.so module's signatures): sign and
  * verify per method, tampering, expiry, the algorithm check, verify-only providers, bad
  * options. Keys come from the openssl CLI (the test fails if it is missing). */
 #include <setjmp.h>
@@ -68,14 +68,14 @@ static void roundtrip(auth_jwt_t *j) {
   assert_true(auth_jwt_verify(j, tok, NOW, user, sizeof(user), &rev));
   assert_string_equal(user, "u\"1");
   assert_int_equal(rev, 42);
-  assert_true(auth_jwt_verify(j, tok, NOW + 60, user, sizeof(user), &rev));   /* exp itself: valid */
-  assert_false(auth_jwt_verify(j, tok, NOW + 61, user, sizeof(user), &rev));  /* expired */
+  assert_true(auth_jwt_verify(j, tok, NOW + 60, user, sizeof(user), &rev));  /* exp itself: valid */
+  assert_false(auth_jwt_verify(j, tok, NOW + 61, user, sizeof(user), &rev)); /* expired */
   size_t n = strlen(tok);
-  tok[n - 2] = tok[n - 2] == 'A' ? 'B' : 'A';                                 /* signature */
+  tok[n - 2] = tok[n - 2] == 'A' ? 'B' : 'A'; /* signature */
   assert_false(auth_jwt_verify(j, tok, NOW, user, sizeof(user), &rev));
   tok[n - 2] = tok[n - 2] == 'A' ? 'B' : 'A';
   char *dot = strchr(tok, '.');
-  dot[2] = dot[2] == 'x' ? 'y' : 'x';                                          /* claims */
+  dot[2] = dot[2] == 'x' ? 'y' : 'x'; /* claims */
   assert_false(auth_jwt_verify(j, tok, NOW, user, sizeof(user), &rev));
   assert_false(auth_jwt_verify(j, "a.b", NOW, user, sizeof(user), &rev));
   assert_false(auth_jwt_verify(j, "bogus.1", NOW, user, sizeof(user), &rev));
