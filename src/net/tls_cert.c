@@ -10,23 +10,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fsutil.h"
 #include "net/tls.h"
-
-/* Creates dir and its parents (mode 0700 for the new ones). */
-static int make_dirs(const char *dir) {
-  char p[4096];
-  if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p)) return -1;
-  for (char *s = p + 1; *s; s++) {
-    if (*s != '/') continue;
-    *s = 0;
-    if (mkdir(p, 0700) && errno != EEXIST) return -1;
-    *s = '/';
-  }
-  return mkdir(p, 0700) && errno != EEXIST ? -1 : 0;
-}
 
 /* Writes a PEM object to path (created with mode 0600) through write_fn. */
 static int write_pem(const char *path, int (*write_fn)(FILE *, void *), void *obj) {
@@ -99,8 +86,9 @@ int tls_self_cert(const char *dir, char *const *hosts, size_t n_hosts, unsigned 
   snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
   snprintf(key, sizeof(key), "%s/key.pem", dir);
   if (!access(cert, R_OK) && !access(key, R_OK)) return 0;
-  if (make_dirs(dir)) {
-    snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+  int mrc = fs_mkdir_durable(dir);
+  if (mrc) {
+    snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-mrc));
     return -1;
   }
   EVP_PKEY *pk = EVP_EC_gen("P-256");
