@@ -19,8 +19,8 @@ int mvcc_put_op(mvcc_store_t *s, const Etcdserverpb__PutRequest *req, bool in_tx
   if (!in_txn && lease && (!s->opts.lease_exists || !s->opts.lease_exists(s->opts.hook_ctx, lease)))
     return CETCD_ELEASENOTFOUND;
   Mvccpb__KeyValue *prev = NULL;
+  mvcc_ki_t *ki = mvcc_bt_find(&s->idx, req->key.data, req->key.len);
   if (req->ignore_value || req->ignore_lease || req->prev_kv) {
-    mvcc_ki_t *ki = mvcc_bt_find(&s->idx, req->key.data, req->key.len);
     mvcc_rev_t mod;
     if (ki && mvcc_ki_get(ki, mvcc_w_rev(s), &mod, NULL, NULL)) {
       int rc = mvcc_read_kv(s, mod, false, arena, &prev);
@@ -33,7 +33,7 @@ int mvcc_put_op(mvcc_store_t *s, const Etcdserverpb__PutRequest *req, bool in_tx
     vlen = prev->value.len;
   }
   if (req->ignore_lease) lease = prev->lease;
-  int rc = mvcc_w_put(s, req->key.data, req->key.len, val, vlen, lease);
+  int rc = mvcc_w_put(s, ki, req->key.data, req->key.len, val, vlen, lease, prev);
   if (rc) return rc;
   Etcdserverpb__PutResponse *r = ARENA_NEW(arena, Etcdserverpb__PutResponse);
   etcdserverpb__put_response__init(r);

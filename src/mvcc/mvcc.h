@@ -32,12 +32,16 @@ typedef struct mvcc_opts {
   void (*lease_attach)(void *ctx, int64_t lease, const uint8_t *key, size_t klen);
   /* A key no longer belongs to lease (overwritten or deleted). */
   void (*lease_detach)(void *ctx, int64_t lease, const uint8_t *key, size_t klen);
-  /* Called after each revision's writes with its events in order (prev_kv always set
-   * when the key existed). Everything is borrowed for the duration of the call. */
+  /* Called after each revision's writes with its events in order (prev_kv set when the
+   * key existed, unless prev_wanted said no). Everything is borrowed for the duration of
+   * the call. */
   void (*on_events)(void *ctx, int64_t rev, const Mvccpb__Event *const *events, size_t n);
   /* Optional: false when nobody listens to events right now, so writes skip building
    * them (and reading each overwritten value back for prev_kv). */
   bool (*events_wanted)(void *ctx);
+  /* Optional: false when no event consumer needs prev_kv right now, so an overwrite or
+   * delete is not read back for it (unless the request itself asked for prev_kv). */
+  bool (*prev_wanted)(void *ctx);
   /* 0: mvcc_batch_commit commits to LMDB at once. Otherwise committed batches stay in the
    * open LMDB transaction (reads on the loop thread see them) until mvcc_flush, which the
    * owner calls within this many milliseconds: each LMDB commit syncs its data pages

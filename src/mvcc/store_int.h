@@ -91,9 +91,11 @@ int mvcc_range_at(mvcc_store_t *s, const Etcdserverpb__RangeRequest *req, int64_
 int mvcc_w_begin(mvcc_store_t *s);
 /* The revision reads inside the write see (the new one once something was written). */
 static inline int64_t mvcc_w_rev(const mvcc_store_t *s) { return s->w_begin + (s->w_changes > 0); }
-/* Writes key=val with lease at the next sub revision. */
-int mvcc_w_put(mvcc_store_t *s, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-               int64_t lease);
+/* Writes key=val with lease at the next sub revision. ki is the key's index entry (NULL if
+ * the key was never written); prev (optional, borrowed until mvcc_w_end) is its current
+ * KeyValue when the caller has read it already. */
+int mvcc_w_put(mvcc_store_t *s, mvcc_ki_t *ki, const uint8_t *key, size_t klen, const uint8_t *val,
+               size_t vlen, int64_t lease, Mvccpb__KeyValue *prev);
 /* Writes a tombstone for the live key ki; prev (optional) is its current KeyValue. */
 int mvcc_w_delete(mvcc_store_t *s, mvcc_ki_t *ki, Mvccpb__KeyValue *prev);
 /* Ends the write: bumps the revision if anything changed, delivers events, commits an

@@ -27,6 +27,11 @@ static bool mvcc_want_events(mvcc_store_t *s) {
   return s->opts.on_events && (!s->opts.events_wanted || s->opts.events_wanted(s->opts.hook_ctx));
 }
 
+/* True if this write's events should carry prev_kv. */
+static bool mvcc_want_prev(mvcc_store_t *s) {
+  return mvcc_want_events(s) && (!s->opts.prev_wanted || s->opts.prev_wanted(s->opts.hook_ctx));
+}
+
 /* Appends an event (arena-owned) for on_events. */
 static Mvccpb__Event *add_event(mvcc_store_t *s) {
   if (s->nevs == s->evcap) {
@@ -39,10 +44,9 @@ static Mvccpb__Event *add_event(mvcc_store_t *s) {
   return ev;
 }
 
-int mvcc_w_put(mvcc_store_t *s, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-               int64_t lease) {
+int mvcc_w_put(mvcc_store_t *s, mvcc_ki_t *ki, const uint8_t *key, size_t klen, const uint8_t *val,
+               size_t vlen, int64_t lease, Mvccpb__KeyValue *prev) {
   mvcc_rev_t rev = {s->w_begin + 1, s->w_changes};
-  mvcc_ki_t *ki = mvcc_bt_find(&s->idx, key, klen);
   mvcc_rev_t mod;
   int64_t created = rev.main, ver = 0, old_lease = 0;
   bool found = ki && mvcc_ki_get(ki, rev.main, &mod, &created, &ver);
@@ -52,8 +56,10 @@ int mvcc_w_put(mvcc_store_t *s, const uint8_t *key, size_t klen, const uint8_t *
   } else {
     old_lease = ki->lease;
   }
-  Mvccpb__KeyValue *prev = NULL;
-  if (mvcc_want_events(s) && found) {
+  if (!found) prev = NULL;
+  if (!mvcc_want_prev(s)) {
+    prev = NULL;
+  } else if (found && !prev) {
     int rc = mvcc_read_kv(s, mod, false, &s->ev_arena, &prev);
     if (rc) return rc;
   }
@@ -73,8 +79,10 @@ int mvcc_w_put(mvcc_store_t *s, const uint8_t *key, size_t klen, const uint8_t *
   mvcc_ki_put(ki, rev);
   ki->lease = lease;
   s->w_changes++;
-  if (old_lease && s->opts.lease_detach) s->opts.lease_detach(s->opts.hook_ctx, old_lease, key, klen);
-  if (lease && s->opts.lease_attach) s->opts.lease_attach(s->opts.hook_ctx, lease, key, klen);
+  if (old_lease != lease) { /* an overwrite with the same lease stays attached */
+    if (old_lease && s->opts.lease_detach) s->opts.lease_detach(s->opts.hook_ctx, old_lease, key, klen);
+    if (lease && s->opts.lease_attach) s->opts.lease_attach(s->opts.hook_ctx, lease, key, klen);
+  }
   if (mvcc_want_events(s)) {
     Mvccpb__Event *ev = add_event(s);
     ev->type = MVCCPB__EVENT__EVENT_TYPE__PUT;
@@ -96,7 +104,9 @@ int mvcc_w_put(mvcc_store_t *s, const uint8_t *key, size_t klen, const uint8_t *
 
 int mvcc_w_delete(mvcc_store_t *s, mvcc_ki_t *ki, Mvccpb__KeyValue *prev) {
   mvcc_rev_t rev = {s->w_begin + 1, s->w_changes};
-  if (mvcc_want_events(s) && !prev) {
+  if (!mvcc_want_prev(s)) {
+    prev = NULL;
+  } else if (!prev) {
     mvcc_rev_t mod;
     if (mvcc_ki_get(ki, rev.main, &mod, NULL, NULL)) {
       int rc = mvcc_read_kv(s, mod, false, &s->ev_arena, &prev);

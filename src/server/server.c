@@ -204,6 +204,12 @@ static bool hook_events_wanted(void *ctx) {
   return srv && srv->watch && watch_count(srv->watch) > 0;
 }
 
+/* mvcc's prev_wanted hook: events carry prev_kv only while a synced watcher asked for it. */
+static bool hook_prev_wanted(void *ctx) {
+  server_t *srv = ctx;
+  return srv->watch && watch_hub_wants_prev(srv->watch);
+}
+
 /* mvcc's lease hooks, forwarded to the lessor (which exists before mvcc_open replays the
  * attachments of live keys). */
 static bool hook_lease_exists(void *ctx, int64_t id) {
@@ -263,6 +269,7 @@ static int open_storage(server_t *srv) {
   memset(&mo, 0, sizeof(mo));
   mo.on_events = on_mvcc_events;
   mo.events_wanted = hook_events_wanted;
+  mo.prev_wanted = hook_prev_wanted;
   lease_opts_t lo = {.min_ttl = lease_min_ttl(cfg->election_timeout_ms, cfg->heartbeat_interval_ms)};
   srv->lessor = lease_new(&lo);
   mo.lease_exists = hook_lease_exists;

@@ -190,6 +190,8 @@ void watch_hub_free(watch_hub_t *h) {
 
 size_t watch_count(const watch_hub_t *h) { return h->count; }
 
+bool watch_hub_wants_prev(const watch_hub_t *h) { return h->synced.nprev > 0; }
+
 void watch_hub_set_batch_bytes(watch_hub_t *h, size_t bytes) {
   h->batch_bytes = bytes ? bytes : WATCH_BATCH_BYTES_DEFAULT;
 }

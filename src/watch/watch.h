@@ -90,5 +90,8 @@ int64_t watch_progress_rev(const watcher_t *w);
 bool watch_is_synced(const watcher_t *w);
 /* Number of registered watchers (for metrics). */
 size_t watch_count(const watch_hub_t *hub);
+/* True if some synced watcher asked for prev_kv: live events then need the overwritten or
+ * deleted value (watchers catching up from history read it themselves). */
+bool watch_hub_wants_prev(const watch_hub_t *hub);
 
 #endif

@@ -325,6 +325,48 @@ static void h_events(void *ctx, int64_t rev, const Mvccpb__Event *const *evs, si
   }
 }
 
+static bool h_prev_no(void *ctx) {
+  (void)ctx;
+  return false;
+}
+
+/* prev_wanted false: events carry no prev_kv (nothing read back for them), while a request
+ * that asked for prev_kv still gets it; true (or no hook): events carry it. */
+static void test_events_prev_wanted(void **state) {
+  fixture_t *f = *state;
+  mvcc_close(f->s);
+  hooks_t h = {0};
+  mvcc_opts_t o = {.hook_ctx = &h, .on_events = h_events, .prev_wanted = h_prev_no};
+  f->s = tu_open(f->dir, &o);
+  mvcc_store_t *s = f->s;
+  arena_t a;
+  arena_init(&a);
+  tu_put(s, "k", "v1"); /* rev 2 */
+  tu_put(s, "k", "v2"); /* rev 3: an overwrite */
+  assert_int_equal(h.ev_rev, 3);
+  assert_int_equal(h.ev_mod[0], 3);
+  assert_int_equal(h.ev_prev_mod[0], 0);
+  Etcdserverpb__PutRequest req = ETCDSERVERPB__PUT_REQUEST__INIT;
+  Etcdserverpb__PutResponse *pr;
+  req.key = tu_bin("k");
+  req.value = tu_bin("v3");
+  req.prev_kv = true;
+  assert_int_equal(mvcc_apply_put(s, &req, &a, &pr), 0);
+  tu_assert_kv(pr->prev_kv, "k", "v2", 2, 3, 2);
+  assert_int_equal(h.ev_prev_mod[0], 0);
+  assert_int_equal(tu_del(s, "k", NULL, NULL), 1);
+  assert_int_equal(h.ev_types[0], MVCCPB__EVENT__EVENT_TYPE__DELETE);
+  assert_int_equal(h.ev_prev_mod[0], 0);
+  /* without the hook every event carries prev_kv */
+  mvcc_close(s);
+  o.prev_wanted = NULL;
+  f->s = s = tu_open(f->dir, &o);
+  tu_put(s, "k", "v4"); /* rev 6 (5 was the delete) */
+  tu_put(s, "k", "v5");
+  assert_int_equal(h.ev_prev_mod[0], 6);
+  arena_destroy(&a);
+}
+
 static void test_put_flags_and_leases(void **state) {
   fixture_t *f = *state;
   arena_t a;
@@ -371,8 +413,8 @@ static void test_put_flags_and_leases(void **state) {
   assert_int_equal(pr->prev_kv->lease, 7);
   tu_assert_kv(tu_get(s, &a, "k", 0), "k", "v2", 2, 3, 2);
   assert_int_equal(tu_get(s, &a, "k", 0)->lease, 7);
-  assert_int_equal(h.detach, 1); /* detach then re-attach, like etcd */
-  assert_int_equal(h.attach, 2);
+  assert_int_equal(h.detach, 0); /* the same lease: the key stays attached */
+  assert_int_equal(h.attach, 1);
   assert_int_equal(h.ev_prev_mod[0], 2);
 
   /* ignore_value keeps the value, takes the new lease */
@@ -385,7 +427,10 @@ static void test_put_flags_and_leases(void **state) {
   Mvccpb__KeyValue *kv = tu_get(s, &a, "k", 0);
   tu_assert_kv(kv, "k", "v2", 2, 4, 3);
   assert_int_equal(kv->lease, 8);
+  assert_int_equal(h.detach, 1);
   assert_int_equal(h.last_detach, 7);
+  assert_int_equal(h.attach, 2);
+  assert_int_equal(h.last_attach, 8);
 
   /* the ignore flags on a missing key fail without a revision */
   req.key = tu_bin("missing");
@@ -707,6 +752,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_delete_generations, setup, teardown),
       cmocka_unit_test_setup_teardown(test_range_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_flags_and_leases, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_events_prev_wanted, setup, teardown),
       cmocka_unit_test_setup_teardown(test_batches_and_reopen, setup, teardown),
       cmocka_unit_test_setup_teardown(test_meta_and_buckets, setup, teardown),
       cmocka_unit_test_setup_teardown(test_many_keys_reopen_fast, setup, teardown),

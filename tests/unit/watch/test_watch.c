@@ -14,6 +14,12 @@ static void hook_events(void *ctx, int64_t rev, const Mvccpb__Event *const *evs,
   if (g_hub) watch_hub_notify(g_hub, rev, evs, n);
 }
 
+/* mvcc's prev_wanted hook, as the server wires it. */
+static bool hook_prev(void *ctx) {
+  (void)ctx;
+  return g_hub && watch_hub_wants_prev(g_hub);
+}
+
 typedef struct fix {
   char *dir;
   mvcc_store_t *s;
@@ -40,7 +46,7 @@ typedef struct rec {
 static int setup(void **st) {
   fix_t *f = calloc(1, sizeof(*f));
   f->dir = tu_mkdtemp();
-  mvcc_opts_t o = {.on_events = hook_events};
+  mvcc_opts_t o = {.on_events = hook_events, .prev_wanted = hook_prev};
   f->s = tu_open(f->dir, &o);
   uv_loop_init(&f->loop);
   g_hub = watch_hub_new(&f->loop, f->s);
@@ -140,7 +146,8 @@ static void test_live_fanout(void **st) {
   assert_int_equal(rng.n, 1);
   assert_string_equal(rng.keys[0], "ab");
   assert_int_equal(a.last_header, 6);
-  assert_false(a.has_prev[1]); /* stripped */
+  assert_false(a.has_prev[1]); /* no watcher asked for prev_kv: none was read */
+  assert_false(watch_hub_wants_prev(g_hub));
 }
 
 static void test_filters_prev_kv(void **st) {
@@ -151,7 +158,9 @@ static void test_filters_prev_kv(void **st) {
   memset(&prev, 0, sizeof(prev));
   add("k", NULL, 0, 0, WATCH_FILTER_NOPUT, false, &noput);
   add("k", NULL, 0, 0, WATCH_FILTER_NODELETE, false, &nodel);
+  assert_false(watch_hub_wants_prev(g_hub));
   add("k", NULL, 0, 0, 0, true, &prev);
+  assert_true(watch_hub_wants_prev(g_hub));
   tu_put(f->s, "k", "1");
   tu_put(f->s, "k", "2");
   tu_del(f->s, "k", NULL, NULL);
@@ -176,6 +185,13 @@ static void test_filters_prev_kv(void **st) {
   assert_int_equal(hist.types[2], MVCCPB__EVENT__EVENT_TYPE__DELETE);
   assert_int_equal(hist.revs[2], 4);
   assert_true(watch_is_synced(hist.self));
+  /* once no synced watcher asks for prev_kv, writes stop reading it back for events */
+  watch_cancel(prev.self);
+  assert_true(watch_hub_wants_prev(g_hub)); /* hist still asks */
+  watch_cancel(hist.self);
+  assert_false(watch_hub_wants_prev(g_hub));
+  tu_put(f->s, "k", "3");
+  assert_int_equal(nodel.n, 3); /* the others still get live events */
 }
 
 /* Puts one txn with several keys (one revision, several events). */
