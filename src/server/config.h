@@ -34,7 +34,7 @@ typedef struct cetcd_config {
   /* ---- member ---- */
   char *name;                /* --name, default "default" */
   char *data_dir;            /* --data-dir, default "<name>.etcd" (filled in by config_parse) */
-  char *wal_dir;             /* --wal-dir, "" = <data-dir>/member/wal */
+  char *wal_dir;             /* --wal-dir; config_parse fills in <data-dir>/member/wal */
   char **listen_client_urls; /* --listen-client-urls, default http://localhost:2379 */
   size_t n_listen_client_urls;
   char **advertise_client_urls; /* --advertise-client-urls, default http://localhost:2379 */

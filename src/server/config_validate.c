@@ -160,6 +160,13 @@ int config_validate(pctx_t *px, char *err, size_t errlen) {
     free(cfg->data_dir);
     cfg->data_dir = d;
   }
+  if (!cfg->wal_dir[0]) { /* etcd's default WAL directory */
+    size_t n = strlen(cfg->data_dir) + sizeof("/member/wal");
+    char *w = xmalloc(n);
+    snprintf(w, n, "%s/member/wal", cfg->data_dir);
+    free(cfg->wal_dir);
+    cfg->wal_dir = w;
+  }
   bool discovery = cfg->discovery[0] || cfg->discovery_srv[0];
   if (!WAS_SET("initial-cluster")) {
     if (discovery) {

@@ -898,10 +898,9 @@ int raft_node_start(raft_node_t *rn) {
   if (rc.restore && rs.hs.commit > log_last) /* etcd panics the same way ("tocommit out of range") */
     LOGE(
         "msg=\"the WAL lost committed entries the backend or hard state has: was the raft log corrupted, "
-        "truncated, or lost?\" wal-dir=%s%s backend=%s/member/snap/data.mdb tocommit=%" PRIu64
+        "truncated, or lost?\" wal-dir=%s backend=%s/member/snap/data.mdb tocommit=%" PRIu64
         " last-index=%" PRIu64 " applied-index=%" PRIu64,
-        cfg->wal_dir && *cfg->wal_dir ? cfg->wal_dir : cfg->data_dir,
-        cfg->wal_dir && *cfg->wal_dir ? "" : "/member/wal", cfg->data_dir, rs.hs.commit, log_last, applied);
+        cfg->wal_dir, cfg->data_dir, rs.hs.commit, log_last, applied);
   rn->raft = raft_new(&rc);
   rsnap_meta_free(&meta);
   for (size_t i = 0; i < rn->n_rents; i++) free((void *)rn->rents[i].data);

@@ -257,14 +257,8 @@ static int open_storage(server_t *srv) {
     LOGE("msg=\"cannot create data dir\" path=%s error=\"%s\"", path, cetcd_strerror(rc));
     return rc;
   }
-  { /* a db left by `etcdctl snapshot restore` becomes the backend (etcd's WAL moves aside) */
-    char etcd_wal[PATH_MAX];
-    if (cfg->wal_dir && *cfg->wal_dir)
-      snprintf(etcd_wal, sizeof(etcd_wal), "%s", cfg->wal_dir);
-    else
-      snprintf(etcd_wal, sizeof(etcd_wal), "%s/member/wal", cfg->data_dir);
-    if ((rc = snapshot_restore_at_start(path, etcd_wal))) return rc;
-  }
+  /* a db left by `etcdctl snapshot restore` becomes the backend (etcd's WAL moves aside) */
+  if ((rc = snapshot_restore_at_start(path, cfg->wal_dir))) return rc;
   mvcc_opts_t mo;
   memset(&mo, 0, sizeof(mo));
   mo.on_events = on_mvcc_events;
@@ -316,11 +310,7 @@ static int open_storage(server_t *srv) {
   }
   /* a single member that became a cluster (membership changes) stays on the Raft path */
   if (!srv->rn && reconfig_has_cluster(srv->mvcc) && (rc = raft_node_create_single(srv, &srv->rn))) return rc;
-  char walpath[PATH_MAX];
-  if (cfg->wal_dir && *cfg->wal_dir)
-    snprintf(walpath, sizeof(walpath), "%s", cfg->wal_dir);
-  else
-    snprintf(walpath, sizeof(walpath), "%s/member/wal", cfg->data_dir);
+  const char *walpath = cfg->wal_dir;
   if ((rc = fs_mkdir_durable(walpath))) {
     LOGE("msg=\"cannot create WAL dir\" path=%s error=\"%s\"", walpath, cetcd_strerror(rc));
     return rc;

@@ -73,7 +73,7 @@ static void test_defaults(void **state) {
   ok(&c, NULL, NULL);
   assert_string_equal(c.name, "default");
   assert_string_equal(c.data_dir, "default.etcd");
-  assert_string_equal(c.wal_dir, "");
+  assert_string_equal(c.wal_dir, "default.etcd/member/wal"); /* derived */
   assert_int_equal(c.n_listen_client_urls, 1);
   assert_string_equal(c.listen_client_urls[0], "http://localhost:2379");
   assert_string_equal(c.advertise_client_urls[0], "http://localhost:2379");
@@ -626,7 +626,7 @@ static void test_yaml_sample(void **state) {
   assert_string_equal(c.config_file, path);
   assert_string_equal(c.name, "default");
   assert_string_equal(c.data_dir, "default.etcd");
-  assert_string_equal(c.wal_dir, "");
+  assert_string_equal(c.wal_dir, "default.etcd/member/wal");
   assert_int_equal(c.snapshot_count, 10000);
   assert_int_equal(c.heartbeat_interval_ms, 100);
   assert_int_equal(c.election_timeout_ms, 1000);
