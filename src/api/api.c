@@ -21,7 +21,8 @@ void api_finish_error(grpc_call_t *call, int code) {
 }
 
 Etcdserverpb__ResponseHeader *api_header(grpc_call_t *call, Etcdserverpb__ResponseHeader *h) {
-  server_t *srv = server_get();
+  api_ctx_t *ctx = api_ctx(call);
+  server_t *srv = ctx->srv;
   if (!h) {
     h = arena_alloc(grpc_call_arena(call), sizeof(*h));
     etcdserverpb__response_header__init(h);
@@ -29,7 +30,7 @@ Etcdserverpb__ResponseHeader *api_header(grpc_call_t *call, Etcdserverpb__Respon
   h->cluster_id = srv->cluster_id;
   h->member_id = srv->member_id;
   h->raft_term = srv->term;
-  if (h->revision == 0) h->revision = mvcc_rev(srv->mvcc);
+  if (h->revision == 0) h->revision = mvcc_rev(ctx->mvcc);
   return h;
 }
 
@@ -39,11 +40,11 @@ void api_reply(grpc_call_t *call, const ProtobufCMessage *msg) {
 }
 
 int api_gate(grpc_call_t *call, const ProtobufCMessage *msg, const char **message) {
-  server_t *srv = server_get();
-  int refused = reconfig_learner_gate(grpc_call_method(call)->path, msg, message);
+  server_t *srv = api_ctx(call)->srv;
+  int refused = reconfig_learner_gate(srv, grpc_call_method(call)->path, msg, message);
   if (refused) return refused;
   const char *v = grpc_call_metadata(call, "hasleader");
-  if (!v || strcmp(v, "true") != 0 || !srv || !srv->rn) return GRPC_OK;
+  if (!v || strcmp(v, "true") != 0 || !srv->rn) return GRPC_OK;
   uint64_t lead = 0;
   raft_node_info(srv->rn, &lead, NULL, NULL);
   if (lead) return GRPC_OK;
@@ -57,11 +58,10 @@ static bool stream_requires_leader(grpc_call_t *call, void *arg) {
   return grpc_call_method(call)->kind != GRPC_UNARY && v && strcmp(v, "true") == 0;
 }
 
-void api_end_streams_requiring_leader(void) {
-  server_t *srv = server_get();
+void api_end_streams_requiring_leader(grpc_server_t *g) {
   const char *message;
   int status = api_error_status(CETCD_ENOLEADER, &message);
-  if (srv && srv->grpc) grpc_server_abort_calls(srv->grpc, stream_requires_leader, NULL, status, message);
+  if (g) grpc_server_abort_calls(g, stream_requires_leader, NULL, status, message);
 }
 
 /* Answers any method that cetcd does not implement yet. */
@@ -121,9 +121,9 @@ static bool implemented(const char *path) {
 static grpc_method_t *unimplemented_table;
 static size_t unimplemented_n;
 
-void api_register_all(grpc_server_t *g) {
+void api_register_all(grpc_server_t *g, api_ctx_t *ctx) {
   for (size_t i = 0; i < sizeof(tables) / sizeof(*tables); i++)
-    if (*tables[i].len) grpc_server_add_methods(g, tables[i].methods, *tables[i].len, NULL);
+    if (*tables[i].len) grpc_server_add_methods(g, tables[i].methods, *tables[i].len, ctx);
   static const ProtobufCServiceDescriptor *services[] = {&etcdserverpb__kv__descriptor,
                                                          &etcdserverpb__watch__descriptor,
                                                          &etcdserverpb__lease__descriptor,
@@ -135,7 +135,7 @@ void api_register_all(grpc_server_t *g) {
   /* Every other method answers UNIMPLEMENTED with a clear message. The table is built once
    * and lives for the process. */
   if (unimplemented_table) {
-    grpc_server_add_methods(g, unimplemented_table, unimplemented_n, NULL);
+    grpc_server_add_methods(g, unimplemented_table, unimplemented_n, ctx);
     return;
   }
   size_t total = 0;
@@ -156,5 +156,5 @@ void api_register_all(grpc_server_t *g) {
     }
   }
   unimplemented_n = n;
-  grpc_server_add_methods(g, rest, n, NULL);
+  grpc_server_add_methods(g, rest, n, ctx);
 }

@@ -3,6 +3,7 @@
 #ifndef CETCD_API_H
 #define CETCD_API_H
 
+#include "api/api_ctx.h"
 #include "grpc/grpc_server.h"
 #include "rpc.pb-c.h"
 #include "server/server.h"
@@ -19,18 +20,19 @@ Etcdserverpb__ResponseHeader *api_header(grpc_call_t *call, Etcdserverpb__Respon
 void api_reply(grpc_call_t *call, const ProtobufCMessage *msg);
 
 /* Registers the handlers of every service (KV, Watch, Lease, Cluster, Maintenance, Auth,
- * Lock, Election); methods without an implementation answer UNIMPLEMENTED. */
-void api_register_all(grpc_server_t *g);
+ * Lock, Election) with ctx (borrowed; it must outlive g); methods without an implementation
+ * answer UNIMPLEMENTED. */
+void api_register_all(grpc_server_t *g, api_ctx_t *ctx);
 
 /* Ends every open Watch stream (UNAVAILABLE "etcdserver: server stopped") and refuses new
  * ones: called when the server begins shutting down, so streams do not hold it up. */
 void api_watch_stop_all(void);
 
-/* Ends the open streams (Watch, LeaseKeepAlive, ...) that carry `hasleader: true` metadata
- * (clientv3's WithRequireLeader; its lease keep-alives always do) with UNAVAILABLE
- * "etcdserver: no leader": called when this member has been without a leader for a while,
- * as etcd's monitorLeader does. */
-void api_end_streams_requiring_leader(void);
+/* Ends the open streams (Watch, LeaseKeepAlive, ...) of the client server g (NULL: none)
+ * that carry `hasleader: true` metadata (clientv3's WithRequireLeader; its lease
+ * keep-alives always do) with UNAVAILABLE "etcdserver: no leader": called when this member
+ * has been without a leader for a while, as etcd's monitorLeader does. */
+void api_end_streams_requiring_leader(grpc_server_t *g);
 
 /* The gRPC server's gate (grpc_server_opts_t.gate), like etcd's interceptors: a learner
  * refuses what it does not serve (reconfig_learner_gate); a call with `hasleader: true`

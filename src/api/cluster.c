@@ -22,7 +22,8 @@ static Etcdserverpb__ResponseHeader *cl_header(grpc_call_t *call) {
 
 /* Every member (this one alone without a cluster), in id order, in the call's arena. */
 static void cl_members(grpc_call_t *call, Etcdserverpb__Member ***out, size_t *n) {
-  server_t *srv = server_get();
+  api_ctx_t *api = api_ctx(call);
+  server_t *srv = api->srv;
   arena_t *a = grpc_call_arena(call);
   if (srv->members) {
     membership_list_pb(srv->members, a, out, n);
@@ -31,7 +32,7 @@ static void cl_members(grpc_call_t *call, Etcdserverpb__Member ***out, size_t *n
   Etcdserverpb__Member *self = arena_alloc(a, sizeof(*self));
   etcdserverpb__member__init(self);
   self->id = srv->member_id;
-  self->name = srv->cfg->name;
+  self->name = api->name;
   self->peerurls = srv->peer_urls;
   self->n_peerurls = srv->n_peer_urls;
   self->clienturls = srv->client_urls;
@@ -44,7 +45,7 @@ static void cl_members(grpc_call_t *call, Etcdserverpb__Member ***out, size_t *n
 /* A change on a member started alone first moves it to the Raft path; true if that failed
  * (the call is then answered). */
 static bool cl_refuse_single(grpc_call_t *call) {
-  int rc = reconfig_become_cluster(server_get());
+  int rc = reconfig_become_cluster(api_ctx(call)->srv);
   if (rc) api_finish_error(call, rc);
   return rc != 0;
 }
@@ -77,7 +78,7 @@ static void add_done(void *ctx, int err) {
   }
   Etcdserverpb__MemberAddResponse resp = ETCDSERVERPB__MEMBER_ADD_RESPONSE__INIT;
   Etcdserverpb__Member added = ETCDSERVERPB__MEMBER__INIT;
-  const member_t *m = membership_find(server_get()->members, c->id);
+  const member_t *m = membership_find(api_ctx(c->call)->srv->members, c->id);
   added.id = c->id;
   added.peerurls = m ? m->peer_urls : c->urls;
   added.n_peerurls = m ? m->n_peer_urls : c->n_urls;
@@ -95,7 +96,8 @@ static void cl_member_add(grpc_call_t *call, ProtobufCMessage *m) {
   Etcdserverpb__MemberAddRequest *req = (Etcdserverpb__MemberAddRequest *)m;
   add_ctx_t *c = arena_alloc(grpc_call_arena(call), sizeof(*c));
   *c = (add_ctx_t){.call = call, .learner = req->islearner, .urls = req->peerurls, .n_urls = req->n_peerurls};
-  reconfig_member_add(server_get(), req->peerurls, req->n_peerurls, req->islearner, &c->id, add_done, c);
+  reconfig_member_add(api_ctx(call)->srv, req->peerurls, req->n_peerurls, req->islearner, &c->id, add_done,
+                      c);
 }
 
 /* ---- MemberRemove, MemberUpdate ------------------------------------------------------------ */
@@ -118,7 +120,7 @@ static void cl_member_remove(grpc_call_t *call, ProtobufCMessage *m) {
   if (api_auth_refuse_non_admin(call)) return; /* root only (etcd's checkMembershipOperationPermission) */
   if (cl_refuse_single(call)) return;
   Etcdserverpb__MemberRemoveRequest *req = (Etcdserverpb__MemberRemoveRequest *)m;
-  reconfig_member_remove(server_get(), req->id, remove_done, call);
+  reconfig_member_remove(api_ctx(call)->srv, req->id, remove_done, call);
 }
 
 /* An update was applied (or failed). */
@@ -139,7 +141,7 @@ static void cl_member_update(grpc_call_t *call, ProtobufCMessage *m) {
   if (api_auth_refuse_non_admin(call)) return; /* root only (etcd's checkMembershipOperationPermission) */
   if (cl_refuse_single(call)) return;
   Etcdserverpb__MemberUpdateRequest *req = (Etcdserverpb__MemberUpdateRequest *)m;
-  reconfig_member_update(server_get(), req->id, req->peerurls, req->n_peerurls, update_done, call);
+  reconfig_member_update(api_ctx(call)->srv, req->id, req->peerurls, req->n_peerurls, update_done, call);
 }
 
 /* ---- MemberPromote (a follower forwards it to the leader over the peer port) ------------- */
@@ -199,7 +201,7 @@ typedef struct promote_ctx {
 
 /* Sends the promotion to the leader's peer port. */
 static void promote_forward(promote_ctx_t *c) {
-  server_t *srv = server_get();
+  server_t *srv = api_ctx(c->call)->srv;
   uint64_t leader = 0;
   raft_node_info(srv->rn, &leader, NULL, NULL);
   const member_t *lm = leader ? membership_find(srv->members, leader) : NULL;
@@ -239,13 +241,13 @@ static void promote_done(void *ctx, int err) {
 static void cl_member_promote(grpc_call_t *call, ProtobufCMessage *m) {
   /* root only, checked where the client called: a follower forwards the request to the
    * leader's peer port without the client's token */
-  bool forwarded = grpc_call_server(call) && grpc_call_server(call) != server_get()->grpc;
+  bool forwarded = grpc_call_server(call) && grpc_call_server(call) != api_ctx(call)->srv->grpc;
   if (!forwarded && api_auth_refuse_non_admin(call)) return;
   if (cl_refuse_single(call)) return;
   Etcdserverpb__MemberPromoteRequest *req = (Etcdserverpb__MemberPromoteRequest *)m;
   promote_ctx_t *c = arena_alloc(grpc_call_arena(call), sizeof(*c));
   *c = (promote_ctx_t){.call = call, .id = req->id};
-  reconfig_member_promote(server_get(), req->id, promote_done, c);
+  reconfig_member_promote(api_ctx(call)->srv, req->id, promote_done, c);
 }
 
 const grpc_method_t api_cluster_methods[] = {

@@ -42,6 +42,7 @@ static Etcdserverpb__ResponseHeader *header_at(grpc_call_t *call, int64_t rev) {
 
 typedef struct campaign {
   grpc_call_t *call;
+  api_ctx_t *api; /* the call's */
   V3electionpb__LeaderKey leader;
   uint8_t *prefix;
   size_t plen;
@@ -54,9 +55,9 @@ typedef struct campaign {
 } campaign_t;
 
 /* Runs a proposal as user (auth), at the store's revision now. */
-static void as_user(Cetcdinternal__InternalRequest *ir, char *user) {
+static void as_user(api_ctx_t *api, Cetcdinternal__InternalRequest *ir, char *user) {
   ir->auth_user = user;
-  ir->auth_revision = user ? auth_revision(server_get()->auth) : 0;
+  ir->auth_revision = user ? auth_revision(api->auth) : 0;
 }
 
 /* Deletes the candidate key (the campaigner gave up). */
@@ -65,8 +66,8 @@ static void campaign_release(campaign_t *c) {
   arena_init(&a);
   Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
   ir.delete_range = recipe_op_delete(&a, c->leader.key.data, c->leader.key.len)->request_delete_range;
-  as_user(&ir, c->user);
-  server_propose(server_get(), &ir, NULL, ignore_result, NULL);
+  as_user(c->api, &ir, c->user);
+  server_propose(c->api->srv, &ir, NULL, ignore_result, NULL);
   arena_destroy(&a);
 }
 
@@ -89,7 +90,8 @@ static void campaign_waited(void *ctx, int err, int64_t rev) {
   }
   Mvccpb__KeyValue *kv = NULL;
   int64_t now = 0;
-  int rc = recipe_read_key(server_get(), grpc_call_arena(c->call), c->leader.key.data, c->leader.key.len, &kv, &now);
+  int rc =
+      recipe_read_key(c->api, grpc_call_arena(c->call), c->leader.key.data, c->leader.key.len, &kv, &now);
   if (rc)
     api_finish_error(c->call, rc);
   else if (!kv || kv->create_revision != c->leader.rev)
@@ -105,7 +107,7 @@ static void campaign_wait(campaign_t *c, int64_t rev) {
     grpc_call_finish(c->call, GRPC_CANCELLED, "context canceled");
     return;
   }
-  c->wait = recipe_wait_deletes(server_get(), c->prefix, c->plen, c->leader.rev - 1, campaign_waited, c);
+  c->wait = recipe_wait_deletes(c->api, c->prefix, c->plen, c->leader.rev - 1, campaign_waited, c);
   (void)rev;
 }
 
@@ -141,7 +143,8 @@ static void campaign_txn(void *ctx, const apply_result_t *res) {
     if (!c->cancelled && (kv->value.len != c->vlen || memcmp(kv->value.data, c->value, c->vlen))) {
       /* etcd's Campaign proclaims the new value when the key already exists */
       arena_t *a = grpc_call_arena(c->call);
-      Etcdserverpb__Compare *cmp[] = {recipe_cmp_create(a, c->leader.key.data, c->leader.key.len, c->leader.rev)};
+      Etcdserverpb__Compare *cmp[] = {
+          recipe_cmp_create(a, c->leader.key.data, c->leader.key.len, c->leader.rev)};
       Etcdserverpb__RequestOp *ops[] = {
           recipe_op_put(a, c->leader.key.data, c->leader.key.len, c->value, c->vlen, 0, true)};
       Etcdserverpb__TxnRequest *txn = arena_alloc(a, sizeof(*txn));
@@ -152,9 +155,9 @@ static void campaign_txn(void *ctx, const apply_result_t *res) {
       txn->n_success = 1;
       Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
       ir.txn = txn;
-      as_user(&ir, c->user);
+      as_user(c->api, &ir, c->user);
       c->in_flight = true;
-      server_propose(server_get(), &ir, a, campaign_proclaimed, c);
+      server_propose(c->api->srv, &ir, a, campaign_proclaimed, c);
       return;
     }
   }
@@ -167,6 +170,7 @@ static void el_campaign(grpc_call_t *call, ProtobufCMessage *m) {
   arena_t *a = grpc_call_arena(call);
   campaign_t *c = arena_zalloc(a, sizeof(*c));
   c->call = call;
+  c->api = api_ctx(call);
   grpc_call_set_user(call, c);
   v3electionpb__leader_key__init(&c->leader);
   c->leader.name = req->name;
@@ -195,7 +199,7 @@ static void el_campaign(grpc_call_t *call, ProtobufCMessage *m) {
   }
   c->user = *ir.auth_user ? ir.auth_user : NULL;
   c->in_flight = true;
-  server_propose(server_get(), &ir, a, campaign_txn, c);
+  server_propose(c->api->srv, &ir, a, campaign_txn, c);
 }
 
 /* The campaigner went away: stop waiting and withdraw the candidacy. */
@@ -243,7 +247,8 @@ static void resign_done(void *ctx, const apply_result_t *res) {
 }
 
 /* Proposes "if the leader key still has create revision rev then op". */
-static void guarded(grpc_call_t *call, V3electionpb__LeaderKey *l, Etcdserverpb__RequestOp *op, propose_cb cb) {
+static void guarded(grpc_call_t *call, V3electionpb__LeaderKey *l, Etcdserverpb__RequestOp *op,
+                    propose_cb cb) {
   arena_t *a = grpc_call_arena(call);
   Etcdserverpb__Compare *cmp[] = {recipe_cmp_create(a, l->key.data, l->key.len, l->rev)};
   Etcdserverpb__RequestOp *ops[] = {op};
@@ -259,7 +264,7 @@ static void guarded(grpc_call_t *call, V3electionpb__LeaderKey *l, Etcdserverpb_
     api_finish_error(call, rc);
     return;
   }
-  server_propose(server_get(), &ir, a, cb, call);
+  server_propose(api_ctx(call)->srv, &ir, a, cb, call);
 }
 
 /* Proclaim(leader, value): update the leader's value if it still leads. */
@@ -270,9 +275,10 @@ static void el_proclaim(grpc_call_t *call, ProtobufCMessage *m) {
     return;
   }
   V3electionpb__LeaderKey *l = req->leader;
-  guarded(call, l,
-          recipe_op_put(grpc_call_arena(call), l->key.data, l->key.len, req->value.data, req->value.len, 0, true),
-          proclaim_done);
+  guarded(
+      call, l,
+      recipe_op_put(grpc_call_arena(call), l->key.data, l->key.len, req->value.data, req->value.len, 0, true),
+      proclaim_done);
 }
 
 /* Resign(leader): delete the leader key if it still leads. */
@@ -304,7 +310,7 @@ static void el_leader(grpc_call_t *call, ProtobufCMessage *m) {
   Mvccpb__KeyValue *kv = NULL;
   int64_t rev = 0;
   int rc = prefix_readable(call, prefix, plen);
-  if (rc == 0) rc = recipe_read_first(server_get(), a, prefix, plen, &kv, &rev);
+  if (rc == 0) rc = recipe_read_first(api_ctx(call), a, prefix, plen, &kv, &rev);
   if (rc) {
     api_finish_error(call, rc);
     return;
@@ -321,10 +327,11 @@ static void el_leader(grpc_call_t *call, ProtobufCMessage *m) {
 
 typedef struct observe {
   grpc_call_t *call;
+  api_ctx_t *api; /* the call's */
   uint8_t *prefix;
   size_t plen;
   watcher_t *watcher;
-  uv_timer_t step; /* re-reads the leader outside watch callbacks */
+  uv_timer_t step;               /* re-reads the leader outside watch callbacks */
   int64_t last_create, last_mod; /* the leader last reported (0 = none) */
   bool closing;
 } observe_t;
@@ -345,7 +352,7 @@ static void observe_check(uv_timer_t *t) {
   arena_init(&a);
   Mvccpb__KeyValue *kv = NULL;
   int64_t rev = 0;
-  if (recipe_read_first(server_get(), &a, o->prefix, o->plen, &kv, &rev) == 0 && kv &&
+  if (recipe_read_first(o->api, &a, o->prefix, o->plen, &kv, &rev) == 0 && kv &&
       (kv->create_revision != o->last_create || kv->mod_revision != o->last_mod)) {
     o->last_create = kv->create_revision;
     o->last_mod = kv->mod_revision;
@@ -362,7 +369,8 @@ static void observe_check(uv_timer_t *t) {
 }
 
 /* Any change under the prefix may change the leader: re-check soon. */
-static void observe_events(void *ctx, watcher_t *w, const Mvccpb__Event *const *events, size_t n, int64_t rev) {
+static void observe_events(void *ctx, watcher_t *w, const Mvccpb__Event *const *events, size_t n,
+                           int64_t rev) {
   observe_t *o = ctx;
   (void)w;
   (void)events;
@@ -383,7 +391,7 @@ static void observe_compacted(void *ctx, watcher_t *w, int64_t compact_rev) {
 /* Observe(name): streams the leader now and at every change until the client leaves. */
 static void el_observe(grpc_call_t *call, ProtobufCMessage *m) {
   V3electionpb__LeaderRequest *req = (V3electionpb__LeaderRequest *)m;
-  server_t *srv = server_get();
+  api_ctx_t *api = api_ctx(call);
   size_t plen;
   uint8_t *prefix = make_prefix(grpc_call_arena(call), &req->name, &plen);
   int arc = prefix_readable(call, prefix, plen);
@@ -393,9 +401,10 @@ static void el_observe(grpc_call_t *call, ProtobufCMessage *m) {
   }
   observe_t *o = xcalloc(1, sizeof(*o));
   o->call = call;
+  o->api = api;
   o->prefix = make_prefix(grpc_call_arena(call), &req->name, &o->plen);
   grpc_call_set_user(call, o);
-  uv_timer_init(srv->loop, &o->step);
+  uv_timer_init(api->loop, &o->step);
   o->step.data = o;
   uint8_t *end = arena_alloc(grpc_call_arena(call), o->plen + 1);
   size_t elen = recipe_prefix_end(o->prefix, o->plen, end);
@@ -403,11 +412,11 @@ static void el_observe(grpc_call_t *call, ProtobufCMessage *m) {
                      .key_len = o->plen,
                      .range_end = end,
                      .range_end_len = elen,
-                     .start_rev = mvcc_rev(srv->mvcc) + 1,
+                     .start_rev = mvcc_rev(api->mvcc) + 1,
                      .on_events = observe_events,
                      .on_compacted = observe_compacted,
                      .ctx = o};
-  o->watcher = watch_add(srv->watch, &wo);
+  o->watcher = watch_add(api->watch, &wo);
   uv_timer_start(&o->step, observe_check, 0, 0);
 }
 
@@ -423,13 +432,15 @@ static void el_observe_cancel(grpc_call_t *call) {
 }
 
 const grpc_method_t api_election_methods[] = {
-    {"/v3electionpb.Election/Campaign", GRPC_UNARY, &v3electionpb__campaign_request__descriptor, el_campaign, NULL,
-     el_campaign_cancel},
-    {"/v3electionpb.Election/Proclaim", GRPC_UNARY, &v3electionpb__proclaim_request__descriptor, el_proclaim, NULL,
+    {"/v3electionpb.Election/Campaign", GRPC_UNARY, &v3electionpb__campaign_request__descriptor, el_campaign,
+     NULL, el_campaign_cancel},
+    {"/v3electionpb.Election/Proclaim", GRPC_UNARY, &v3electionpb__proclaim_request__descriptor, el_proclaim,
+     NULL, NULL},
+    {"/v3electionpb.Election/Leader", GRPC_UNARY, &v3electionpb__leader_request__descriptor, el_leader, NULL,
      NULL},
-    {"/v3electionpb.Election/Leader", GRPC_UNARY, &v3electionpb__leader_request__descriptor, el_leader, NULL, NULL},
-    {"/v3electionpb.Election/Observe", GRPC_SERVER_STREAM, &v3electionpb__leader_request__descriptor, el_observe,
-     NULL, el_observe_cancel},
-    {"/v3electionpb.Election/Resign", GRPC_UNARY, &v3electionpb__resign_request__descriptor, el_resign, NULL, NULL},
+    {"/v3electionpb.Election/Observe", GRPC_SERVER_STREAM, &v3electionpb__leader_request__descriptor,
+     el_observe, NULL, el_observe_cancel},
+    {"/v3electionpb.Election/Resign", GRPC_UNARY, &v3electionpb__resign_request__descriptor, el_resign, NULL,
+     NULL},
 };
 const size_t api_election_methods_len = sizeof(api_election_methods) / sizeof(*api_election_methods);

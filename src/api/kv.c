@@ -45,7 +45,7 @@ static void propose(grpc_call_t *call, Cetcdinternal__InternalRequest *ir) {
     api_finish_error(call, rc);
     return;
   }
-  server_propose(server_get(), ir, grpc_call_arena(call), write_done, call);
+  server_propose(api_ctx(call)->srv, ir, grpc_call_arena(call), write_done, call);
 }
 
 static void kv_range(grpc_call_t *call, ProtobufCMessage *m);
@@ -73,7 +73,7 @@ static void lin_read_ready(void *ctx, int err) {
  * read was deferred. */
 static bool defer_linearizable(grpc_call_t *call, ProtobufCMessage *m, bool serializable,
                                void (*serve)(grpc_call_t *, ProtobufCMessage *)) {
-  server_t *srv = server_get();
+  server_t *srv = api_ctx(call)->srv;
   if (!srv->rn || serializable || grpc_call_user(call) == (void *)lin_read_ready) return false;
   grpc_call_set_user(call, (void *)lin_read_ready); /* marks the call as linearized */
   lin_read_t *lr = arena_alloc(grpc_call_arena(call), sizeof(*lr));
@@ -97,7 +97,7 @@ static void kv_range(grpc_call_t *call, ProtobufCMessage *m) {
     api_finish_error(call, rc);
     return;
   }
-  rc = mvcc_apply_range(server_get()->mvcc, req, grpc_call_arena(call), &resp);
+  rc = mvcc_apply_range(api_ctx(call)->mvcc, req, grpc_call_arena(call), &resp);
   if (rc) {
     api_finish_error(call, rc);
     return;
@@ -117,7 +117,7 @@ static void kv_put(grpc_call_t *call, ProtobufCMessage *m) {
   else if (req->ignore_lease && req->lease)
     rc = CETCD_ELEASEPROVIDED;
   else
-    rc = quota_check(server_get(), quota_cost_put(req)); /* CETCD_ENOSPACE, raising NOSPACE */
+    rc = quota_check(api_ctx(call)->srv, quota_cost_put(req)); /* CETCD_ENOSPACE, raising NOSPACE */
   if (rc) {
     api_finish_error(call, rc);
     return;
@@ -142,8 +142,8 @@ static void kv_delete_range(grpc_call_t *call, ProtobufCMessage *m) {
 /* KV.Txn: validated (size, keys, overlapping writes); a read-only txn is served as a read. */
 static void kv_txn(grpc_call_t *call, ProtobufCMessage *m) {
   Etcdserverpb__TxnRequest *req = (Etcdserverpb__TxnRequest *)m;
-  server_t *srv = server_get();
-  int rc = mvcc_validate_txn(req, (int)srv->cfg->max_txn_ops);
+  api_ctx_t *ctx = api_ctx(call);
+  int rc = mvcc_validate_txn(req, (int)ctx->max_txn_ops);
   if (rc) {
     api_finish_error(call, rc);
     return;
@@ -155,7 +155,7 @@ static void kv_txn(grpc_call_t *call, ProtobufCMessage *m) {
       api_finish_error(call, rc);
       return;
     }
-    rc = mvcc_apply_txn(srv->mvcc, req, grpc_call_arena(call), &resp);
+    rc = mvcc_apply_txn(ctx->mvcc, req, grpc_call_arena(call), &resp);
     metrics_on_read_txn(req, rc ? NULL : resp);
     if (rc) {
       api_finish_error(call, rc);
@@ -165,7 +165,7 @@ static void kv_txn(grpc_call_t *call, ProtobufCMessage *m) {
     api_reply(call, &resp->base);
     return;
   }
-  if ((rc = quota_check(srv, quota_cost_txn(req)))) { /* CETCD_ENOSPACE, raising NOSPACE */
+  if ((rc = quota_check(ctx->srv, quota_cost_txn(req)))) { /* CETCD_ENOSPACE, raising NOSPACE */
     api_finish_error(call, rc);
     return;
   }

@@ -36,38 +36,38 @@ static void write_done(void *ctx, const apply_result_t *res) {
 }
 
 /* A fresh lease id (etcd's reqIDGen-based choice), skipping ids in use. */
-static int64_t pick_id(server_t *srv) {
+static int64_t pick_id(api_ctx_t *ctx) {
   static lease_idgen_t gen;
   static bool seeded;
   if (!seeded) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    lease_idgen_init(&gen, srv->member_id, (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000);
+    lease_idgen_init(&gen, ctx->srv->member_id, (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000);
     seeded = true;
   }
   int64_t id;
   do id = lease_idgen_next(&gen);
-  while (lease_exists(srv->lessor, id));
+  while (lease_exists(ctx->lessor, id));
   return id;
 }
 
 /* Lease.LeaseGrant: proposed with the id filled in. */
 static void lease_grant_rpc(grpc_call_t *call, ProtobufCMessage *m) {
   Etcdserverpb__LeaseGrantRequest *req = (Etcdserverpb__LeaseGrantRequest *)m;
-  server_t *srv = server_get();
-  int rc = quota_check(srv, QUOTA_LEASE_OVERHEAD);
+  api_ctx_t *ctx = api_ctx(call);
+  int rc = quota_check(ctx->srv, QUOTA_LEASE_OVERHEAD);
   if (rc) {
     api_finish_error(call, rc);
     return;
   }
-  if (req->id == 0) req->id = pick_id(srv);
+  if (req->id == 0) req->id = pick_id(ctx);
   Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
   ir.lease_grant = req;
   if ((rc = api_auth_stamp(call, &ir))) {
     api_finish_error(call, rc);
     return;
   }
-  server_propose(srv, &ir, grpc_call_arena(call), write_done, call);
+  server_propose(ctx->srv, &ir, grpc_call_arena(call), write_done, call);
 }
 
 /* Lease.LeaseRevoke: proposed; applying it deletes the lease's keys in one revision. */
@@ -79,7 +79,7 @@ static void lease_revoke_rpc(grpc_call_t *call, ProtobufCMessage *m) {
     api_finish_error(call, rc);
     return;
   }
-  server_propose(server_get(), &ir, grpc_call_arena(call), write_done, call);
+  server_propose(api_ctx(call)->srv, &ir, grpc_call_arena(call), write_done, call);
 }
 
 /* The forwarder of a cluster member (NULL on a single member, whose lessor is primary). */
@@ -170,7 +170,8 @@ static void ka_answered_later(void *ctx, const lease_fwd_answer_t *a) {
  * message of a long-lived stream. */
 static void keepalive_message(grpc_call_t *call, ProtobufCMessage *m) {
   const Etcdserverpb__LeaseKeepAliveRequest *req = (const Etcdserverpb__LeaseKeepAliveRequest *)m;
-  server_t *srv = server_get();
+  api_ctx_t *ctx = api_ctx(call);
+  server_t *srv = ctx->srv;
   ka_stream_t *ks = ka_stream(call);
   if (ks->ending) return;
   ka_renewal_t now = {.ks = ks, .id = req->id};
@@ -178,11 +179,11 @@ static void keepalive_message(grpc_call_t *call, ProtobufCMessage *m) {
   now.h.cluster_id = srv->cluster_id;
   now.h.member_id = srv->member_id;
   now.h.raft_term = srv->term;
-  now.h.revision = mvcc_rev(srv->mvcc);
+  now.h.revision = mvcc_rev(ctx->mvcc);
   lease_fwd_t *lf = forwarder(srv);
   if (!lf) {
     lease_fwd_answer_t a = {0};
-    a.err = lease_renew(srv->lessor, req->id, &a.ttl);
+    a.err = lease_renew(ctx->lessor, req->id, &a.ttl);
     ka_answer(ks, req->id, &now.h, &a);
   } else if (lease_forward_can_answer(lf)) {
     lease_forward_renew(lf, req->id, ka_answered_now, &now);
@@ -250,9 +251,9 @@ static void ttl_answered(void *ctx, const lease_fwd_answer_t *a) {
  * through the forwarder: a follower's lessor does not know when a lease expires). */
 static void lease_ttl_rpc(grpc_call_t *call, ProtobufCMessage *m) {
   Etcdserverpb__LeaseTimeToLiveRequest *req = (Etcdserverpb__LeaseTimeToLiveRequest *)m;
-  server_t *srv = server_get();
+  api_ctx_t *ctx = api_ctx(call);
   arena_t *a = grpc_call_arena(call);
-  lease_fwd_t *lf = forwarder(srv);
+  lease_fwd_t *lf = forwarder(ctx->srv);
   if (lf) {
     grpc_call_set_user(call, req); /* lives in the call's arena */
     lease_forward_ttl(lf, req->id, req->keys, a, ttl_answered, call);
@@ -260,11 +261,11 @@ static void lease_ttl_rpc(grpc_call_t *call, ProtobufCMessage *m) {
   }
   lease_fwd_answer_t ans = {0};
   lease_info_t info;
-  ans.err = lease_lookup(srv->lessor, req->id, &info);
+  ans.err = lease_lookup(ctx->lessor, req->id, &info);
   if (!ans.err) {
     ans.ttl = info.ttl_remaining;
     ans.granted_ttl = info.granted_ttl;
-    if (req->keys) lease_keys(srv->lessor, req->id, a, &ans.keys, &ans.n_keys);
+    if (req->keys) lease_keys(ctx->lessor, req->id, a, &ans.keys, &ans.n_keys);
   }
   ttl_reply(call, req->id, &ans);
 }
@@ -272,14 +273,14 @@ static void lease_ttl_rpc(grpc_call_t *call, ProtobufCMessage *m) {
 /* Lease.LeaseLeases: the ids of every granted lease. */
 static void lease_leases_rpc(grpc_call_t *call, ProtobufCMessage *m) {
   (void)m;
-  server_t *srv = server_get();
+  lessor_t *lessor = api_ctx(call)->lessor;
   arena_t *a = grpc_call_arena(call);
   Etcdserverpb__LeaseLeasesResponse *resp = ARENA_NEW(a, Etcdserverpb__LeaseLeasesResponse);
   etcdserverpb__lease_leases_response__init(resp);
-  size_t n = lease_count(srv->lessor);
+  size_t n = lease_count(lessor);
   if (n) {
     int64_t *ids = arena_alloc(a, n * sizeof(*ids));
-    n = lease_list(srv->lessor, ids, n);
+    n = lease_list(lessor, ids, n);
     Etcdserverpb__LeaseStatus *st = arena_alloc(a, n * sizeof(*st));
     resp->leases = arena_alloc(a, n * sizeof(*resp->leases));
     for (size_t i = 0; i < n; i++) {

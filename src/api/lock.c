@@ -12,6 +12,7 @@
 
 typedef struct lock_call {
   grpc_call_t *call;
+  api_ctx_t *api;  /* the call's */
   uint8_t *prefix; /* "<name>/" */
   size_t plen;
   uint8_t *key; /* "<name>/<lease hex>" */
@@ -36,8 +37,8 @@ static void release_key(lock_call_t *lc) {
   arena_init(&a);
   ir.delete_range = recipe_op_delete(&a, lc->key, lc->klen)->request_delete_range;
   ir.auth_user = lc->user; /* as the caller, at the store's revision now */
-  ir.auth_revision = lc->user ? auth_revision(server_get()->auth) : 0;
-  server_propose(server_get(), &ir, NULL, ignore_result, NULL);
+  ir.auth_revision = lc->user ? auth_revision(lc->api->auth) : 0;
+  server_propose(lc->api->srv, &ir, NULL, ignore_result, NULL);
   arena_destroy(&a);
 }
 
@@ -64,7 +65,7 @@ static void on_waited(void *ctx, int err, int64_t rev) {
   }
   Mvccpb__KeyValue *kv = NULL;
   int64_t now = 0;
-  int rc = recipe_read_key(server_get(), grpc_call_arena(lc->call), lc->key, lc->klen, &kv, &now);
+  int rc = recipe_read_key(lc->api, grpc_call_arena(lc->call), lc->key, lc->klen, &kv, &now);
   if (rc) {
     api_finish_error(lc->call, rc);
   } else if (!kv || kv->create_revision != lc->my_rev) {
@@ -101,7 +102,7 @@ static void on_txn(void *ctx, const apply_result_t *res) {
     reply_locked(lc, t->header->revision);
     return;
   }
-  lc->wait = recipe_wait_deletes(server_get(), lc->prefix, lc->plen, lc->my_rev - 1, on_waited, lc);
+  lc->wait = recipe_wait_deletes(lc->api, lc->prefix, lc->plen, lc->my_rev - 1, on_waited, lc);
 }
 
 /* Lock(name, lease): create-or-reuse the waiter key, then wait for the lock. */
@@ -110,6 +111,7 @@ static void lock_lock(grpc_call_t *call, ProtobufCMessage *m) {
   arena_t *a = grpc_call_arena(call);
   lock_call_t *lc = arena_zalloc(a, sizeof(*lc));
   lc->call = call;
+  lc->api = api_ctx(call);
   grpc_call_set_user(call, lc);
   lc->plen = req->name.len + 1;
   lc->prefix = arena_alloc(a, lc->plen + 1);
@@ -138,7 +140,7 @@ static void lock_lock(grpc_call_t *call, ProtobufCMessage *m) {
   }
   lc->user = *ir.auth_user ? ir.auth_user : NULL;
   lc->in_flight = true;
-  server_propose(server_get(), &ir, a, on_txn, lc);
+  server_propose(lc->api->srv, &ir, a, on_txn, lc);
 }
 
 /* The client went away: stop waiting and give the key back, as etcd's recipe does. */
@@ -178,7 +180,7 @@ static void lock_unlock(grpc_call_t *call, ProtobufCMessage *m) {
     api_finish_error(call, rc);
     return;
   }
-  server_propose(server_get(), &ir, a, unlock_done, call);
+  server_propose(api_ctx(call)->srv, &ir, a, unlock_done, call);
 }
 
 const grpc_method_t api_lock_methods[] = {

@@ -14,12 +14,13 @@
 /* Maintenance.Status: version, backend sizes, raft position of this member. */
 static void mt_status(grpc_call_t *call, ProtobufCMessage *m) {
   (void)m;
-  server_t *srv = server_get();
+  api_ctx_t *api = api_ctx(call);
+  server_t *srv = api->srv;
   Etcdserverpb__StatusResponse resp = ETCDSERVERPB__STATUS_RESPONSE__INIT;
   resp.header = api_header(call, NULL);
   resp.version = (char *)CETCD_ETCD_VERSION;
-  resp.dbsize = mvcc_db_size(srv->mvcc);
-  resp.dbsizeinuse = mvcc_db_size_in_use(srv->mvcc);
+  resp.dbsize = mvcc_db_size(api->mvcc);
+  resp.dbsizeinuse = mvcc_db_size_in_use(api->mvcc);
   resp.leader = srv->member_id;
   resp.raftindex = srv->last_index;
   resp.raftterm = srv->term;
@@ -50,7 +51,7 @@ static void mt_hash(grpc_call_t *call, ProtobufCMessage *m) {
   if (api_auth_refuse_non_admin_raw(call)) return; /* root only (etcd's authMaintenanceServer) */
   (void)m;
   Etcdserverpb__HashResponse resp = ETCDSERVERPB__HASH_RESPONSE__INIT;
-  int rc = mvcc_hash(server_get()->mvcc, &resp.hash);
+  int rc = mvcc_hash(api_ctx(call)->mvcc, &resp.hash);
   if (rc) {
     api_finish_error(call, rc);
     return;
@@ -64,7 +65,7 @@ static void mt_hash_kv(grpc_call_t *call, ProtobufCMessage *m) {
   if (api_auth_refuse_non_admin_raw(call)) return; /* root only (etcd's authMaintenanceServer) */
   Etcdserverpb__HashKVRequest *req = (Etcdserverpb__HashKVRequest *)m;
   Etcdserverpb__HashKVResponse resp = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
-  int rc = mvcc_hash_kv(server_get()->mvcc, req->revision, &resp.hash, &resp.compact_revision,
+  int rc = mvcc_hash_kv(api_ctx(call)->mvcc, req->revision, &resp.hash, &resp.compact_revision,
                         &resp.hash_revision);
   if (rc) {
     api_finish_error(call, rc);
@@ -91,7 +92,7 @@ static void alarm_done(void *ctx, const apply_result_t *res) {
  * DEACTIVATE go through the log like etcd's, and list the alarm they changed. */
 static void mt_alarm(grpc_call_t *call, ProtobufCMessage *m) {
   Etcdserverpb__AlarmRequest *req = (Etcdserverpb__AlarmRequest *)m;
-  server_t *srv = server_get();
+  server_t *srv = api_ctx(call)->srv;
   if (req->action != ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET) {
     Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT;
     ir.alarm = req;
@@ -105,7 +106,7 @@ static void mt_alarm(grpc_call_t *call, ProtobufCMessage *m) {
   }
   Etcdserverpb__AlarmResponse *resp = NULL;
   alarm_apply(srv->alarms, req, grpc_call_arena(call), &resp); /* GET changes nothing */
-  resp->header = NULL; /* etcd's Alarm responses carry no header */
+  resp->header = NULL;                                         /* etcd's Alarm responses carry no header */
   api_reply(call, &resp->base);
 }
 
@@ -114,9 +115,8 @@ static void mt_alarm(grpc_call_t *call, ProtobufCMessage *m) {
 static void mt_defragment(grpc_call_t *call, ProtobufCMessage *m) {
   if (api_auth_refuse_non_admin_raw(call)) return; /* root only (etcd's authMaintenanceServer) */
   (void)m;
-  server_t *srv = server_get();
   LOGI("msg=\"starting defragment\"");
-  int rc = mvcc_defrag(srv->mvcc, NULL, NULL);
+  int rc = mvcc_defrag(api_ctx(call)->mvcc, NULL, NULL);
   if (rc) {
     LOGW("msg=\"failed to defragment\" error=\"%s\"", cetcd_strerror(rc));
     api_finish_error(call, rc);
@@ -142,7 +142,7 @@ static void move_leader_done(void *ctx, int err) {
  * once the target leads, like etcd's (a bad target: "etcdserver: bad leader transferee"). */
 static void mt_move_leader(grpc_call_t *call, ProtobufCMessage *m) {
   Etcdserverpb__MoveLeaderRequest *req = (Etcdserverpb__MoveLeaderRequest *)m;
-  server_t *srv = server_get();
+  server_t *srv = api_ctx(call)->srv;
   uint64_t lead = srv->member_id;
   if (srv->rn) raft_node_info(srv->rn, &lead, NULL, NULL);
   if (lead != srv->member_id) {

@@ -12,7 +12,7 @@
 #include "watch/watch.h"
 
 struct recipe_wait {
-  server_t *srv;
+  api_ctx_t *api;
   uint8_t *prefix;
   size_t plen;
   int64_t max_create_rev;
@@ -107,24 +107,24 @@ Etcdserverpb__Compare *recipe_cmp_create(arena_t *a, const uint8_t *key, size_t 
 }
 
 /* Runs a range from local state and returns its first kv (or NULL). */
-static int read_first_kv(server_t *srv, Etcdserverpb__RangeRequest *r, arena_t *a, Mvccpb__KeyValue **kv,
+static int read_first_kv(api_ctx_t *api, Etcdserverpb__RangeRequest *r, arena_t *a, Mvccpb__KeyValue **kv,
                          int64_t *rev) {
   Etcdserverpb__RangeResponse *resp = NULL;
-  int rc = mvcc_apply_range(srv->mvcc, r, a, &resp);
+  int rc = mvcc_apply_range(api->mvcc, r, a, &resp);
   if (rc) return rc;
   *kv = resp->n_kvs ? resp->kvs[0] : NULL;
-  *rev = resp->header ? resp->header->revision : mvcc_rev(srv->mvcc);
+  *rev = resp->header ? resp->header->revision : mvcc_rev(api->mvcc);
   return 0;
 }
 
-int recipe_read_first(server_t *srv, arena_t *a, const uint8_t *prefix, size_t plen, Mvccpb__KeyValue **kv,
+int recipe_read_first(api_ctx_t *api, arena_t *a, const uint8_t *prefix, size_t plen, Mvccpb__KeyValue **kv,
                       int64_t *rev) {
-  return read_first_kv(srv, recipe_first_created(a, prefix, plen), a, kv, rev);
+  return read_first_kv(api, recipe_first_created(a, prefix, plen), a, kv, rev);
 }
 
-int recipe_read_key(server_t *srv, arena_t *a, const uint8_t *key, size_t klen, Mvccpb__KeyValue **kv,
+int recipe_read_key(api_ctx_t *api, arena_t *a, const uint8_t *key, size_t klen, Mvccpb__KeyValue **kv,
                     int64_t *rev) {
-  return read_first_kv(srv, recipe_op_get(a, key, klen)->request_range, a, kv, rev);
+  return read_first_kv(api, recipe_op_get(a, key, klen)->request_range, a, kv, rev);
 }
 
 size_t recipe_waiter_key(arena_t *a, const uint8_t *name, size_t nlen, int64_t lease, uint8_t **key) {
@@ -169,7 +169,8 @@ static void schedule_check(recipe_wait_t *w) {
 }
 
 /* Events on the predecessor: a delete means re-check. */
-static void on_pred_events(void *ctx, watcher_t *wt, const Mvccpb__Event *const *events, size_t n, int64_t rev) {
+static void on_pred_events(void *ctx, watcher_t *wt, const Mvccpb__Event *const *events, size_t n,
+                           int64_t rev) {
   recipe_wait_t *w = ctx;
   (void)wt;
   (void)rev;
@@ -204,7 +205,7 @@ static void wait_check(recipe_wait_t *w) {
   r->max_create_revision = w->max_create_rev;
   Mvccpb__KeyValue *kv = NULL;
   int64_t rev = 0;
-  int rc = read_first_kv(w->srv, r, &a, &kv, &rev);
+  int rc = read_first_kv(w->api, r, &a, &kv, &rev);
   if (rc || !kv) {
     recipe_wait_fn cb = w->cb;
     void *ctx = w->ctx;
@@ -222,7 +223,7 @@ static void wait_check(recipe_wait_t *w) {
       .on_compacted = on_pred_compacted,
       .ctx = w,
   };
-  w->watcher = watch_add(w->srv->watch, &o);
+  w->watcher = watch_add(w->api->watch, &o);
   arena_destroy(&a);
   if (!w->watcher) {
     recipe_wait_fn cb = w->cb;
@@ -232,16 +233,16 @@ static void wait_check(recipe_wait_t *w) {
   }
 }
 
-recipe_wait_t *recipe_wait_deletes(server_t *srv, const uint8_t *prefix, size_t plen, int64_t max_create_rev,
+recipe_wait_t *recipe_wait_deletes(api_ctx_t *api, const uint8_t *prefix, size_t plen, int64_t max_create_rev,
                                    recipe_wait_fn cb, void *ctx) {
   recipe_wait_t *w = xcalloc(1, sizeof(*w));
-  w->srv = srv;
+  w->api = api;
   w->prefix = xmemdup(prefix, plen);
   w->plen = plen;
   w->max_create_rev = max_create_rev;
   w->cb = cb;
   w->ctx = ctx;
-  uv_timer_init(srv->loop, &w->step);
+  uv_timer_init(api->loop, &w->step);
   w->step.data = w;
   schedule_check(w);
   return w;

@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/api_ctx.h"
 #include "base/arena.h"
 #include "rpc.pb-c.h"
-#include "server/server.h"
 
 typedef struct recipe_wait recipe_wait_t;
 
@@ -25,7 +25,7 @@ typedef void (*recipe_wait_fn)(void *ctx, int err, int64_t rev);
  * max_create_rev, watching one predecessor at a time (etcd's waitDeletes). The callback
  * runs once, never from inside this call. Returns the wait handle (owned until the
  * callback runs or recipe_wait_cancel). */
-recipe_wait_t *recipe_wait_deletes(server_t *srv, const uint8_t *prefix, size_t plen, int64_t max_create_rev,
+recipe_wait_t *recipe_wait_deletes(api_ctx_t *api, const uint8_t *prefix, size_t plen, int64_t max_create_rev,
                                    recipe_wait_fn cb, void *ctx);
 /* Stops waiting; the callback does not run. */
 void recipe_wait_cancel(recipe_wait_t *w);
@@ -46,12 +46,12 @@ Etcdserverpb__RequestOp *recipe_op_delete(arena_t *a, const uint8_t *key, size_t
 /* Builds a Compare on the key's create revision: EQUAL to rev. */
 Etcdserverpb__Compare *recipe_cmp_create(arena_t *a, const uint8_t *key, size_t klen, int64_t rev);
 
-/* Reads the first-created key under prefix from local state. Returns 0 and sets *kv (NULL
+/* Reads the first-created key under prefix from the api's store. Returns 0 and sets *kv (NULL
  * when there is none, arena-owned) and *rev (store revision), or a negative code. */
-int recipe_read_first(server_t *srv, arena_t *a, const uint8_t *prefix, size_t plen, Mvccpb__KeyValue **kv,
+int recipe_read_first(api_ctx_t *api, arena_t *a, const uint8_t *prefix, size_t plen, Mvccpb__KeyValue **kv,
                       int64_t *rev);
 /* Reads one key from local state: *kv NULL when absent. */
-int recipe_read_key(server_t *srv, arena_t *a, const uint8_t *key, size_t klen, Mvccpb__KeyValue **kv,
+int recipe_read_key(api_ctx_t *api, arena_t *a, const uint8_t *key, size_t klen, Mvccpb__KeyValue **kv,
                     int64_t *rev);
 
 /* "<name>/<lease id in lower-case hex>", as etcd's recipes name a waiter's key. */

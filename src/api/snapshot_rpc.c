@@ -206,9 +206,10 @@ static void build_done(uv_work_t *w, int status) {
 
 void snapshot_rpc_on_message(grpc_call_t *call, ProtobufCMessage *msg) {
   (void)msg;
-  server_t *srv = server_get();
+  api_ctx_t *api = api_ctx(call);
+  server_t *srv = api->srv;
   char dir[PATH_MAX];
-  snprintf(dir, sizeof(dir), "%s/member/snap", srv->cfg->data_dir);
+  snprintf(dir, sizeof(dir), "%s/member/snap", api->data_dir);
   int fd = open_temp(dir);
   if (fd < 0) {
     LOGE("msg=\"cannot create snapshot temp file\" dir=%s error=\"%s\"", dir, strerror(-fd));
@@ -217,18 +218,18 @@ void snapshot_rpc_on_message(grpc_call_t *call, ProtobufCMessage *msg) {
   }
   snap_job_t *j = xcalloc(1, sizeof(*j));
   j->call = call;
-  j->mvcc = srv->mvcc;
+  j->mvcc = api->mvcc;
   j->fd = fd;
   j->last_decile = 0;
   j->member = (snapshot_member_t){.id = srv->member_id,
-                                  .name = srv->cfg->name,
+                                  .name = api->name,
                                   .peer_urls = srv->peer_urls,
                                   .n_peer_urls = srv->n_peer_urls,
                                   .client_urls = srv->client_urls,
                                   .n_client_urls = srv->n_client_urls};
   atomic_init(&j->cancel, false);
-  j->start_ms = uv_now(srv->loop);
-  uv_timer_init(srv->loop, &j->timer);
+  j->start_ms = uv_now(api->loop);
+  uv_timer_init(api->loop, &j->timer);
   j->timer.data = j;
   j->work.data = j;
   j->building = true;
@@ -237,7 +238,7 @@ void snapshot_rpc_on_message(grpc_call_t *call, ProtobufCMessage *msg) {
   grpc_call_set_user(call, j);
   LOGI("msg=\"building database snapshot\" peer=%s", grpc_call_peer(call));
   server_flush_backend(srv); /* the worker's read view sees committed batches only */
-  uv_queue_work(srv->loop, &j->work, build_work, build_done);
+  uv_queue_work(api->loop, &j->work, build_work, build_done);
 }
 
 void snapshot_rpc_on_cancel(grpc_call_t *call) {

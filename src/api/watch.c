@@ -31,10 +31,10 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "cetcd/errors.h"
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "cetcd/errors.h"
 #include "mvcc/mvcc.h"
 
 enum {
@@ -62,6 +62,7 @@ typedef struct wentry {
 
 struct wstream {
   grpc_call_t *call;
+  api_ctx_t *ctx;                   /* the call's */
   wstream_t *prev, *next;           /* every open stream (for api_watch_stop_all) */
   wentry_t **slots;                 /* open addressing by id; NULL = empty */
   wentry_t *held_head, **held_tail; /* watches with held events, in the order they got them */
@@ -209,7 +210,7 @@ static bool stream_synced(const wstream_t *s) {
 }
 
 /* Answers a progress request: the store's revision, under no watch id. */
-static void send_progress(wstream_t *s) { send_ctl(s, mvcc_rev(server_get()->mvcc), -1, false, false, NULL); }
+static void send_progress(wstream_t *s) { send_ctl(s, mvcc_rev(s->ctx->mvcc), -1, false, false, NULL); }
 
 static void on_tick(uv_timer_t *t);
 
@@ -217,7 +218,7 @@ static void on_tick(uv_timer_t *t);
 static void tick_start(wstream_t *s) {
   if (s->tick_on) return;
   if (!s->tick_init) {
-    uv_timer_init(server_get()->loop, &s->tick_timer);
+    uv_timer_init(s->ctx->loop, &s->tick_timer);
     s->tick_timer.data = s;
     s->tick_init = true;
     s->open_handles++;
@@ -365,7 +366,7 @@ static void on_events(void *ctx, watcher_t *w, const Mvccpb__Event *const *event
   (void)w;
   wentry_t *e = ctx;
   wstream_t *s = e->ws;
-  size_t max = server_get()->cfg->max_request_bytes;
+  size_t max = s->ctx->max_request_bytes;
   if (n && !e->fragment && (e->held.len || grpc_call_backlogged(s->call))) {
     hold(s, e, events, n, rev, max);
   } else {
@@ -406,7 +407,7 @@ static void on_compacted(void *ctx, watcher_t *w, int64_t compact_rev) {
  * events since the last tick and is caught up (etcd's sendLoop + RequestProgress). */
 static void on_progress(uv_timer_t *t) {
   wstream_t *s = t->data;
-  int64_t rev = mvcc_rev(server_get()->mvcc);
+  int64_t rev = mvcc_rev(s->ctx->mvcc);
   for (size_t i = 0; i < s->cap; i++) {
     wentry_t *e = s->slots[i];
     if (!e || !e->progress_notify) continue;
@@ -418,11 +419,11 @@ static void on_progress(uv_timer_t *t) {
 /* Starts the stream's progress ticker (interval plus up to 10% jitter, like etcd's). */
 static void start_progress(wstream_t *s) {
   if (s->progress_on) return;
-  int64_t ms = server_get()->cfg->experimental_watch_progress_notify_interval_ms;
+  int64_t ms = s->ctx->watch_progress_notify_interval_ms;
   if (ms <= 0) ms = 10 * 60 * 1000;
   if (ms < MIN_PROGRESS_MS) ms = MIN_PROGRESS_MS;
   ms += rand() % (ms / 10 + 1);
-  uv_timer_init(server_get()->loop, &s->progress_timer);
+  uv_timer_init(s->ctx->loop, &s->progress_timer);
   s->progress_timer.data = s;
   uv_timer_start(&s->progress_timer, on_progress, (uint64_t)ms, (uint64_t)ms);
   s->progress_on = true;
@@ -433,8 +434,7 @@ static void start_progress(wstream_t *s) {
 
 /* A create request: registers the watch and answers created (or why not). */
 static void do_create(wstream_t *s, const Etcdserverpb__WatchCreateRequest *c) {
-  server_t *srv = server_get();
-  int64_t wsrev = mvcc_rev(srv->mvcc);
+  int64_t wsrev = mvcc_rev(s->ctx->mvcc);
   static const uint8_t zero = 0;
   const uint8_t *key = c->key.len ? c->key.data : &zero;
   size_t klen = c->key.len ? c->key.len : 1;
@@ -452,12 +452,13 @@ static void do_create(wstream_t *s, const Etcdserverpb__WatchCreateRequest *c) {
   ProtobufCBinaryData wk = {klen, (uint8_t *)key};
   int arc = api_auth_range(s->call, &wk, &c->range_end);
   if (arc) {
-    const char *reason = arc == CETCD_EAUTHBADTOKEN ? "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token"
-                         : arc == CETCD_EAUTHOLDREV
-                             ? "rpc error: code = InvalidArgument desc = etcdserver: revision of auth store is old"
-                         : arc == CETCD_EAUTHUSEREMPTY
-                             ? "rpc error: code = InvalidArgument desc = etcdserver: user name is empty"
-                             : "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
+    const char *reason =
+        arc == CETCD_EAUTHBADTOKEN ? "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token"
+        : arc == CETCD_EAUTHOLDREV
+            ? "rpc error: code = InvalidArgument desc = etcdserver: revision of auth store is old"
+        : arc == CETCD_EAUTHUSEREMPTY
+            ? "rpc error: code = InvalidArgument desc = etcdserver: user name is empty"
+            : "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
     send_ctl(s, wsrev, -1, true, true, reason);
     return;
   }
@@ -493,7 +494,7 @@ static void do_create(wstream_t *s, const Etcdserverpb__WatchCreateRequest *c) {
                     .on_events = on_events,
                     .on_compacted = on_compacted,
                     .ctx = e};
-  e->w = watch_add(srv->watch, &o);
+  e->w = watch_add(s->ctx->watch, &o);
   if (!e->w) {
     free(e);
     send_ctl(s, wsrev, -1, true, true, "mvcc: watcher range is empty");
@@ -528,6 +529,7 @@ static void watch_on_message(grpc_call_t *call, ProtobufCMessage *m) {
     }
     s = xcalloc(1, sizeof(*s));
     s->call = call;
+    s->ctx = api_ctx(call);
     s->held_tail = &s->held_head;
     grpc_call_set_refill(call, on_refill);
     s->next = g_streams;
@@ -535,7 +537,7 @@ static void watch_on_message(grpc_call_t *call, ProtobufCMessage *m) {
     g_streams = s;
     grpc_call_set_user(call, s);
   }
-  if (s->finished || !server_get()->watch) return;
+  if (s->finished || !s->ctx->watch) return;
   switch (req->request_union_case) {
     case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST:
       if (req->create_request) do_create(s, req->create_request);

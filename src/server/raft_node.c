@@ -951,7 +951,7 @@ int raft_node_start(raft_node_t *rn) {
   rn->ship = rship_new(srv, rn, &rn->snaps);
   psnap_register(peer_server(rn->peers), rn->snaps.dir, rship_install, rn->ship);
   /* a joining member reads the membership here; a follower forwards MemberPromote here */
-  grpc_server_add_methods(peer_server(rn->peers), api_cluster_methods, api_cluster_methods_len, NULL);
+  grpc_server_add_methods(peer_server(rn->peers), api_cluster_methods, api_cluster_methods_len, &srv->api);
   uv_timer_init(srv->loop, &rn->tick);
   rn->tick.data = rn;
   rn->tick_open = true;

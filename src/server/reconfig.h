@@ -109,7 +109,7 @@ void reconfig_member_promote(server_t *srv, uint64_t id, reconfig_cb cb, void *c
  * only Status and serializable Range; any other method (path) gets GRPC_UNAVAILABLE and
  * *message "etcdserver: rpc not supported for learner". Returns 0 to let the call through.
  * msg is the call's first message (or NULL). */
-int reconfig_learner_gate(const char *path, const ProtobufCMessage *msg, const char **message);
+int reconfig_learner_gate(server_t *srv, const char *path, const ProtobufCMessage *msg, const char **message);
 
 /* True if this member is a learner of the applied membership. */
 bool reconfig_is_learner(server_t *srv);

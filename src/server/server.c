@@ -369,7 +369,7 @@ static int listen_clients(server_t *srv) {
   if (tls_setup_client(cfg, &srv->client_tls)) return CETCD_EINVAL;
   srv->grpc = grpc_server_new(srv->loop, &go);
   srv->gateway = gateway_new(srv->grpc, cfg->max_concurrent_streams);
-  api_register_all(srv->grpc);
+  api_register_all(srv->grpc, &srv->api);
   for (size_t i = 0; i < cfg->n_listen_client_urls; i++) {
     url_t u;
     char err[256];
@@ -404,6 +404,24 @@ static bool nothing_in_flight(void *ctx) {
   return !srv->pending_head;
 }
 
+void server_api_refresh(server_t *srv) {
+  const cetcd_config_t *cfg = srv->cfg;
+  srv->api = (api_ctx_t){
+      .loop = srv->loop,
+      .mvcc = srv->mvcc,
+      .watch = srv->watch,
+      .lessor = srv->lessor,
+      .auth = srv->auth,
+      .name = cfg->name,
+      .data_dir = cfg->data_dir,
+      .max_request_bytes = cfg->max_request_bytes,
+      .max_txn_ops = cfg->max_txn_ops,
+      .bcrypt_cost = cfg->bcrypt_cost,
+      .watch_progress_notify_interval_ms = cfg->experimental_watch_progress_notify_interval_ms,
+      .srv = srv,
+  };
+}
+
 int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
   memset(srv, 0, sizeof(*srv));
   srv->loop = loop;
@@ -418,6 +436,7 @@ int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
   int rc = raft_node_create(srv, &srv->rn);
   if (rc) return rc;
   if ((rc = open_storage(srv))) return rc;
+  server_api_refresh(srv);
   if (srv->rn && (rc = reconfig_join(srv))) return rc; /* --initial-cluster-state existing */
   if ((rc = load_identity(srv))) return rc;
   if (srv->rn && (rc = reconfig_open(srv))) return rc;
@@ -480,6 +499,7 @@ static void close_storage(server_t *srv) {
   srv->lessor = NULL;
   raft_node_free(srv->rn); /* stopped in server_stop; its memory goes once its timer closed */
   srv->rn = NULL;
+  server_api_refresh(srv);
   LOGI("msg=\"stopped cetcd\"");
 }
 

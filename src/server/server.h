@@ -1,6 +1,6 @@
 /* The server: storage, the write pipeline, listeners and lifecycle. One instance per
- * process, owned by main and reached by the api handlers through server_get(). Everything
- * here runs on the libuv loop thread. */
+ * process, owned by main; the api handlers get what they use through the api context it
+ * registers their methods with (srv->api). Everything here runs on the libuv loop thread. */
 #ifndef CETCD_SERVER_H
 #define CETCD_SERVER_H
 
@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "api/api_ctx.h"
 #include "base/arena.h"
 #include "internal.pb-c.h"
 #include "net/loop_spin.h"
@@ -99,10 +100,15 @@ typedef struct server {
   raft_node_t *rn;           /* the Raft path (server/raft_node.c) when clustered, else NULL */
   membership_t *members;     /* the applied membership (server/membership.c), clustered only */
   struct reconfig *reconfig; /* membership changes, publish, peer health (server/reconfig.c) */
+  api_ctx_t api;             /* what the api handlers get (server_api_refresh keeps it current) */
 } server_t;
 
 /* The process's server (NULL before server_start). */
 server_t *server_get(void);
+
+/* Copies the server's stores into its api context: after they are opened, replaced (a raft
+ * snapshot install brings a new auth store) or closed. */
+void server_api_refresh(server_t *srv);
 
 /* Opens storage, replays the WAL, binds listeners and prints the readiness lines. On
  * failure logs the cause and returns a negative code. cfg is borrowed for the server's life. */

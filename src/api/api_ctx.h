@@ -1,0 +1,42 @@
+/* What the api handlers work with (issue 11): the server, which composes the process, fills
+ * one api_ctx_t and registers every api method table with it, so a handler takes it from
+ * its call (api_ctx(call)) instead of reaching for a global. */
+#ifndef CETCD_API_CTX_H
+#define CETCD_API_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "grpc/grpc_server.h"
+
+typedef struct mvcc_store mvcc_store_t;
+typedef struct watch_hub watch_hub_t;
+typedef struct lessor lessor_t;
+typedef struct auth_store auth_store_t;
+struct server;
+
+typedef struct api_ctx {
+  uv_loop_t *loop;
+  /* The server's stores, as it holds them (server_api_refresh copies them again when one
+   * is replaced or closed). */
+  mvcc_store_t *mvcc; /* the key-value store */
+  watch_hub_t *watch; /* watchers of the store's events */
+  lessor_t *lessor;   /* leases */
+  auth_store_t *auth; /* users, roles, tokens (replaced by a raft snapshot install) */
+  /* The configuration values the handlers use. */
+  char *name;                                /* --name */
+  const char *data_dir;                      /* --data-dir */
+  size_t max_request_bytes;                  /* --max-request-bytes */
+  uint32_t max_txn_ops;                      /* --max-txn-ops */
+  uint32_t bcrypt_cost;                      /* --bcrypt-cost */
+  int64_t watch_progress_notify_interval_ms; /* --experimental-watch-progress-notify-interval */
+  /* The server, for what is not passed explicitly yet: proposals (server_propose), raft
+   * and member state, membership changes, alarms, quota, lease forwarding, metrics. */
+  struct server *srv;
+} api_ctx_t;
+
+/* The context the call's method table was registered with. */
+static inline api_ctx_t *api_ctx(grpc_call_t *call) { return grpc_call_ctx(call); }
+
+#endif
