@@ -15,23 +15,23 @@ static const char *call_token(grpc_call_t *call) {
 }
 
 bool api_auth_hold(grpc_call_t *call) {
-  server_t *srv = server_get();
+  api_ctx_t *api = api_ctx(call);
   const char *tok = call_token(call);
   uint64_t index;
-  return tok && srv && srv->auth && auth_token_index(srv->auth, tok, &index) && index > srv->applied_index;
+  return tok && api->auth && auth_token_index(api->auth, tok, &index) && index > api->srv->applied_index;
 }
 
 int api_auth_info(grpc_call_t *call, auth_info_t *ai) {
   ai->user = NULL;
   ai->revision = 0;
   const char *tok = call_token(call);
-  if (tok) return auth_token_info(server_get()->auth, tok, ai);
+  if (tok) return auth_token_info(api_ctx(call)->auth, tok, ai);
   /* etcd's AuthInfoFromTLS: without a token, the verified client certificate's CN is the
    * user, at the store's current revision */
   const char *cn = grpc_call_peer_cn(call);
   if (cn) {
     ai->user = cn;
-    ai->revision = auth_revision(server_get()->auth);
+    ai->revision = auth_revision(api_ctx(call)->auth);
   }
   return 0;
 }
@@ -48,19 +48,19 @@ int api_auth_stamp(grpc_call_t *call, Cetcdinternal__InternalRequest *ir) {
 int api_auth_admin(grpc_call_t *call) {
   auth_info_t ai;
   int rc = api_auth_info(call, &ai);
-  return rc ? rc : auth_check_admin(server_get()->auth, &ai);
+  return rc ? rc : auth_check_admin(api_ctx(call)->auth, &ai);
 }
 
 int api_auth_range(grpc_call_t *call, const ProtobufCBinaryData *key, const ProtobufCBinaryData *end) {
   auth_info_t ai;
   int rc = api_auth_info(call, &ai);
-  return rc ? rc : auth_check_range(server_get()->auth, &ai, key->data, key->len, end->data, end->len);
+  return rc ? rc : auth_check_range(api_ctx(call)->auth, &ai, key->data, key->len, end->data, end->len);
 }
 
 int api_auth_txn(grpc_call_t *call, const Etcdserverpb__TxnRequest *txn) {
   auth_info_t ai;
   int rc = api_auth_info(call, &ai);
-  return rc ? rc : auth_check_txn(server_get()->auth, &ai, txn);
+  return rc ? rc : auth_check_txn(api_ctx(call)->auth, &ai, txn);
 }
 
 /* etcd's authMaintenanceServer returns the auth package's own errors, which gRPC sends as

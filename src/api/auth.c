@@ -40,7 +40,7 @@ static void propose_cb_as(grpc_call_t *call, Cetcdinternal__InternalRequest *ir,
     api_finish_error(call, rc);
     return;
   }
-  server_propose(server_get(), ir, grpc_call_arena(call), cb, ctx);
+  server_propose(api_ctx(call)->srv, ir, grpc_call_arena(call), cb, ctx);
 }
 
 /* Proposes ir and answers with its applied result. */
@@ -73,7 +73,7 @@ static void auth_status_rpc(grpc_call_t *call, ProtobufCMessage *m) {
   Etcdserverpb__AuthStatusResponse *r = arena_zalloc(grpc_call_arena(call), sizeof(*r));
   etcdserverpb__auth_status_response__init(r);
   bool on = false;
-  auth_status(server_get()->auth, &on, &r->authrevision);
+  auth_status(api_ctx(call)->auth, &on, &r->authrevision);
   r->enabled = on;
   r->header = api_header(call, NULL);
   api_reply(call, &r->base);
@@ -85,6 +85,7 @@ static void auth_status_rpc(grpc_call_t *call, ProtobufCMessage *m) {
 typedef struct pw_job {
   uv_work_t work;
   grpc_call_t *call;
+  api_ctx_t *api; /* the call's */
   ProtobufCMessage *req;
   char *password; /* malloc'd copy */
   size_t len;
@@ -126,10 +127,11 @@ static void pw_after(uv_work_t *w, int status) {
 static pw_job_t *pw_job(grpc_call_t *call, ProtobufCMessage *req, const char *pw, void (*done)(pw_job_t *)) {
   pw_job_t *j = xcalloc(1, sizeof(*j));
   j->call = call;
+  j->api = api_ctx(call);
   j->req = req;
   j->len = strlen(pw);
   j->password = xmemdup(pw, j->len + 1);
-  j->cost = server_get()->cfg->bcrypt_cost;
+  j->cost = j->api->bcrypt_cost;
   j->done = done;
   j->work.data = j;
   return j;
@@ -137,7 +139,7 @@ static pw_job_t *pw_job(grpc_call_t *call, ProtobufCMessage *req, const char *pw
 
 /* Queues a job. */
 static void pw_start(pw_job_t *j) {
-  int rc = uv_queue_work(server_get()->loop, &j->work, pw_work, pw_after);
+  int rc = uv_queue_work(j->api->loop, &j->work, pw_work, pw_after);
   if (rc) {
     api_finish_error(j->call, CETCD_EUNAVAILABLE);
     pw_free(j);
@@ -202,7 +204,7 @@ static void authn_check(pw_job_t *j);
  * password was checked (etcd's loop in EtcdServer.Authenticate). */
 static void authn_applied(void *ctx, const apply_result_t *res) {
   pw_job_t *j = ctx;
-  if (res->err == 0 && j->rev != auth_revision(server_get()->auth) && ++j->tries < AUTH_TRIES) {
+  if (res->err == 0 && j->rev != auth_revision(j->api->auth) && ++j->tries < AUTH_TRIES) {
     authn_check(j);
     return;
   }
@@ -231,7 +233,7 @@ static void authn_verified(pw_job_t *j) {
     pw_free(j);
     return;
   }
-  server_propose(server_get(), &ir, grpc_call_arena(j->call), authn_applied, j);
+  server_propose(j->api->srv, &ir, grpc_call_arena(j->call), authn_applied, j);
 }
 
 /* Reads the user's hash and checks the password on a worker. */
@@ -239,7 +241,7 @@ static void authn_check(pw_job_t *j) {
   Etcdserverpb__AuthenticateRequest *r = (Etcdserverpb__AuthenticateRequest *)j->req;
   free(j->hash);
   j->hash = NULL;
-  int rc = auth_password_of(server_get()->auth, r->name, &j->hash, &j->hash_len, &j->rev);
+  int rc = auth_password_of(j->api->auth, r->name, &j->hash, &j->hash_len, &j->rev);
   if (rc) {
     api_finish_error(j->call, rc);
     pw_free(j);
@@ -265,7 +267,7 @@ static void authn_read_ready(void *ctx, int err) {
 static void authenticate(grpc_call_t *call, ProtobufCMessage *m) {
   Etcdserverpb__AuthenticateRequest *r = (Etcdserverpb__AuthenticateRequest *)m;
   pw_job_t *j = pw_job(call, m, r->password, authn_verified);
-  server_t *srv = server_get();
+  server_t *srv = j->api->srv;
   if (srv->rn)
     raft_node_read_index(srv->rn, authn_read_ready, j);
   else
