@@ -16,12 +16,18 @@
 #define TICK_MS 100
 #define PER_TICK (LEASE_REVOKE_RATE * TICK_MS / 1000)
 
+/* One proposed revoke, waiting for its result. */
+typedef struct revoke {
+  server_t *srv;
+  int64_t id;
+} revoke_t;
+
 /* A proposed revoke finished: on failure the lease may be proposed again later. */
 static void revoke_done(void *ctx, const apply_result_t *res) {
-  int64_t id = (int64_t)(intptr_t)ctx;
-  server_t *srv = server_get();
-  if (res->err && res->err != CETCD_ELEASENOTFOUND && srv && srv->lessor)
-    lease_revoke_failed(srv->lessor, id);
+  revoke_t *r = ctx;
+  server_t *srv = r->srv;
+  if (res->err && res->err != CETCD_ELEASENOTFOUND && srv->lessor) lease_revoke_failed(srv->lessor, r->id);
+  free(r);
 }
 
 /* Timer: proposes revokes for the leases that expired. */
@@ -39,7 +45,9 @@ static void on_tick(uv_timer_t *t) {
       ir.auth_user = "root";
       ir.auth_revision = auth_revision(srv->auth); /* a change applied first: refused, retried */
     }
-    server_propose(srv, &ir, NULL, revoke_done, (void *)(intptr_t)ids[i]);
+    revoke_t *r = xmalloc(sizeof(*r));
+    *r = (revoke_t){.srv = srv, .id = ids[i]};
+    server_propose(srv, &ir, NULL, revoke_done, r);
   }
 }
 

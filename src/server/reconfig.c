@@ -692,7 +692,8 @@ void reconfig_member_promote(server_t *srv, uint64_t id, reconfig_cb cb, void *c
   propose_cc(srv, RAFT_CC_PROMOTE, id, &rec, cb, ctx);
 }
 
-int reconfig_learner_gate(server_t *srv, const char *path, const ProtobufCMessage *msg, const char **message) {
+int reconfig_learner_gate(server_t *srv, const char *path, const ProtobufCMessage *msg,
+                          const char **message) {
   if (!reconfig_is_learner(srv)) return 0;
   if (!strcmp(path, "/etcdserverpb.Maintenance/Status")) return 0;
   if (!strcmp(path, "/etcdserverpb.KV/Range") && msg &&

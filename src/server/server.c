@@ -40,10 +40,6 @@
 #include "wal/wal.h"
 #include "watch/watch.h"
 
-static server_t *the_server;
-
-server_t *server_get(void) { return the_server; }
-
 /* ---- WAL replay ------------------------------------------------------------------- */
 
 typedef struct replay_ctx {
@@ -192,16 +188,14 @@ static void on_signal(uv_signal_t *s, int signum) {
 /* mvcc's on_events hook: hands each revision's events to the watch hub (WAL replay at
  * start produces events too, before any watcher exists). */
 static void on_mvcc_events(void *ctx, int64_t rev, const Mvccpb__Event *const *events, size_t n) {
-  (void)ctx;
-  server_t *srv = server_get();
-  if (srv && srv->watch) watch_hub_notify(srv->watch, rev, events, n);
+  server_t *srv = ctx;
+  if (srv->watch) watch_hub_notify(srv->watch, rev, events, n);
 }
 
 /* mvcc's events_wanted hook: only build events while some watcher exists. */
 static bool hook_events_wanted(void *ctx) {
-  (void)ctx;
-  server_t *srv = server_get();
-  return srv && srv->watch && watch_count(srv->watch) > 0;
+  server_t *srv = ctx;
+  return srv->watch && watch_count(srv->watch) > 0;
 }
 
 /* mvcc's prev_wanted hook: events carry prev_kv only while a synced watcher asked for it. */
@@ -212,17 +206,12 @@ static bool hook_prev_wanted(void *ctx) {
 
 /* mvcc's lease hooks, forwarded to the lessor (which exists before mvcc_open replays the
  * attachments of live keys). */
-static bool hook_lease_exists(void *ctx, int64_t id) {
-  (void)ctx;
-  return lease_exists(server_get()->lessor, id);
-}
+static bool hook_lease_exists(void *ctx, int64_t id) { return lease_exists(((server_t *)ctx)->lessor, id); }
 static void hook_lease_attach(void *ctx, int64_t id, const uint8_t *key, size_t klen) {
-  (void)ctx;
-  lease_attach(server_get()->lessor, id, key, klen);
+  lease_attach(((server_t *)ctx)->lessor, id, key, klen);
 }
 static void hook_lease_detach(void *ctx, int64_t id, const uint8_t *key, size_t klen) {
-  (void)ctx;
-  lease_detach(server_get()->lessor, id, key, klen);
+  lease_detach(((server_t *)ctx)->lessor, id, key, klen);
 }
 
 /* How long applied batches may wait in the open LMDB transaction: one LMDB commit (which
@@ -426,7 +415,6 @@ int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
   memset(srv, 0, sizeof(*srv));
   srv->loop = loop;
   srv->cfg = cfg;
-  the_server = srv;
   srv->peer_urls = cfg->initial_advertise_peer_urls;
   srv->n_peer_urls = cfg->n_initial_advertise_peer_urls;
   srv->client_urls = cfg->advertise_client_urls;

@@ -103,9 +103,6 @@ typedef struct server {
   api_ctx_t api;             /* what the api handlers get (server_api_refresh keeps it current) */
 } server_t;
 
-/* The process's server (NULL before server_start). */
-server_t *server_get(void);
-
 /* Copies the server's stores into its api context: after they are opened, replaced (a raft
  * snapshot install brings a new auth store) or closed. */
 void server_api_refresh(server_t *srv);
