@@ -53,24 +53,24 @@ struct peer_transport {
   uv_async_t io_async;   /* on the client's I/O loop: drain queues */
   uv_async_t loop_async; /* on the server loop: report broken streams */
   atomic_bool removed;   /* a peer said this member was removed (I/O thread sets it) */
+  bool freed;            /* peer_free ran: received messages are dropped */
 };
-
-static peer_transport_t *the_pt; /* for the server method's handler */
 
 /* ---- receiving (loop thread) --------------------------------------------------------- */
 
 /* One message of a peer's stream: handed to the raft node as decoded. */
 static void on_send_message(grpc_call_t *call, ProtobufCMessage *msg) {
-  if (!the_pt) return;
-  int removed = the_pt->cbs.on_message(the_pt->cbs.ctx, (const Cetcdraftpb__Message *)msg);
+  peer_transport_t *pt = grpc_call_ctx(call);
+  if (pt->freed) return;
+  int removed = pt->cbs.on_message(pt->cbs.ctx, (const Cetcdraftpb__Message *)msg);
   if (removed) grpc_call_finish(call, GRPC_FAILED_PRECONDITION, PEER_REMOVED_MESSAGE);
 }
 
 /* One lease message (a forwarded keep-alive or TimeToLive, or its answer): handed over as
  * decoded, borrowed during the callback. */
 static void on_lease_message(grpc_call_t *call, ProtobufCMessage *msg) {
-  (void)call;
-  if (the_pt && the_pt->cbs.on_lease) the_pt->cbs.on_lease(the_pt->cbs.ctx, msg);
+  peer_transport_t *pt = grpc_call_ctx(call);
+  if (!pt->freed && pt->cbs.on_lease) pt->cbs.on_lease(pt->cbs.ctx, msg);
 }
 
 /* The peer closed its side: end the call. */
@@ -277,7 +277,6 @@ peer_transport_t *peer_new(uv_loop_t *loop, const uint64_t *ids, char *const *ur
   }
   uv_async_init(loop, &pt->loop_async, on_loop_async);
   pt->loop_async.data = pt;
-  the_pt = pt;
   return pt;
 }
 
@@ -337,7 +336,7 @@ int peer_listen(peer_transport_t *pt, char *const *urls, size_t n, tls_ctx_t *tl
   pt->server_tls = tls;
   grpc_server_opts_t go = {.max_recv_msg_bytes = 64u << 20};
   pt->server = grpc_server_new(pt->loop, &go);
-  grpc_server_add_methods(pt->server, peer_methods, sizeof(peer_methods) / sizeof(*peer_methods), NULL);
+  grpc_server_add_methods(pt->server, peer_methods, sizeof(peer_methods) / sizeof(*peer_methods), pt);
   for (size_t i = 0; i < n; i++) {
     url_t u;
     char err[256];
@@ -416,7 +415,7 @@ static void peer_server_closed(void *arg) {
 
 void peer_free(peer_transport_t *pt) {
   if (!pt) return;
-  the_pt = NULL;
+  pt->freed = true;
   stop_client(pt);
   pt->closes = pt->server ? 2 : 1; /* the transport goes with the last of these */
   if (pt->server) grpc_server_shutdown(pt->server, 0, peer_server_closed, pt);
