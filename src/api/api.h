@@ -24,9 +24,10 @@ void api_reply(grpc_call_t *call, const ProtobufCMessage *msg);
  * answer UNIMPLEMENTED. */
 void api_register_all(grpc_server_t *g, api_ctx_t *ctx);
 
-/* Ends every open Watch stream (UNAVAILABLE "etcdserver: server stopped") and refuses new
- * ones: called when the server begins shutting down, so streams do not hold it up. */
-void api_watch_stop_all(void);
+/* Ends every open Watch stream of ctx's handlers (UNAVAILABLE "etcdserver: server
+ * stopped") and refuses new ones: called when the server begins shutting down, so streams
+ * do not hold it up. */
+void api_watch_stop_all(api_ctx_t *ctx);
 
 /* Ends the open streams (Watch, LeaseKeepAlive, ...) of the client server g (NULL: none)
  * that carry `hasleader: true` metadata (clientv3's WithRequireLeader; its lease

@@ -4,6 +4,7 @@
 #ifndef CETCD_API_CTX_H
 #define CETCD_API_CTX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -34,6 +35,9 @@ typedef struct api_ctx {
   /* The server, for what is not passed explicitly yet: proposals (server_propose), raft
    * and member state, membership changes, alarms, quota, lease forwarding, metrics. */
   struct server *srv;
+  /* State api keeps for the server's life (zeroed with server_t; never refreshed). */
+  struct wstream *watch_streams; /* open Watch streams (api/watch.c) */
+  bool watch_stopping;           /* api_watch_stop_all ran: new streams are refused */
 } api_ctx_t;
 
 /* The context the call's method table was registered with. */

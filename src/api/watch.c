@@ -80,9 +80,6 @@ struct wstream {
   int open_handles;
 };
 
-static wstream_t *g_streams; /* open streams */
-static bool g_stopping;      /* the server is shutting down */
-
 /* ---- the id table ---- */
 
 /* Slot index for id. */
@@ -523,18 +520,19 @@ static void watch_on_message(grpc_call_t *call, ProtobufCMessage *m) {
   Etcdserverpb__WatchRequest *req = (Etcdserverpb__WatchRequest *)m;
   wstream_t *s = grpc_call_user(call);
   if (!s) {
-    if (g_stopping) {
+    api_ctx_t *ctx = api_ctx(call);
+    if (ctx->watch_stopping) {
       grpc_call_finish(call, GRPC_UNAVAILABLE, "etcdserver: server stopped");
       return;
     }
     s = xcalloc(1, sizeof(*s));
     s->call = call;
-    s->ctx = api_ctx(call);
+    s->ctx = ctx;
     s->held_tail = &s->held_head;
     grpc_call_set_refill(call, on_refill);
-    s->next = g_streams;
-    if (g_streams) g_streams->prev = s;
-    g_streams = s;
+    s->next = ctx->watch_streams;
+    if (s->next) s->next->prev = s;
+    ctx->watch_streams = s;
     grpc_call_set_user(call, s);
   }
   if (s->finished || !s->ctx->watch) return;
@@ -568,7 +566,7 @@ static void stream_end(wstream_t *s, int status, const char *message) {
   if (s->prev)
     s->prev->next = s->next;
   else
-    g_streams = s->next;
+    s->ctx->watch_streams = s->next;
   if (s->next) s->next->prev = s->prev;
   for (size_t i = 0; i < s->cap; i++) {
     wentry_t *e = s->slots[i];
@@ -597,9 +595,9 @@ static void watch_on_cancel(grpc_call_t *call) {
     stream_end(s, GRPC_CANCELLED, "etcdserver: watch canceled");
 }
 
-void api_watch_stop_all(void) {
-  g_stopping = true;
-  while (g_streams) stream_end(g_streams, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+void api_watch_stop_all(api_ctx_t *ctx) {
+  ctx->watch_stopping = true;
+  while (ctx->watch_streams) stream_end(ctx->watch_streams, GRPC_UNAVAILABLE, "etcdserver: server stopped");
 }
 
 const grpc_method_t api_watch_methods[] = {

@@ -395,20 +395,19 @@ static bool nothing_in_flight(void *ctx) {
 
 void server_api_refresh(server_t *srv) {
   const cetcd_config_t *cfg = srv->cfg;
-  srv->api = (api_ctx_t){
-      .loop = srv->loop,
-      .mvcc = srv->mvcc,
-      .watch = srv->watch,
-      .lessor = srv->lessor,
-      .auth = srv->auth,
-      .name = cfg->name,
-      .data_dir = cfg->data_dir,
-      .max_request_bytes = cfg->max_request_bytes,
-      .max_txn_ops = cfg->max_txn_ops,
-      .bcrypt_cost = cfg->bcrypt_cost,
-      .watch_progress_notify_interval_ms = cfg->experimental_watch_progress_notify_interval_ms,
-      .srv = srv,
-  };
+  api_ctx_t *api = &srv->api; /* the state api keeps here (open watch streams) stays */
+  api->loop = srv->loop;
+  api->mvcc = srv->mvcc;
+  api->watch = srv->watch;
+  api->lessor = srv->lessor;
+  api->auth = srv->auth;
+  api->name = cfg->name;
+  api->data_dir = cfg->data_dir;
+  api->max_request_bytes = cfg->max_request_bytes;
+  api->max_txn_ops = cfg->max_txn_ops;
+  api->bcrypt_cost = cfg->bcrypt_cost;
+  api->watch_progress_notify_interval_ms = cfg->experimental_watch_progress_notify_interval_ms;
+  api->srv = srv;
 }
 
 int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
@@ -542,6 +541,6 @@ void server_stop(server_t *srv) {
   compactor_stop(srv->compactor); /* freed once its timer closed and its proposal answered */
   srv->compactor = NULL;
   lease_expiry_stop(srv);
-  api_watch_stop_all(); /* watch streams never end by themselves */
+  api_watch_stop_all(&srv->api); /* watch streams never end by themselves */
   grpc_server_shutdown(srv->grpc, 5000, after_grpc_shutdown, srv);
 }
