@@ -50,8 +50,8 @@ typedef struct test_server {
   int client_port, peer_port;
   char endpoint[64];
   pid_t pid;
-  bool tls;                 /* serve https:// client URLs (set before tu_server_start) */
-  const char *extra[16];    /* more server flags, NULL-terminated (borrowed) */
+  bool tls;              /* serve https:// client URLs (set before tu_server_start) */
+  const char *extra[16]; /* more server flags, NULL-terminated (borrowed) */
 } test_server_t;
 
 static inline uint64_t tu_now_ms(void) {
@@ -117,6 +117,19 @@ static inline bool tu_tcp_ok(int port) {
   return ok;
 }
 
+/* Prints the last bytes of the server's log to stderr (why it did not start). */
+static inline void tu_print_log_tail(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return;
+  long size = tu_file_size(path);
+  fseek(f, size > 3000 ? size - 3000 : 0, SEEK_SET);
+  char buf[3001];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  fprintf(stderr, "---- end of %s ----\n%s\n----\n", path, buf);
+}
+
 /* Starts (or restarts) the server process; waits for readiness. Returns 0 or -1. */
 static inline int tu_server_start(test_server_t *s) {
   long off = tu_file_size(s->log);
@@ -160,6 +173,7 @@ static inline int tu_server_start(test_server_t *s) {
     if (waitpid(pid, &st, WNOHANG) == pid) {
       s->pid = 0;
       fprintf(stderr, "server %s exited during startup (see %s)\n", s->bin, s->log);
+      tu_print_log_tail(s->log);
       return -1;
     }
     if (tu_file_contains(s->log, "ready to serve client requests", off) && tu_tcp_ok(s->client_port))
@@ -167,6 +181,7 @@ static inline int tu_server_start(test_server_t *s) {
     tu_sleep_ms(30);
   }
   fprintf(stderr, "server %s not ready in time (see %s)\n", s->bin, s->log);
+  tu_print_log_tail(s->log);
   return -1;
 }
 
@@ -208,10 +223,20 @@ static inline int tu_server_prepare(test_server_t *s) {
   return 0;
 }
 
-/* Creates the temp dir, picks ports and starts the server under test. */
+static inline void tu_server_free(test_server_t *s);
+
+/* Creates the temp dir, picks ports and starts the server under test. Ports are checked
+ * free when picked, but another test running beside this one may bind one before the
+ * server does: then the start is retried on new ports (at most 3 tries). */
 static inline int tu_server_new(test_server_t *s) {
-  if (tu_server_prepare(s)) return -1;
-  return tu_server_start(s);
+  for (int attempt = 1;; attempt++) {
+    if (tu_server_prepare(s)) return -1;
+    if (tu_server_start(s) == 0) return 0;
+    bool taken = tu_file_contains(s->log, "address already in use", 0);
+    if (!taken || attempt == 3) return -1;
+    fprintf(stderr, "a port was taken before the server bound it; retrying on new ports\n");
+    tu_server_free(s);
+  }
 }
 
 /* Stops the server and removes its temp dir (unless CETCD_TEST_KEEP). */
