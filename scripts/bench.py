@@ -12,6 +12,11 @@ runs the cluster workloads against all members, stops it, then does the same for
 3-member cetcd cluster, and writes its own generated block with the issue 8 targets.
 Any failure (a server that does not come up, a member that dies, a tool that fails or
 reports errors) exits non-zero before anything is written.
+
+The security section (`--only security` runs it alone; the full run ends with it) runs the
+put and range workloads over TLS (one CA and server certificate made with openssl, the same
+files for both servers) and with auth enabled (simple token), with a plain baseline, and
+writes its own block with the issue 10 targets.
 """
 import argparse, contextlib, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
@@ -115,18 +120,22 @@ def footprint(bench_bin, srv, keys, idle_kib):
 class Server:
     """A server process (etcd or cetcd) on loopback ports, pinned to CPU 1."""
 
-    def __init__(self, name, binary, data_dir):
-        self.name, self.binary, self.data_dir = name, binary, data_dir
+    def __init__(self, name, binary, data_dir, tls=None):
+        """tls: None, or a Certs: the client URL is https with its server certificate."""
+        self.name, self.binary, self.data_dir, self.tls = name, binary, data_dir, tls
         self.cport, self.pport = free_port(), free_port()
         self.proc = None
+        self.user = None  # "name:password" the benchmark tool and etcdctl use once auth is on
 
     def start(self):
-        url = f"http://127.0.0.1:{self.cport}"
+        url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.cport}"
         purl = f"http://127.0.0.1:{self.pport}"
         args = ["taskset", "-c", "1", self.binary, "--name", "bench", "--data-dir", self.data_dir,
                 "--listen-client-urls", url, "--advertise-client-urls", url,
                 "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
                 "--initial-cluster", f"bench={purl}", "--quota-backend-bytes", str(8 * 1024**3)]
+        if self.tls:
+            args += ["--cert-file", self.tls.cert, "--key-file", self.tls.key]
         self.log = open(self.data_dir + ".log", "ab")
         t0 = time.time()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
@@ -135,7 +144,8 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited early; see {self.data_dir}.log")
             try:
-                r = subprocess.run(["etcdctl", f"--endpoints=127.0.0.1:{self.cport}", "endpoint", "health"],
+                r = subprocess.run(["etcdctl", f"--endpoints={self.endpoint}"] + self.client_args("=") +
+                                   ["endpoint", "health"],
                                    capture_output=True, timeout=5, env=dict(os.environ, ETCDCTL_API="3"))
                 if r.returncode == 0:
                     return time.time() - t0
@@ -156,7 +166,20 @@ class Server:
 
     @property
     def endpoint(self):
-        return f"127.0.0.1:{self.cport}"
+        return f"https://127.0.0.1:{self.cport}" if self.tls else f"127.0.0.1:{self.cport}"
+
+    def client_args(self, sep=None):
+        """The CA and user flags etcdctl (sep "=") and the benchmark tool (sep None) need."""
+        out = []
+        for flag, value in (("--cacert", self.tls and self.tls.ca), ("--user", self.user)):
+            if value:
+                out += [f"{flag}={value}"] if sep else [flag, value]
+        return out
+
+    def ctl(self, *args):
+        """Runs etcdctl against this server with its CA and user; raises if it fails."""
+        return subprocess.run(["etcdctl", f"--endpoints={self.endpoint}"] + self.client_args("=") + list(args),
+                              env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, check=True, text=True)
 
     @property
     def pids(self):
@@ -218,7 +241,8 @@ def measure(cmd, server, n, label, section=None):
 def run_bench(bench_bin, server, args, label, section=None, n=None):
     """Runs one workload of etcd's benchmark tool; `n` overrides the request count used for
     CPU per request (default: --total)."""
-    cmd = ["taskset", "-c", "0", bench_bin, "--precise", "--endpoints", server.endpoint] + args
+    extra = server.client_args() if isinstance(server, Server) else []
+    cmd = ["taskset", "-c", "0", bench_bin, "--precise", "--endpoints", server.endpoint] + extra + args
     if n is None:
         total = re.search(r"--total[= ](\d+)", " ".join(args))
         n = int(total.group(1)) if total else 0
@@ -503,6 +527,129 @@ def cluster_block(res, sync_ms, cmd):
     return "\n".join(lines) + "\n"
 
 
+# ---- TLS and auth (issue 10 targets) ------------------------------------------------------
+class Certs:
+    """One CA and a server certificate for 127.0.0.1 signed by it (PEM files in a directory)."""
+
+    def __init__(self, directory):
+        self.ca, self.cert, self.key = (os.path.join(directory, n) for n in ("ca.pem", "server.pem", "server-key.pem"))
+        ca_key, csr, ext = (os.path.join(directory, n) for n in ("ca-key.pem", "server.csr", "san.ext"))
+        with open(ext, "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+        for cmd in (["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", self.ca,
+                     "-days", "2", "-subj", "/CN=cetcd-bench-ca"],
+                    ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key, "-out", csr,
+                     "-subj", "/CN=127.0.0.1"],
+                    ["x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", ca_key, "-CAcreateserial",
+                     "-out", self.cert, "-days", "2", "-extfile", ext]):
+            subprocess.run(["openssl"] + cmd, capture_output=True, check=True)
+
+
+SECURITY_MODES = [("plain", "no TLS, no auth"), ("tls", "TLS (https, server certificate)"),
+                  ("auth", "auth enabled, simple token, no TLS")]
+
+
+def enable_auth(srv):
+    """root (role root) and a user `bench` whose role may read and write every key (the
+    benchmark's put keys are binary), then auth enable; later requests go as bench."""
+    for args in (["role", "add", "root"], ["user", "add", "root", "--new-user-password=rootpw"],
+                 ["user", "grant-role", "root", "root"], ["role", "add", "bench"],
+                 ["role", "grant-permission", "bench", "readwrite", "--prefix", ""],
+                 ["user", "add", "bench", "--new-user-password=benchpw"],
+                 ["user", "grant-role", "bench", "bench"], ["auth", "enable"]):
+        srv.ctl(*args)
+    srv.user = "bench:benchpw"
+
+
+def security_workloads(scale):
+    """(key, label, args) of the TLS/auth workloads: the single-member put and range shapes."""
+    s = lambda n: str(max(100, int(n * scale)))
+    return [("put", "put 4 conns/32 clients 256 B",
+             ["--conns", "4", "--clients", "32", "put", "--total", s(20000), "--key-size", "8",
+              "--val-size", "256", "--key-space-size", "100000"]),
+            ("range-l", "range linearizable 4 conns/32 clients",
+             ["--conns", "4", "--clients", "32", "range", "key", "--total", s(40000), "--consistency", "l"]),
+            ("range-s", "range serializable 4 conns/32 clients",
+             ["--conns", "4", "--clients", "32", "range", "key", "--total", s(40000), "--consistency", "s"])]
+
+
+def net_of_setup(bench_bin, srv, args, label, setup_n=32):
+    """run_bench's row for args, plus "net_cpu_us": server CPU per request without the fixed
+    cost of the tool's connections (TLS handshakes; with auth one Authenticate per connection,
+    a bcrypt check), measured by the same command with --total setup_n just before."""
+    i = args.index("--total")
+    n = int(args[i + 1])
+    short = args[:i + 1] + [str(setup_n)] + args[i + 2:]
+    setup = run_bench(bench_bin, srv, short, f"{label} (setup, {setup_n} requests)")
+    row = run_bench(bench_bin, srv, args, label)
+    row["setup_cpu_ms"] = setup["cpu_us"] * setup_n / 1000
+    row["net_cpu_us"] = (row["cpu_us"] * n - setup["cpu_us"] * setup_n) / (n - setup_n)
+    return row
+
+
+def run_security_section(a, work):
+    """For each mode (plain, TLS, auth), etcd then cetcd on a fresh data dir: idle RSS, then
+    the same workloads. Returns {mode: {name: {"idle_rss_kib", key: row}}}."""
+    certs = Certs(work)
+    load_before = os.getloadavg()[0]
+    res = {}
+    for mode, _ in SECURITY_MODES:
+        res[mode] = {}
+        for name, binary in (("etcd", a.etcd), ("cetcd", a.cetcd)):
+            srv = Server(name, binary, os.path.join(work, f"{name}-{mode}"), certs if mode == "tls" else None)
+            srv.start()
+            try:
+                time.sleep(1)
+                rows = {"idle_rss_kib": rss_kib(srv.proc.pid)}
+                if mode == "auth":
+                    enable_auth(srv)
+                srv.ctl("put", "key", "v" * 256)
+                for key, label, args in security_workloads(a.scale):
+                    rows[key] = net_of_setup(a.bench_bin, srv, args, f"{mode}: {label}")
+                res[mode][name] = rows
+            finally:
+                srv.stop()
+    res["load"] = (load_before, os.getloadavg()[0])
+    return res
+
+
+def security_block(res, cmd, revision):
+    """The generated text of the TLS/auth section (between the SECURITY markers)."""
+    lines = ["<!-- generated by scripts/bench.py (security section): numbers below are replaced on every run -->",
+             f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `{cmd}`, cetcd {revision}, "
+             f"{os.cpu_count()} CPUs; servers on CPU 1, benchmark tool on CPU 0. 1-minute load average "
+             f"{res['load'][0]:.1f} before, {res['load'][1]:.1f} after (above 2, other processes shared "
+             f"the 2 CPUs and the figures are noisy; etcd and cetcd ran one after the other in each mode).",
+             "",
+             "Server CPU per request is given whole (all server CPU during the run / requests) and net "
+             "of the connections' setup (the server CPU of the same command with `--total 32` run just "
+             "before, subtracted: TLS handshakes, and with auth one bcrypt-checked Authenticate per "
+             "connection); the setup column is that fixed cost in ms. The targets use the net figure.",
+             "", "| mode | workload | etcd req/s | cetcd req/s | etcd CPU µs/req whole / net | "
+             "cetcd CPU µs/req whole / net | setup ms etcd / cetcd | cetcd/etcd net CPU |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for mode, desc in SECURITY_MODES:
+        e, c = res[mode]["etcd"], res[mode]["cetcd"]
+        for key, label, _ in security_workloads(1):
+            ratio = c[key]["net_cpu_us"] / e[key]["net_cpu_us"] if e[key]["net_cpu_us"] else float("nan")
+            lines.append(f"| {desc} | {label} | {e[key]['rps']:.0f} | {c[key]['rps']:.0f} | "
+                         f"{e[key]['cpu_us']:.1f} / {e[key]['net_cpu_us']:.1f} | "
+                         f"{c[key]['cpu_us']:.1f} / {c[key]['net_cpu_us']:.1f} | "
+                         f"{e[key]['setup_cpu_ms']:.0f} / {c[key]['setup_cpu_ms']:.0f} | {ratio:.2f} |")
+        lines.append(f"| {desc} | idle RSS (MiB, right after start) | - | - | "
+                     f"{e['idle_rss_kib'] / 1024:.1f} | {c['idle_rss_kib'] / 1024:.1f} | - | "
+                     f"{c['idle_rss_kib'] / e['idle_rss_kib']:.2f} |")
+    lines += ["", "Against the issue 10 targets (this run):", "", "| target | etcd | cetcd | cetcd/etcd | met? |",
+              "|---|---:|---:|---:|---|"]
+    for mode, what in (("tls", "over TLS"), ("auth", "with auth (simple token)")):
+        for key, op in (("put", "put"), ("range-l", "linearizable range"), ("range-s", "serializable range")):
+            e, c = res[mode]["etcd"][key]["net_cpu_us"], res[mode]["cetcd"][key]["net_cpu_us"]
+            x = c / e if e else float("nan")
+            lines.append(f"| server CPU per {op} {what} ≤ 1/3 of etcd's | {e:.1f} µs | {c:.1f} µs | {x:.2f} | "
+                         f"{'yes' if x <= 1 / 3 else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 def run_workloads(a, srv, name, workloads, fanout, results):
     """The request workloads of one server; rows go to results[name]."""
     s = lambda n: str(max(100, int(n * a.scale)))
@@ -528,9 +675,9 @@ def main():
     ap.add_argument("--out", default="docs/PERFORMANCE.md")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply request totals")
     ap.add_argument("--keys", type=int, default=100000, help="keys for the RSS/restart test")
-    ap.add_argument("--only", choices=("single", "cluster", "footprint"),
-                    help="run only the single-member part, only the 3-member cluster part, or only the "
-                         "footprint figures (printed, not written)")
+    ap.add_argument("--only", choices=("single", "cluster", "footprint", "security"),
+                    help="run only the single-member part, only the 3-member cluster part, only the "
+                         "footprint figures (printed, not written), or only the TLS/auth part")
     ap.add_argument("--cluster-pin", choices=sorted(CLUSTER_PIN), default="none",
                     help="cluster members: not pinned (default) or all on CPU 1")
     ap.add_argument("--cluster-rounds", type=int, default=3,
@@ -573,6 +720,9 @@ def bench_all(a):
             shutil.rmtree(work, ignore_errors=True)
         cluster = run_cluster_section(a)
         write_blocks(a.out, {CLUSTER_MARKERS: cluster_block(cluster, sync_ms, cmd)})
+        return
+    if a.only == "security":
+        write_blocks(a.out, {SECURITY_MARKERS: security_section_block(a, cmd)})
         return
     s = lambda n: str(max(100, int(n * a.scale)))
     workloads = [
@@ -625,7 +775,18 @@ def bench_all(a):
     blocks = {BENCH_MARKERS: single_block(results, extra, sync_ms, cmd, client_rows)}
     if a.only != "single":
         blocks[CLUSTER_MARKERS] = cluster_block(run_cluster_section(a), sync_ms, cmd)
+        blocks[SECURITY_MARKERS] = security_section_block(a, cmd)
     write_blocks(a.out, blocks)
+
+
+def security_section_block(a, cmd):
+    """Runs the TLS/auth section in a temporary directory and returns its generated text."""
+    work = tempfile.mkdtemp(prefix="cetcd-bench-")
+    try:
+        res = run_security_section(a, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return security_block(res, cmd, a.cetcd_revision)
 
 
 def print_footprint(extra):
@@ -639,6 +800,7 @@ def print_footprint(extra):
 
 BENCH_MARKERS = ("<!-- BEGIN BENCH -->", "<!-- END BENCH -->")
 CLUSTER_MARKERS = ("<!-- BEGIN BENCH CLUSTER -->", "<!-- END BENCH CLUSTER -->")
+SECURITY_MARKERS = ("<!-- BEGIN BENCH SECURITY -->", "<!-- END BENCH SECURITY -->")
 
 
 def single_block(results, extra, sync_ms, cmd, client_rows=()):

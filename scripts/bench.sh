@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: drives real etcd and cetcd with etcd's own benchmark tool in one run, each
 # server pinned to CPU 1 and the tool to CPU 0, then 3-member clusters of each, and writes
-# docs/PERFORMANCE.md. Extra arguments go to scripts/bench.py (e.g. --only cluster).
+# docs/PERFORMANCE.md. Extra arguments go to scripts/bench.py (e.g. --only cluster, --only security:
+# TLS and auth side by side).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS=${CETCD_SHARED_TOOLS:-$PWD/../shared/tools}
