@@ -14,6 +14,9 @@ protoc-c --proto_path=proto --c_out="$OUT/gen" proto/*.proto
 CORE=$(ls src/base/*.c src/grpc/*.c src/api/pbjson.c src/net/tls_load.c)
 FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -Iinclude -I$OUT/gen"
 LIBS="$(pkg-config --libs libuv libnghttp2 libprotobuf-c) -ldl -lpthread"
+# targets that reach OpenSSL link net/tls*.c and auth/auth_jws.c in place of the module loader
+TLS_SRCS="src/net/tls.c src/net/tls_cert.c src/auth/auth_jws.c"
+TLS_LIBS=$(pkg-config --libs openssl)
 rc=0
 for t in tests/fuzz/fuzz_*.c; do
   name=$(basename "$t" .c)
@@ -23,8 +26,14 @@ for t in tests/fuzz/fuzz_*.c; do
     rc=1
     continue
   fi
+  srcs=$CORE libs=$LIBS
+  case $name in
+    fuzz_auth_token) srcs="${CORE/src\/net\/tls_load.c/} src/auth/auth_token.c src/auth/auth_jwt.c $TLS_SRCS"
+      libs="$LIBS $TLS_LIBS $(pkg-config --libs nettle)" ;;
+    fuzz_tls_record) srcs="${CORE/src\/net\/tls_load.c/} $TLS_SRCS" libs="$LIBS $TLS_LIBS" ;;
+  esac
   echo "fuzz: building $name" >&2
-  clang $FLAGS "$t" $CORE "$OUT"/gen/*.c $LIBS -o "$OUT/$name"
+  clang $FLAGS "$t" $srcs "$OUT"/gen/*.c $libs -o "$OUT/$name"
   mkdir -p "$OUT/$name.corpus"
   echo "fuzz: running $name for ${SECS}s from $(ls "$seeds" | wc -l) seeds" >&2
   if ! (cd "$OUT" && "./$name" -max_total_time="$SECS" -print_final_stats=1 "$name.corpus" "../$seeds"); then

@@ -35,7 +35,8 @@ static void b64url_put(buf_t *b, const uint8_t *p, size_t n) {
   free(tmp);
 }
 
-/* Decodes n chars of unpadded base64url into a malloc'd *out; returns the length or -1. */
+/* Decodes n chars of unpadded base64url into a malloc'd *out; returns the length, or -1
+ * with *out NULL. */
 static long b64url_get(const char *s, size_t n, uint8_t **out) {
   if (n % 4 == 1 || memchr(s, '=', n)) return -1;
   size_t padded = (n + 3) / 4 * 4, len = BASE64_DECODE_LENGTH(padded);
@@ -49,6 +50,7 @@ static long b64url_get(const char *s, size_t n, uint8_t **out) {
   free(tmp);
   if (!ok) {
     free(*out);
+    *out = NULL;
     return -1;
   }
   return (long)len;

@@ -5,7 +5,9 @@ and the client-to-server bytes of real connections to a running cetcd (python gr
 and curl, recorded by a forwarding proxy). The seeds are committed; run this again (after
 `make build`) only to refresh them. Each seed starts with the target's mode byte."""
 
+import base64
 import hashlib
+import hmac
 import os
 import shutil
 import socket
@@ -146,6 +148,30 @@ def record_connections():
         srv.close()
 
 
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=")
+
+
+def jwt_hs256(claims, secret=b"cetcd-fuzz-hs256-secret", alg=b"HS256"):
+    """A JWS compact token signed as fuzz_auth_token's HS256 provider signs (its secret)."""
+    signing = b64url(b'{"alg":"' + alg + b'","typ":"JWT"}') + b"." + b64url(claims)
+    return signing + b"." + b64url(hmac.new(secret, signing, hashlib.sha256).digest())
+
+
+def auth_tokens():
+    """Mode byte (0 simple store, 1 HS256, 3 ES256) + token: valid, truncated and forged ones."""
+    good = jwt_hs256(b'{"exp":4102444800,"revision":1,"username":"alice"}')
+    expired = jwt_hs256(b'{"exp":1,"revision":1,"username":"alice"}')
+    escaped = jwt_hs256(b'{"exp":4102444800,"revision":7,"username":"a\\"b"}')
+    forged = jwt_hs256(b'{"exp":4102444800,"revision":1,"username":"root"}', secret=b"wrong")
+    none_alg = b64url(b'{"alg":"none"}') + b"." + b64url(b'{"username":"root","revision":1}') + b"."
+    h, c, _ = good.split(b".")
+    return [b"\0abcdefghijklmnop.42", b"\0abcdefghijklmnop.4", b"\0abcdefghijklmnop.", b"\0x.18446744073709551615",
+            b"\0a.b.c", b"\1" + good, b"\1" + good[:-5], b"\1" + good[:len(h) + 10], b"\1" + expired,
+            b"\1" + escaped, b"\1" + forged, b"\1" + none_alg, b"\1" + h + b"." + c + b"." + b"A" * 43,
+            b"\3" + good, b"\3" + jwt_hs256(b'{"exp":4102444800,"revision":1,"username":"alice"}', alg=b"ES256")]
+
+
 def write(target, seeds):
     d = os.path.join(CORPUS, target)
     shutil.rmtree(d, ignore_errors=True)
@@ -157,6 +183,13 @@ def write(target, seeds):
 
 
 def main():
+    only = set(sys.argv[1:])  # target names: write only those (the others need a running server)
+    if only:
+        for name, fn in (("fuzz_auth_token", auth_tokens),):
+            if name in only:
+                write(name, fn())
+        return
+    write("fuzz_auth_token", auth_tokens())
     reqs = requests()
     write("fuzz_request_decode", [bytes([t]) + m for t, m in reqs] + [bytes([t]) + j for t, j in JSON_BODIES])
     # mode byte: low nibble = size limit / 256 (0 = none), high nibble + 1 = chunk size

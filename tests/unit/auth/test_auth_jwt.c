@@ -79,6 +79,10 @@ static void roundtrip(auth_jwt_t *j) {
   assert_false(auth_jwt_verify(j, tok, NOW, user, sizeof(user), &rev));
   assert_false(auth_jwt_verify(j, "a.b", NOW, user, sizeof(user), &rev));
   assert_false(auth_jwt_verify(j, "bogus.1", NOW, user, sizeof(user), &rev));
+  /* a part that is not base64url (fuzz_auth_token found these freed twice) */
+  assert_false(auth_jwt_verify(j, "e3!.e30.AAAA", NOW, user, sizeof(user), &rev));
+  assert_false(auth_jwt_verify(j, "e30.e3!.AAAA", NOW, user, sizeof(user), &rev));
+  assert_false(auth_jwt_verify(j, "e30.e30.AA*A", NOW, user, sizeof(user), &rev));
   free(tok);
 }
 
