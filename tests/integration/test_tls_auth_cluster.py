@@ -208,7 +208,7 @@ class TestTlsAuthCluster(unittest.TestCase):
             self.step(out, "u1 put /q after the restart", m2.ctl(*U1, "put", "/q", "3", extra=SHORT))
             self.step(out, "root get /q", m0.ctl(*ROOT, "get", "/q"))
 
-            # 4. snapshot from this cluster, restored into a single member of the other server
+            # 4. snapshot from this cluster, restored into a single etcd member
             snap = os.path.join(self.dir, "snap-%s.db" % c.label)
             r = m1.ctl(*ROOT, "snapshot", "save", snap)
             self.assertTrue(r.ok, (c.label, r))
