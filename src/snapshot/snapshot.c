@@ -175,12 +175,20 @@ static int imp_bucket(void *ctx, const uint8_t *name, size_t nlen) {
   return 0;
 }
 
+/* True for the membership buckets of a restored db: they describe the old cluster (etcd's
+ * `snapshot restore` means to clear them but deletes keys instead, and etcd itself boots
+ * its membership from the restore's WAL and snap files, i.e. --initial-cluster). A restored
+ * member takes its membership from --initial-cluster, as a new member does. */
+static bool old_membership(const char *bucket) {
+  return !strcmp(bucket, "members") || !strcmp(bucket, "members_removed");
+}
+
 /* bbolt_reader_walk record callback. */
 static int imp_record(void *ctx, const uint8_t *bucket, size_t blen, const uint8_t *key, size_t klen,
                       const uint8_t *val, size_t vlen) {
   imp_ctx_t *x = ctx;
   (void)bucket, (void)blen;
-  if (x->skip || private_meta(x->bucket, key, klen)) return 0;
+  if (x->skip || private_meta(x->bucket, key, klen) || old_membership(x->bucket)) return 0;
   int rc = mvcc_import_put(x->im, x->bucket, key, klen, val, vlen);
   if (rc == CETCD_EINVAL) {
     LOGW("msg=\"skipping bucket from snapshot: cetcd does not keep it\" bucket=%s", x->bucket);

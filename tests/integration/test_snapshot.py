@@ -6,8 +6,9 @@ migration both ways between it and real etcd 3.4 (/usr/bin/etcd):
   raft position in meta/consistent_index and the member's URLs), and status agrees;
 - real etcd boots from a restored snapshot of the server with the same keys, values,
   revisions, versions and leases;
-- the server boots from a restored snapshot (its own, or real etcd's) with the same data,
-  the member id etcdctl computed, and keeps working across restarts;
+- the server boots from a restored snapshot (its own, or real etcd's, also of a 3-member
+  cluster) with the same data, the member id etcdctl computed, and keeps working across
+  restarts;
 - corrupt snapshots are refused by etcdctl, and a corrupt restored db by the server.
 """
 
@@ -17,6 +18,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -275,6 +277,27 @@ class Snapshot(unittest.TestCase):
         before = keyspace(ref)
         snap = self.save(ref)
         self._boot_sut_from(snap, before, lid)
+
+    def test_etcd_cluster_to_cetcd(self):
+        """A snapshot of a 3-member etcd cluster: its db still lists the old members (etcd's
+        restore deletes keys, not the `members` records), yet the restored member is a
+        cluster of one, as etcd's own restored member is."""
+        import cluster_harness
+        c = cluster_harness.Cluster(harness.ETCD_BIN, 3)
+        self.addCleanup(c.close)
+        c.start()
+        src = c.members[0]
+        write_workload(self, src)
+        before = keyspace(src)
+        snapdir = tempfile.mkdtemp(prefix="cetcd-cluster-snap-")
+        self.addCleanup(shutil.rmtree, snapdir, True)
+        snap = os.path.join(snapdir, "cluster.db")
+        ok(self, src.ctl("snapshot", "save", snap, timeout=120))
+        c.close()
+        self.assertEqual(len(bbolt_dump(snap)["members"]), 3)
+        sut = self._boot_sut_from(snap, before)
+        r = ok(self, sut.ctl("member", "list"))
+        self.assertEqual(len(r.out.strip().splitlines()), 1, r.out)
 
     def test_cetcd_to_cetcd(self):
         sut = self.server(label="sut")
