@@ -11,6 +11,7 @@ import hmac
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -172,6 +173,37 @@ def auth_tokens():
             b"\3" + good, b"\3" + jwt_hs256(b'{"exp":4102444800,"revision":1,"username":"alice"}', alg=b"ES256")]
 
 
+def client_hello(alpn, max_tls12=False, sni="localhost"):
+    """The first flight of a real client (Python's ssl over memory BIOs): its ClientHello."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    if max_tls12:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    out = ssl.MemoryBIO()
+    conn = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname=sni)
+    try:
+        conn.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def tls_records():
+    """Mode byte (bit 0: server wants a client cert, the rest * 13 + 1 = chunk size) + records:
+    real ClientHellos (TLS 1.3 and 1.2, h2 / http/1.1 ALPN, with and without SNI), truncated
+    ones, and records a handshake must refuse."""
+    h13, h12 = client_hello(["h2"]), client_hello(["h2", "http/1.1"], max_tls12=True)
+    hellos = [h13, h12, client_hello(None, sni=None), client_hello(["http/1.1"])]
+    bad = [h13[:5], h13[:60], h13[:-1], b"\x16\x03\x01\xff\xff" + h13[5:],  # torn, overlong length
+           b"\x15\x03\x03\x00\x02\x02\x28",  # a fatal alert before any hello
+           h12 + b"\x14\x03\x03\x00\x01\x01" + b"\x17\x03\x03\x00\x10" + b"\xaa" * 16,  # CCS + app data early
+           b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]  # cleartext h2 on a TLS port
+    return ([bytes([0x00]) + h for h in hellos] + [bytes([0x01]) + h13, bytes([0x01]) + h12, bytes([0x06]) + h13] +
+            [bytes([0x00]) + b for b in bad])
+
+
 def write(target, seeds):
     d = os.path.join(CORPUS, target)
     shutil.rmtree(d, ignore_errors=True)
@@ -185,11 +217,12 @@ def write(target, seeds):
 def main():
     only = set(sys.argv[1:])  # target names: write only those (the others need a running server)
     if only:
-        for name, fn in (("fuzz_auth_token", auth_tokens),):
+        for name, fn in (("fuzz_auth_token", auth_tokens), ("fuzz_tls_record", tls_records)):
             if name in only:
                 write(name, fn())
         return
     write("fuzz_auth_token", auth_tokens())
+    write("fuzz_tls_record", tls_records())
     reqs = requests()
     write("fuzz_request_decode", [bytes([t]) + m for t, m in reqs] + [bytes([t]) + j for t, j in JSON_BODIES])
     # mode byte: low nibble = size limit / 256 (0 = none), high nibble + 1 = chunk size
