@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth/auth_int.h"
 #include "auth/auth_jwt.h"
@@ -18,6 +19,17 @@
 
 #define SIMPLE_TOKEN "abcdefghijklmnop.42"
 #define HS256_SECRET "cetcd-fuzz-hs256-secret"
+
+/* Removes the temp dir of the keys (loaded already, never re-read). */
+static void remove_dir(const char *dir) {
+  static const char *names[] = {"hs256.key", "cert.pem", "key.pem"};
+  char path[256];
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+    unlink(path);
+  }
+  rmdir(dir);
+}
 
 static auth_store_t simple, hs256, es256;
 static auth_jwt_t *jwt_hs, *jwt_es;
@@ -54,6 +66,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   }
   snprintf(path, sizeof(path), "%s/key.pem", dir);
   jwt_es = jwt_open("ES256", "", path);
+  remove_dir(dir);
   auth_store_t *stores[] = {&simple, &hs256, &es256};
   for (int i = 0; i < 3; i++) {
     stores[i]->revision = 1;

@@ -9,8 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "net/tls.h"
+
+/* Removes the temp dir of the keys (loaded already, never re-read). */
+static void remove_dir(const char *dir) {
+  static const char *names[] = {"cert.pem", "key.pem"};
+  char path[256];
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+    unlink(path);
+  }
+  rmdir(dir);
+}
 
 static tls_ctx_t *plain_ctx, *mtls_ctx;
 
@@ -40,6 +52,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   plain_ctx = ctx_new(&(tls_config_t){.cert_file = cert, .key_file = key});
   mtls_ctx = ctx_new(
       &(tls_config_t){.cert_file = cert, .key_file = key, .trusted_ca_file = cert, .client_cert_auth = true});
+  remove_dir(dir);
   return 0;
 }
 
