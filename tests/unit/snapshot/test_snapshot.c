@@ -142,7 +142,8 @@ static void test_export_import(void **state) {
   n = sizeof(buf);
   assert_int_equal(mvcc_meta_get(s, "cetcd_ids", buf, &n), CETCD_EKEYNOTFOUND);
   n = sizeof(buf);
-  assert_int_equal(mvcc_bucket_get(s, "members", "abc", 3, buf, &n), -ERANGE);
+  /* the old cluster's membership is not imported: a restored member takes --initial-cluster */
+  assert_int_equal(mvcc_bucket_get(s, "members", "abc", 3, buf, &n), CETCD_EKEYNOTFOUND);
   mvcc_close(s);
 
   /* a corrupt db is refused and nothing is left behind */
