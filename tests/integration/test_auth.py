@@ -571,13 +571,7 @@ class AuthCetcd(unittest.TestCase):
         r = src.ctl(*ROOT, "snapshot", "save", snap)
         self.assertTrue(r.ok, r)
         dst = self.server(binary=dst_bin, label="dst", name="restored")
-        shutil.rmtree(dst.data_dir, ignore_errors=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "ETCDCTL_"))}
-        env["ETCDCTL_API"] = "3"
-        p = subprocess.run([harness.ETCDCTL_BIN, "snapshot", "restore", snap, "--name", "restored",
-                            "--data-dir", dst.data_dir, "--initial-cluster", "restored=" + dst.peer_url,
-                            "--initial-advertise-peer-urls", dst.peer_url],
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        p = harness.snapshot_restore(snap, dst)
         self.assertEqual(p.returncode, 0, p.stderr)
         dst.start()
         r = dst.ctl(*ROOT, "user", "list")

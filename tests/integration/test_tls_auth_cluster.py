@@ -21,7 +21,6 @@ Every wait is bounded."""
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import unittest
@@ -45,31 +44,8 @@ SETUP = [
 SHORT = ["--command-timeout=3s"]
 
 
-class TlsMember(ch.Member):
-    """A cluster member whose client and peer URLs are https."""
-
-    @property
-    def client_url(self):
-        return "https://127.0.0.1:%d" % self.client_port
-
-    @property
-    def peer_url(self):
-        return "https://127.0.0.1:%d" % self.peer_port
-
-    def ctl(self, *args, input=None, timeout=20, binary=False, extra=()):
-        return harness.etcdctl([self.client_url], *args, input=input, timeout=timeout, binary=binary,
-                               extra=["--cacert", self.cluster.ca] + list(extra))
-
-
-class TlsSingle(harness.Server):
-    """A single server with an https client URL, verified against ca."""
-
-    def __init__(self, binary, ca, cert, key, label):
-        super().__init__(binary=binary, name="restored", label=label,
-                         extra_args=["--cert-file", cert, "--key-file", key, "--peer-cert-file", cert,
-                                     "--peer-key-file", key, "--peer-trusted-ca-file", ca,
-                                     "--peer-client-cert-auth"])
-        self.ca = ca
+class HttpsUrls:
+    """Mixin for a server whose client and peer URLs are https; etcdctl verifies self.ca."""
 
     @property
     def client_url(self):
@@ -82,6 +58,25 @@ class TlsSingle(harness.Server):
     def ctl(self, *args, input=None, timeout=20, binary=False, extra=()):
         return harness.etcdctl([self.client_url], *args, input=input, timeout=timeout, binary=binary,
                                extra=["--cacert", self.ca] + list(extra))
+
+
+class TlsMember(HttpsUrls, ch.Member):
+    """A cluster member whose client and peer URLs are https."""
+
+    @property
+    def ca(self):
+        return self.cluster.ca
+
+
+class TlsSingle(HttpsUrls, harness.Server):
+    """A single server with an https client URL, verified against ca."""
+
+    def __init__(self, binary, ca, cert, key, label):
+        super().__init__(binary=binary, name="restored", label=label,
+                         extra_args=["--cert-file", cert, "--key-file", key, "--peer-cert-file", cert,
+                                     "--peer-key-file", key, "--peer-trusted-ca-file", ca,
+                                     "--peer-client-cert-auth"])
+        self.ca = ca
 
 
 def tls_cluster(binary, pki, certs):
@@ -215,13 +210,7 @@ class TestTlsAuthCluster(unittest.TestCase):
         # the cluster is stopped first: the restored member must not reach its old peers
         cert, key = self.single
         with TlsSingle(restore_binary, self.pki.ca_pem, cert, key, "restored") as dst:
-            shutil.rmtree(dst.data_dir, ignore_errors=True)
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "ETCDCTL_"))}
-            env["ETCDCTL_API"] = "3"
-            p = subprocess.run([harness.ETCDCTL_BIN, "snapshot", "restore", snap, "--name", "restored",
-                                "--data-dir", dst.data_dir, "--initial-cluster", "restored=" + dst.peer_url,
-                                "--initial-advertise-peer-urls", dst.peer_url],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            p = harness.snapshot_restore(snap, dst)
             self.assertEqual(p.returncode, 0, p.stderr)
             dst.start()
             self.step(out, "restored: root user list", dst.ctl(*ROOT, "user", "list"))
