@@ -11,7 +11,7 @@ OUT=build-fuzz
 command -v clang >/dev/null || { echo "fuzz: clang is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
 mkdir -p "$OUT/gen"
 protoc-c --proto_path=proto --c_out="$OUT/gen" proto/*.proto
-CORE=$(ls src/base/*.c src/grpc/*.c src/api/pbjson.c src/net/tls_load.c)
+CORE=$(ls src/base/*.c src/grpc/*.c src/net/tls_load.c)
 FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -Iinclude -I$OUT/gen"
 LIBS="$(pkg-config --libs libuv libnghttp2 libprotobuf-c) -ldl -lpthread"
 # targets that reach OpenSSL link net/tls*.c and auth/auth_jws.c in place of the module loader

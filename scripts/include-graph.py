@@ -16,18 +16,6 @@ import sys
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"/]+)/[^"]+"', re.M)
 
-# Edges that the rest of issue 11 item 1 will remove: api/'s handlers get their stores and
-# configuration from their api context (api/api_ctx.h), but still call the server's
-# services through it (pipeline, raft_node, leadership, alarm, reconfig, lease_forward,
-# quota, metrics, ...; see docs/ARCHITECTURE.md, "Handler context"), while server/
-# registers api/'s services. Until then they are printed, marked known, and left out of
-# the cycle check; every other edge counts. Once an edge is gone, delete it here: the
-# check fails while a known edge no longer exists, so this list cannot go stale.
-KNOWN = {
-    ("api", "server"),
-}
-
-
 def folder_graph(src):
     """Returns {(a, b): [(file, included path), ...]} for every include across folders."""
     folders = {d for d in os.listdir(src) if os.path.isdir(os.path.join(src, d))}
@@ -93,20 +81,15 @@ def main():
     folders, edges = folder_graph(args.src)
     if not args.quiet:
         for (a, b) in sorted(edges):
-            note = "  (known: issue 11 item 1)" if (a, b) in KNOWN else ""
-            print(f"{a} -> {b}  ({len(edges[(a, b)])} includes){note}")
-    checked = {e: v for e, v in edges.items() if e not in KNOWN}
-    found = cycles(folders, checked)
+            print(f"{a} -> {b}  ({len(edges[(a, b)])} includes)")
+    found = cycles(folders, edges)
     for comp in found:
         print("cycle among folders: " + " <-> ".join(comp))
-        for (a, b) in sorted(checked):
+        for (a, b) in sorted(edges):
             if a in comp and b in comp:
-                for path, line in checked[(a, b)]:
+                for path, line in edges[(a, b)]:
                     print(f"  {a} -> {b}: {path}: {line}")
-    stale = sorted(e for e in KNOWN if e not in edges)
-    for a, b in stale:
-        print(f"known edge {a} -> {b} no longer exists: remove it from KNOWN in {sys.argv[0]}")
-    if found or stale:
+    if found:
         return 1
     if not args.quiet:
         print("no cycle among folders")

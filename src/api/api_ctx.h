@@ -1,6 +1,7 @@
-/* What the api handlers work with (issue 11): the server, which composes the process, fills
- * one api_ctx_t and registers every api method table with it, so a handler takes it from
- * its call (api_ctx(call)) instead of reaching for a global. */
+/* What the api handlers work with: main owns one api_ctx_t and hands it to the server as
+ * the context of the api layer's hooks (api_layer.c); every api method table is registered
+ * with it, so a handler takes it from its call (api_ctx(call)) instead of reaching for a
+ * global. */
 #ifndef CETCD_API_CTX_H
 #define CETCD_API_CTX_H
 
@@ -19,8 +20,8 @@ struct server;
 
 typedef struct api_ctx {
   uv_loop_t *loop;
-  /* The server's stores, as it holds them (server_api_refresh copies them again when one
-   * is replaced or closed). */
+  /* The server's stores, as it holds them (the stores_changed hook copies them again when
+   * one is opened, replaced or closed). */
   mvcc_store_t *mvcc; /* the key-value store */
   watch_hub_t *watch; /* watchers of the store's events */
   lessor_t *lessor;   /* leases */
@@ -32,12 +33,14 @@ typedef struct api_ctx {
   uint32_t max_txn_ops;                      /* --max-txn-ops */
   uint32_t bcrypt_cost;                      /* --bcrypt-cost */
   int64_t watch_progress_notify_interval_ms; /* --experimental-watch-progress-notify-interval */
-  /* The server, for what is not passed explicitly yet: proposals (server_propose), raft
-   * and member state, membership changes, alarms, quota, lease forwarding, metrics. */
+  /* The server below, for the rest: proposals (server_propose), raft and member state,
+   * membership changes, alarms, quota, lease forwarding, metrics. */
   struct server *srv;
-  /* State api keeps for the server's life (zeroed with server_t; never refreshed). */
-  struct wstream *watch_streams; /* open Watch streams (api/watch.c) */
-  bool watch_stopping;           /* api_watch_stop_all ran: new streams are refused */
+  /* State api keeps for the server's life (zeroed by main; never refreshed). */
+  struct wstream *watch_streams;  /* open Watch streams (api/watch.c) */
+  bool watch_stopping;            /* api_watch_stop_all ran: new streams are refused */
+  struct gateway *gateway;        /* the JSON gateway on the client port (api/gateway.c) */
+  struct snap_job *snapshot_jobs; /* Snapshot RPCs in progress (api/snapshot_rpc.c) */
 } api_ctx_t;
 
 /* The context the call's method table was registered with. */

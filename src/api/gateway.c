@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/pbjson.h"
+#include "base/pbjson.h"
 #include "base/alloc.h"
 #include "base/buf.h"
 

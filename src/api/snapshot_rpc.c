@@ -45,10 +45,11 @@ typedef struct snap_job {
   int last_decile;
   struct sha256_ctx sha;
   uint64_t start_ms;
-  struct snap_job *next; /* jobs list, loop thread */
+  api_ctx_t *api;        /* whose list (api->snapshot_jobs) holds the job */
+  struct snap_job *next; /* that list, loop thread */
 } snap_job_t;
 
-static snap_job_t *jobs;
+/* Worker threads tell the loop thread that a build let go of the store (any server's). */
 static pthread_mutex_t jobs_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jobs_cv = PTHREAD_COND_INITIALIZER;
 
@@ -78,7 +79,7 @@ static void job_end(snap_job_t *j, int status, const char *msg) {
     grpc_call_finish(j->call, status, msg);
     j->call = NULL;
   }
-  for (snap_job_t **p = &jobs; *p; p = &(*p)->next)
+  for (snap_job_t **p = &j->api->snapshot_jobs; *p; p = &(*p)->next)
     if (*p == j) {
       *p = j->next;
       break;
@@ -233,8 +234,9 @@ void snapshot_rpc_on_message(grpc_call_t *call, ProtobufCMessage *msg) {
   j->timer.data = j;
   j->work.data = j;
   j->building = true;
-  j->next = jobs;
-  jobs = j;
+  j->api = api;
+  j->next = api->snapshot_jobs;
+  api->snapshot_jobs = j;
   grpc_call_set_user(call, j);
   LOGI("msg=\"building database snapshot\" peer=%s", grpc_call_peer(call));
   server_flush_backend(srv); /* the worker's read view sees committed batches only */
@@ -253,11 +255,11 @@ void snapshot_rpc_on_cancel(grpc_call_t *call) {
   job_end(j, GRPC_CANCELLED, "context canceled");
 }
 
-void snapshot_rpc_shutdown(void) {
-  for (snap_job_t *j = jobs; j; j = j->next)
+void snapshot_rpc_shutdown(api_ctx_t *api) {
+  for (snap_job_t *j = api->snapshot_jobs; j; j = j->next)
     if (j->building) atomic_store(&j->cancel, true);
   pthread_mutex_lock(&jobs_mu);
-  for (snap_job_t *j = jobs; j; j = j->next)
+  for (snap_job_t *j = api->snapshot_jobs; j; j = j->next)
     while (j->building && !j->worker_done) pthread_cond_wait(&jobs_cv, &jobs_mu);
   pthread_mutex_unlock(&jobs_mu);
 }

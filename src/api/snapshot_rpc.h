@@ -6,14 +6,15 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "api/api_ctx.h"
 #include "grpc/grpc_server.h"
 
 /* Maintenance.Snapshot handler (GRPC_SERVER_STREAM) and its cancel hook: builds the image
  * on a worker thread into an unlinked temp file, then streams it with backpressure. */
 void snapshot_rpc_on_message(grpc_call_t *call, ProtobufCMessage *msg);
 void snapshot_rpc_on_cancel(grpc_call_t *call);
-/* Cancels the snapshot builds in progress and waits until their worker threads let go of
+/* Cancels api's snapshot builds in progress and waits until their worker threads let go of
  * the store (call on the loop thread before closing it). */
-void snapshot_rpc_shutdown(void);
+void snapshot_rpc_shutdown(api_ctx_t *api);
 
 #endif

@@ -3,7 +3,6 @@
 
 #include <string.h>
 
-#include "api/gateway.h"
 #include "base/buf.h"
 #include "mvcc/mvcc.h"
 #include "server/alarm.h"
@@ -84,11 +83,7 @@ void http_handle(void *ctx, grpc_http_req_t *req, const char *method, const char
     respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", &body);
     return;
   }
-  const char *grpc_path = gateway_grpc_path(path);
-  if (grpc_path && !strcmp(method, "POST")) {
-    gateway_handle(srv->gateway, req, grpc_path, req_body, req_len); /* answers now or later */
-    return;
-  }
+  if (srv->layer->http(srv->layer->ctx, req, method, path, req_body, req_len)) return; /* the JSON gateway */
   buf_printf(&body, "404 page not found\n");
   respond(req, 404, "text/plain; charset=utf-8", &body);
 }

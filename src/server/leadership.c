@@ -4,7 +4,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-#include "api/api.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "cetcd/errors.h"
@@ -169,7 +168,7 @@ static void on_monitor(uv_timer_t *h) {
   uint64_t lead = 0;
   raft_node_info(srv->rn, &lead, NULL, NULL);
   monitor.no_leader = lead ? 0 : monitor.no_leader + 1;
-  if (monitor.no_leader >= MAX_NO_LEADER) api_end_streams_requiring_leader(srv->grpc);
+  if (monitor.no_leader >= MAX_NO_LEADER) srv->layer->no_leader(srv->layer->ctx, srv->grpc);
 }
 
 void leadership_monitor_start(server_t *srv) {

@@ -28,8 +28,8 @@ int leadership_handoff(server_t *srv, void (*done)(server_t *srv));
 
 /* etcd's monitorLeader, on a cluster member: once per election timeout it checks for a
  * leader; after three checks in a row without one it ends the streams (Watch,
- * LeaseKeepAlive, ...) that require a leader (api_end_streams_requiring_leader). New calls
- * that require one are refused by api_gate. No-op on a single member. */
+ * LeaseKeepAlive, ...) that require a leader (the layer's no_leader hook). New calls that
+ * require one are refused by the layer's gate. No-op on a single member. */
 void leadership_monitor_start(server_t *srv);
 /* Stops the monitor (its timer closes with the loop). */
 void leadership_monitor_stop(void);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/pbjson.h"
+#include "base/pbjson.h"
 #include "base/alloc.h"
 #include "cetcd/errors.h"
 #include "internal.pb-c.h"

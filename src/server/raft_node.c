@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "cetcd/errors.h"
@@ -951,7 +950,7 @@ int raft_node_start(raft_node_t *rn) {
   rn->ship = rship_new(srv, rn, &rn->snaps);
   psnap_register(peer_server(rn->peers), rn->snaps.dir, rship_install, rn->ship);
   /* a joining member reads the membership here; a follower forwards MemberPromote here */
-  grpc_server_add_methods(peer_server(rn->peers), api_cluster_methods, api_cluster_methods_len, &srv->api);
+  srv->layer->serve_peers(srv->layer->ctx, peer_server(rn->peers));
   uv_timer_init(srv->loop, &rn->tick);
   rn->tick.data = rn;
   rn->tick_open = true;

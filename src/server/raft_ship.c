@@ -179,7 +179,7 @@ static void reload_from_backend(server_t *srv, int64_t old_rev) {
   } else {
     auth_store_free(srv->auth);
     srv->auth = auth;
-    server_api_refresh(srv);
+    server_stores_changed(srv);
     if (srv->jwt) auth_store_set_jwt(auth, srv->jwt);
   }
   watch_hub_restore(srv->watch, old_rev);

@@ -10,9 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "api/api.h"
-#include "api/snapshot_rpc.h"
-#include "api/gateway.h"
 #include "auth/auth.h"
 #include "auth/auth_jwt.h"
 #include "base/alloc.h"
@@ -352,13 +349,12 @@ static int listen_clients(server_t *srv) {
       .max_concurrent_streams = cfg->max_concurrent_streams,
       .http1 = http_handle,
       .http1_ctx = srv,
-      .gate = api_gate,
-      .hold = api_auth_hold,
+      .gate = srv->layer->gate,
+      .hold = srv->layer->hold,
   };
   if (tls_setup_client(cfg, &srv->client_tls)) return CETCD_EINVAL;
   srv->grpc = grpc_server_new(srv->loop, &go);
-  srv->gateway = gateway_new(srv->grpc, cfg->max_concurrent_streams);
-  api_register_all(srv->grpc, &srv->api);
+  srv->layer->serve_clients(srv->layer->ctx, srv->grpc);
   for (size_t i = 0; i < cfg->n_listen_client_urls; i++) {
     url_t u;
     char err[256];
@@ -393,27 +389,13 @@ static bool nothing_in_flight(void *ctx) {
   return !srv->pending_head;
 }
 
-void server_api_refresh(server_t *srv) {
-  const cetcd_config_t *cfg = srv->cfg;
-  api_ctx_t *api = &srv->api; /* the state api keeps here (open watch streams) stays */
-  api->loop = srv->loop;
-  api->mvcc = srv->mvcc;
-  api->watch = srv->watch;
-  api->lessor = srv->lessor;
-  api->auth = srv->auth;
-  api->name = cfg->name;
-  api->data_dir = cfg->data_dir;
-  api->max_request_bytes = cfg->max_request_bytes;
-  api->max_txn_ops = cfg->max_txn_ops;
-  api->bcrypt_cost = cfg->bcrypt_cost;
-  api->watch_progress_notify_interval_ms = cfg->experimental_watch_progress_notify_interval_ms;
-  api->srv = srv;
-}
+void server_stores_changed(server_t *srv) { srv->layer->stores_changed(srv->layer->ctx, srv); }
 
-int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
+int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg, const server_layer_t *layer) {
   memset(srv, 0, sizeof(*srv));
   srv->loop = loop;
   srv->cfg = cfg;
+  srv->layer = layer;
   srv->peer_urls = cfg->initial_advertise_peer_urls;
   srv->n_peer_urls = cfg->n_initial_advertise_peer_urls;
   srv->client_urls = cfg->advertise_client_urls;
@@ -423,7 +405,7 @@ int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
   int rc = raft_node_create(srv, &srv->rn);
   if (rc) return rc;
   if ((rc = open_storage(srv))) return rc;
-  server_api_refresh(srv);
+  server_stores_changed(srv);
   if (srv->rn && (rc = reconfig_join(srv))) return rc; /* --initial-cluster-state existing */
   if ((rc = load_identity(srv))) return rc;
   if (srv->rn && (rc = reconfig_open(srv))) return rc;
@@ -466,7 +448,7 @@ int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg) {
 /* Closes the WAL and the backend (no backend sync may be running). */
 static void close_storage(server_t *srv) {
   srv->close_pending = false;
-  snapshot_rpc_shutdown(); /* snapshot builds let go of the backend */
+  srv->layer->storage_closing(srv->layer->ctx); /* snapshot builds let go of the backend */
   wal_close(srv->wal);
   srv->wal = NULL;
   server_flush_backend(srv);
@@ -486,15 +468,14 @@ static void close_storage(server_t *srv) {
   srv->lessor = NULL;
   raft_node_free(srv->rn); /* stopped in server_stop; its memory goes once its timer closed */
   srv->rn = NULL;
-  server_api_refresh(srv);
+  server_stores_changed(srv);
   LOGI("msg=\"stopped cetcd\"");
 }
 
 /* Final step of shutdown once the gRPC connections are gone. */
 static void after_grpc_shutdown(void *arg) {
   server_t *srv = arg;
-  gateway_free(srv->gateway); /* no request waits: their clients are gone */
-  srv->gateway = NULL;
+  srv->layer->clients_gone(srv->layer->ctx); /* the JSON gateway's waiting requests go */
   grpc_server_free(srv->grpc); /* every connection is gone; released once its handles closed */
   srv->grpc = NULL;
   tls_ctx_free(srv->client_tls); /* connections hold their own references */
@@ -541,6 +522,6 @@ void server_stop(server_t *srv) {
   compactor_stop(srv->compactor); /* freed once its timer closed and its proposal answered */
   srv->compactor = NULL;
   lease_expiry_stop(srv);
-  api_watch_stop_all(&srv->api); /* watch streams never end by themselves */
+  srv->layer->stopping(srv->layer->ctx); /* watch streams never end by themselves */
   grpc_server_shutdown(srv->grpc, 5000, after_grpc_shutdown, srv);
 }

@@ -1,6 +1,7 @@
 /* The server: storage, the write pipeline, listeners and lifecycle. One instance per
- * process, owned by main; the api handlers get what they use through the api context it
- * registers their methods with (srv->api). Everything here runs on the libuv loop thread. */
+ * process, owned by main. The layer above it (api/: the gRPC handlers and the JSON gateway)
+ * plugs in through a server_layer_t that main passes to server_start; the server never
+ * includes api/. Everything here runs on the libuv loop thread. */
 #ifndef CETCD_SERVER_H
 #define CETCD_SERVER_H
 
@@ -8,15 +9,14 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "api/api_ctx.h"
 #include "base/arena.h"
+#include "grpc/grpc_server.h"
 #include "internal.pb-c.h"
 #include "net/loop_spin.h"
 #include "net/tls.h"
 #include "rpc.pb-c.h"
 #include "server/config.h"
 
-typedef struct grpc_server grpc_server_t;
 typedef struct mvcc_store mvcc_store_t;
 typedef struct wal wal_t;
 typedef struct watch_hub watch_hub_t;
@@ -48,15 +48,45 @@ typedef struct apply_result {
 typedef void (*propose_cb)(void *ctx, const apply_result_t *res);
 
 typedef struct pending_entry pending_entry_t;
+typedef struct server server_t;
 
-typedef struct server {
+/* What the layer above the server (api/, installed by main) plugs into it: the server calls
+ * each hook at the moment its comment names, with `ctx` as the first argument. The server
+ * owns the listeners, so it asks the layer for their handlers; the layer owns what it
+ * registers. Every hook is required. */
+typedef struct server_layer {
+  void *ctx;
+  /* The client gRPC server's gate and hold (grpc_server_opts_t.gate and .hold). */
+  int (*gate)(grpc_call_t *call, const ProtobufCMessage *msg, const char **message);
+  bool (*hold)(grpc_call_t *call);
+  /* The client gRPC server g exists and is not listening yet: register every service. */
+  void (*serve_clients)(void *ctx, grpc_server_t *g);
+  /* The peer gRPC server g of a cluster member exists: register what peers call there. */
+  void (*serve_peers)(void *ctx, grpc_server_t *g);
+  /* An HTTP/1 request the server does not answer itself (/health, /version and /metrics
+   * are its own). Returns true when the layer answers req (now or later), false for 404. */
+  bool (*http)(void *ctx, grpc_http_req_t *req, const char *method, const char *path, const uint8_t *body,
+               size_t len);
+  /* The server's stores were opened, replaced (a raft snapshot install) or closed. */
+  void (*stores_changed)(void *ctx, server_t *srv);
+  /* A cluster member has had no leader for a while (server/leadership.c): end the streams
+   * of the client server g that require one. */
+  void (*no_leader)(void *ctx, grpc_server_t *g);
+  /* Shutdown began: end the streams that never end by themselves, refuse new ones. */
+  void (*stopping)(void *ctx);
+  /* Every client connection is gone; the client gRPC server is freed next. */
+  void (*clients_gone)(void *ctx);
+  /* Storage is about to close: let go of the backend (snapshot builds in flight). */
+  void (*storage_closing)(void *ctx);
+} server_layer_t;
+
+struct server {
   uv_loop_t *loop;
   cetcd_config_t *cfg;
+  const server_layer_t *layer; /* the layer above (borrowed from main) */
   mvcc_store_t *mvcc;
   wal_t *wal;
   grpc_server_t *grpc;
-  /* the JSON gateway on the client port (api/gateway.c) */
-  struct gateway *gateway;
   tls_ctx_t *client_tls;  /* https client listeners (server/tls_setup.c), NULL without */
   watch_hub_t *watch;     /* watchers over mvcc's events (watch/) */
   lessor_t *lessor;       /* leases (lease/) */
@@ -100,16 +130,16 @@ typedef struct server {
   raft_node_t *rn;           /* the Raft path (server/raft_node.c) when clustered, else NULL */
   membership_t *members;     /* the applied membership (server/membership.c), clustered only */
   struct reconfig *reconfig; /* membership changes, publish, peer health (server/reconfig.c) */
-  api_ctx_t api;             /* what the api handlers get (server_api_refresh keeps it current) */
-} server_t;
+};
 
-/* Copies the server's stores into its api context: after they are opened, replaced (a raft
- * snapshot install brings a new auth store) or closed. */
-void server_api_refresh(server_t *srv);
+/* Tells the layer above that the server's stores were opened, replaced (a raft snapshot
+ * install brings a new auth store) or closed. */
+void server_stores_changed(server_t *srv);
 
 /* Opens storage, replays the WAL, binds listeners and prints the readiness lines. On
- * failure logs the cause and returns a negative code. cfg is borrowed for the server's life. */
-int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg);
+ * failure logs the cause and returns a negative code. cfg and layer are borrowed for the
+ * server's life. */
+int server_start(server_t *srv, uv_loop_t *loop, cetcd_config_t *cfg, const server_layer_t *layer);
 
 /* A single member switching to the Raft path (server/reconfig.c): closes the lone-write
  * machinery (the loop's WAL flush and spinning). No proposal may be pending. */

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "api/pbjson.h"
+#include "base/pbjson.h"
 #include "rpc.pb-c.h"
 #include "v3election.pb-c.h"
 #include "v3lock.pb-c.h"

@@ -7,7 +7,7 @@
 // cmocka must come after the headers above
 #include <cmocka.h>
 
-#include "api/pbjson.h"
+#include "base/pbjson.h"
 #include "cetcd/errors.h"
 #include "rpc.pb-c.h"
 

@@ -1,5 +1,6 @@
-/* cetcd: an etcd v3-compatible server. Parses etcd's flags, starts the server on a libuv
- * loop and runs until SIGTERM/SIGINT. */
+/* cetcd: an etcd v3-compatible server. The composition root: parses etcd's flags, starts
+ * the server (server/) on a libuv loop with the api layer (api/) plugged into it, and runs
+ * until SIGTERM/SIGINT. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "api/api_layer.h"
 #include "base/log.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -52,8 +54,11 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_sigbus;
   sigaction(SIGBUS, &sa, NULL);
   uv_loop_t *loop = uv_default_loop();
+  api_ctx_t api; /* the api layer's state, plugged into the server below */
+  server_layer_t layer;
+  api_server_layer(&api, &layer);
   server_t srv;
-  if (server_start(&srv, loop, &cfg)) {
+  if (server_start(&srv, loop, &cfg, &layer)) {
     LOGE("msg=\"cetcd failed to start\"");
     config_free(&cfg);
     return 1;

@@ -3,8 +3,8 @@
  * strings, enums by name, fields with default values omitted. Decoding accepts both the
  * original (snake_case) and lowerCamelCase field names, numbers or strings for integers,
  * and enum names or numbers. */
-#ifndef CETCD_API_PBJSON_H
-#define CETCD_API_PBJSON_H
+#ifndef CETCD_BASE_PBJSON_H
+#define CETCD_BASE_PBJSON_H
 
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* protobuf-c ⇄ JSON for the gRPC gateway, driven by the message descriptors. */
-#include "api/pbjson.h"
+#include "base/pbjson.h"
 
 #include <ctype.h>
 #include <errno.h>
