@@ -83,7 +83,7 @@ static int open_files(wal_t *w, uint64_t first_index, const wal_replay_t *replay
     rc = wal_segment_create(w->dirfd, w->dir, 0, first_index, w->seg_size, &w->fd);
     if (rc) return rc;
     w->nsegs = 1;
-    w->off = 0;
+    w->off = w->zeroed = 0;
     return 0;
   }
 
@@ -98,7 +98,7 @@ static int open_files(wal_t *w, uint64_t first_index, const wal_replay_t *replay
   memcpy(w->snap, res.snap, sizeof(w->snap));
   rc = wal_segment_open(w->dirfd, w->dir, &w->segs[w->nsegs - 1], &w->fd);
   if (rc) return rc;
-  w->off = res.end_off;
+  w->off = w->zeroed = res.end_off;
   if (res.fix_batch || res.tail_dirty) {
     rc = repair_tail(w, &res);
     if (rc) {

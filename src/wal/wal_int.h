@@ -243,6 +243,8 @@ struct wal {
   uint64_t room; /* rotate once less than this is left in the preallocated segment */
   int fd;
   uint64_t off;
+  uint64_t zeroed; /* the current segment is written (records or zeros) up to here */
+  bool zero_failed; /* a zero-ahead write failed: not tried again in this segment */
   wal_seg_t *segs;
   size_t nsegs, capsegs;
   bool has_index;
