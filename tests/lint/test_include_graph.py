@@ -47,6 +47,31 @@ class IncludeGraph(unittest.TestCase):
             self.assertNotIn(f"{below} -> api ", out)
             self.assertNotIn(f"{below} -> main ", out)
 
+    def test_architecture_table_matches_the_includes(self):
+        """docs/ARCHITECTURE.md's layer table lists, per folder, exactly the folders it
+        includes (besides base/)."""
+        with open(os.path.join(ROOT, "docs", "ARCHITECTURE.md")) as f:
+            doc = f.read()
+        start = doc.index("folder     owns")
+        block = doc[start:doc.index("```", start)].splitlines()[1:]
+        documented, folder = {}, None
+        for line in block:
+            name, rest = line[:11].strip(), line[58:].strip() if len(line) > 58 else ""
+            if name:
+                folder = name.rstrip("/")
+                documented[folder] = set()
+            rest = rest.split("(")[0]
+            documented[folder] |= {w.strip() for w in rest.split(",") if w.strip() not in ("", "-")}
+        rc, out = run(os.path.join(ROOT, "src"))
+        actual = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[1] == "->" and parts[2] != "base":
+                actual.setdefault(parts[0], set()).add(parts[2])
+        for folder in sorted(set(actual) | set(documented)):
+            self.assertEqual(documented.get(folder, set()), actual.get(folder, set()),
+                             f"docs/ARCHITECTURE.md's layer table, row {folder}/")
+
     def test_cycle_is_found_and_explained(self):
         d = tree(self, {
             "lease/l.c": '#include "server/s.h"\n#include "base/b.h"\n',
