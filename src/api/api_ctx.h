@@ -37,7 +37,7 @@ typedef struct api_ctx {
    * membership changes, alarms, quota, lease forwarding, metrics. */
   struct server *srv;
   /* State api keeps for the server's life (zeroed by main; never refreshed). */
-  struct wstream *watch_streams;  /* open Watch streams (api/watch.c) */
+  struct wstream *watch_streams;  /* open Watch streams (api/watch_rpc.c) */
   bool watch_stopping;            /* api_watch_stop_all ran: new streams are refused */
   struct gateway *gateway;        /* the JSON gateway on the client port (api/gateway.c) */
   struct snap_job *snapshot_jobs; /* Snapshot RPCs in progress (api/snapshot_rpc.c) */

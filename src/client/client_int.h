@@ -13,7 +13,7 @@
 #include "kv.pb-c.h"
 #include "rpc.pb-c.h"
 
-/* ---- allocation (alloc.c) -------------------------------------------------------------- */
+/* ---- allocation (client_alloc.c) ------------------------------------------------------ */
 
 /* malloc/calloc/realloc/free used by the whole library; they return NULL on failure (and
  * when the test hook below injects one). */

@@ -6,7 +6,7 @@
  * together (atomic), never twice, never skipped; if its next revision has been compacted
  * away it is cancelled with the compact revision instead.
  *
- * Everything runs on the loop thread. Users: api/watch.c (the Watch gRPC stream), the Lock
+ * Everything runs on the loop thread. Users: api/watch_rpc.c (the Watch gRPC stream), the Lock
  * and Election services (waiting for a key to be deleted) and the JSON gateway. */
 #ifndef CETCD_WATCH_H
 #define CETCD_WATCH_H

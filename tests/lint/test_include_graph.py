@@ -72,6 +72,17 @@ class IncludeGraph(unittest.TestCase):
             self.assertEqual(documented.get(folder, set()), actual.get(folder, set()),
                              f"docs/ARCHITECTURE.md's layer table, row {folder}/")
 
+    def test_no_base_name_repeats_across_folders(self):
+        """A file's base name says its layer: no two files under src/ share one (issue 11,
+        e.g. api/kv_rpc.c serves KV and client/kv.c calls it)."""
+        seen = {}
+        for root, _, files in os.walk(os.path.join(ROOT, "src")):
+            for f in files:
+                if f.endswith((".c", ".h")):
+                    seen.setdefault(f, []).append(os.path.relpath(os.path.join(root, f), ROOT))
+        repeated = {f: paths for f, paths in seen.items() if len(paths) > 1}
+        self.assertEqual(repeated, {})
+
     def test_cycle_is_found_and_explained(self):
         d = tree(self, {
             "lease/l.c": '#include "server/s.h"\n#include "base/b.h"\n',
