@@ -2,6 +2,7 @@
  * and bbolt file -> LMDB at start after `etcdctl snapshot restore`. */
 #include "snapshot/snapshot.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -239,6 +240,32 @@ int snapshot_import_bbolt(const char *db_path, const char *lmdb_dir, uint64_t *r
   return 0;
 }
 
+/* Renames etcd's raft snapshot files (*.snap, written by the restore beside the db) in
+ * snap_dir to *.snap.etcd-restore: like etcd's WAL they describe etcd's raft state, which
+ * the import replaces, and cetcd's own snap files (same names, another format) would
+ * take them for broken ones. Returns 0 or -errno. */
+static int move_etcd_snaps_aside(const char *snap_dir) {
+  DIR *d = opendir(snap_dir);
+  if (!d) return -errno;
+  int rc = 0;
+  struct dirent *de;
+  while (!rc && (de = readdir(d))) {
+    size_t n = strlen(de->d_name);
+    if (n <= 5 || strcmp(de->d_name + n - 5, ".snap")) continue;
+    char from[PATH_MAX], to[PATH_MAX + 16];
+    snprintf(from, sizeof(from), "%s/%s", snap_dir, de->d_name);
+    snprintf(to, sizeof(to), "%s.etcd-restore", from);
+    if (rename(from, to) != 0) {
+      rc = -errno;
+      LOGE("msg=\"cannot move etcd's snap file aside\" path=%s error=\"%s\"", from, strerror(-rc));
+    } else {
+      LOGI("msg=\"moved etcd's snap file aside\" from=%s to=%s", from, to);
+    }
+  }
+  closedir(d);
+  return rc;
+}
+
 int snapshot_restore_at_start(const char *snap_dir, const char *wal_dir) {
   char db[PATH_MAX], mdb[PATH_MAX], done[PATH_MAX];
   snprintf(db, sizeof(db), "%s/db", snap_dir);
@@ -266,6 +293,7 @@ int snapshot_restore_at_start(const char *snap_dir, const char *wal_dir) {
       LOGI("msg=\"moved etcd's WAL aside\" from=%s to=%s", wal_dir, aside);
     }
   }
+  if ((rc = move_etcd_snaps_aside(snap_dir))) return rc;
   uint64_t records = 0;
   rc = snapshot_import_bbolt(db, snap_dir, &records);
   if (rc) {

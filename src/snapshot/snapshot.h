@@ -39,7 +39,8 @@ int snapshot_import_bbolt(const char *db_path, const char *lmdb_dir, uint64_t *r
 
 /* Start-up hook: if snap_dir/db exists (written by `etcdctl snapshot restore`) and
  * snap_dir holds no LMDB data yet, imports it, renames it to db.imported, and moves
- * etcd's WAL dir wal_dir (a different format) aside to <wal_dir>.etcd-restore. Returns 0
+ * etcd's WAL dir wal_dir (a different format) aside to <wal_dir>.etcd-restore and etcd's
+ * snap files in snap_dir to <name>.snap.etcd-restore. Returns 0
  * (also when there is nothing to do) or a negative code (logged). */
 int snapshot_restore_at_start(const char *snap_dir, const char *wal_dir);
 

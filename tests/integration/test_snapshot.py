@@ -259,6 +259,11 @@ class Snapshot(unittest.TestCase):
         self.assertEqual(member_id(sut), mid)
         self.assertTrue(os.path.exists(os.path.join(sut.data_dir, "member", "snap", "db.imported")))
         self.assertTrue(os.path.isdir(os.path.join(sut.data_dir, "member", "wal.etcd-restore")))
+        # etcd's raft snap file is moved aside with its WAL, not taken for a broken cetcd one
+        snaps = os.listdir(os.path.join(sut.data_dir, "member", "snap"))
+        self.assertTrue([f for f in snaps if f.endswith(".snap.etcd-restore")], snaps)
+        self.assertFalse([f for f in snaps if f.endswith((".snap", ".broken"))], snaps)
+        self.assertNotIn("broken snap file", log)
         if lid:
             r = ok(self, sut.ctl("lease", "timetolive", lid, "--keys"))
             self.assertIn("withlease", r.out)
