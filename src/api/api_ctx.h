@@ -22,17 +22,11 @@ typedef struct api_ctx {
   uv_loop_t *loop;
   /* The server's stores, as it holds them (the stores_changed hook copies them again when
    * one is opened, replaced or closed). */
-  mvcc_store_t *mvcc; /* the key-value store */
-  watch_hub_t *watch; /* watchers of the store's events */
-  lessor_t *lessor;   /* leases */
-  auth_store_t *auth; /* users, roles, tokens (replaced by a raft snapshot install) */
-  /* The configuration values the handlers use. */
-  char *name;                                /* --name */
-  const char *data_dir;                      /* --data-dir */
-  size_t max_request_bytes;                  /* --max-request-bytes */
-  uint32_t max_txn_ops;                      /* --max-txn-ops */
-  uint32_t bcrypt_cost;                      /* --bcrypt-cost */
-  int64_t watch_progress_notify_interval_ms; /* --experimental-watch-progress-notify-interval */
+  mvcc_store_t *mvcc;             /* the key-value store */
+  watch_hub_t *watch;             /* watchers of the store's events */
+  lessor_t *lessor;               /* leases */
+  auth_store_t *auth;             /* users, roles, tokens (replaced by a raft snapshot install) */
+  const struct cetcd_config *cfg; /* the flags (--name, --max-txn-ops, ...), fixed for the process */
   /* The server below, for the rest: proposals (server_propose), raft and member state,
    * membership changes, alarms, quota, lease forwarding, metrics. */
   struct server *srv;

@@ -12,7 +12,7 @@
 /* serve_clients: every service and the gateway on the client gRPC server. */
 static void serve_clients(void *ctx, grpc_server_t *g) {
   api_ctx_t *api = ctx;
-  api->gateway = gateway_new(g, api->srv->cfg->max_concurrent_streams);
+  api->gateway = gateway_new(g, api->cfg->max_concurrent_streams);
   api_register_all(g, api);
 }
 
@@ -32,21 +32,15 @@ static bool serve_http(void *ctx, grpc_http_req_t *req, const char *method, cons
   return true;
 }
 
-/* stores_changed: copies the server's stores and the configuration the handlers use. */
+/* stores_changed: copies the server's stores (and its loop and flags). */
 static void stores_changed(void *ctx, server_t *srv) {
   api_ctx_t *api = ctx;
-  const cetcd_config_t *cfg = srv->cfg;
   api->loop = srv->loop;
+  api->cfg = srv->cfg;
   api->mvcc = srv->mvcc;
   api->watch = srv->watch;
   api->lessor = srv->lessor;
   api->auth = srv->auth;
-  api->name = cfg->name;
-  api->data_dir = cfg->data_dir;
-  api->max_request_bytes = cfg->max_request_bytes;
-  api->max_txn_ops = cfg->max_txn_ops;
-  api->bcrypt_cost = cfg->bcrypt_cost;
-  api->watch_progress_notify_interval_ms = cfg->experimental_watch_progress_notify_interval_ms;
   api->srv = srv;
 }
 

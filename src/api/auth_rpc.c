@@ -44,14 +44,16 @@ static void propose_cb_as(grpc_call_t *call, Cetcdinternal__InternalRequest *ir,
 }
 
 /* Proposes ir and answers with its applied result. */
-static void propose(grpc_call_t *call, Cetcdinternal__InternalRequest *ir) { propose_cb_as(call, ir, auth_done, call); }
+static void propose(grpc_call_t *call, Cetcdinternal__InternalRequest *ir) {
+  propose_cb_as(call, ir, auth_done, call);
+}
 
 /* One generic handler per request field of InternalRequest. */
-#define PROPOSE_HANDLER(fn, field, type)                          \
-  static void fn(grpc_call_t *call, ProtobufCMessage *m) {        \
+#define PROPOSE_HANDLER(fn, field, type)                                       \
+  static void fn(grpc_call_t *call, ProtobufCMessage *m) {                     \
     Cetcdinternal__InternalRequest ir = CETCDINTERNAL__INTERNAL_REQUEST__INIT; \
-    ir.field = (type *)m;                                         \
-    propose(call, &ir);                                           \
+    ir.field = (type *)m;                                                      \
+    propose(call, &ir);                                                        \
   }
 PROPOSE_HANDLER(auth_enable, auth_enable, Etcdserverpb__AuthEnableRequest)
 PROPOSE_HANDLER(auth_disable, auth_disable, Etcdserverpb__AuthDisableRequest)
@@ -131,7 +133,7 @@ static pw_job_t *pw_job(grpc_call_t *call, ProtobufCMessage *req, const char *pw
   j->req = req;
   j->len = strlen(pw);
   j->password = xmemdup(pw, j->len + 1);
-  j->cost = j->api->bcrypt_cost;
+  j->cost = j->api->cfg->bcrypt_cost;
   j->done = done;
   j->work.data = j;
   return j;
@@ -274,7 +276,8 @@ static void authenticate(grpc_call_t *call, ProtobufCMessage *m) {
     authn_check(j);
 }
 
-#define M(name, fn, req) {"/etcdserverpb.Auth/" name, GRPC_UNARY, &etcdserverpb__##req##__descriptor, fn, NULL, NULL}
+#define M(name, fn, req) \
+  { "/etcdserverpb.Auth/" name, GRPC_UNARY, &etcdserverpb__##req##__descriptor, fn, NULL, NULL }
 const grpc_method_t api_auth_methods[] = {
     M("AuthEnable", auth_enable, auth_enable_request),
     M("AuthDisable", auth_disable, auth_disable_request),

@@ -32,7 +32,7 @@ static void cl_members(grpc_call_t *call, Etcdserverpb__Member ***out, size_t *n
   Etcdserverpb__Member *self = arena_alloc(a, sizeof(*self));
   etcdserverpb__member__init(self);
   self->id = srv->member_id;
-  self->name = api->name;
+  self->name = api->cfg->name;
   self->peerurls = srv->peer_urls;
   self->n_peerurls = srv->n_peer_urls;
   self->clienturls = srv->client_urls;

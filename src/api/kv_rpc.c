@@ -143,7 +143,7 @@ static void kv_delete_range(grpc_call_t *call, ProtobufCMessage *m) {
 static void kv_txn(grpc_call_t *call, ProtobufCMessage *m) {
   Etcdserverpb__TxnRequest *req = (Etcdserverpb__TxnRequest *)m;
   api_ctx_t *ctx = api_ctx(call);
-  int rc = mvcc_validate_txn(req, (int)ctx->max_txn_ops);
+  int rc = mvcc_validate_txn(req, (int)ctx->cfg->max_txn_ops);
   if (rc) {
     api_finish_error(call, rc);
     return;

@@ -210,7 +210,7 @@ void snapshot_rpc_on_message(grpc_call_t *call, ProtobufCMessage *msg) {
   api_ctx_t *api = api_ctx(call);
   server_t *srv = api->srv;
   char dir[PATH_MAX];
-  snprintf(dir, sizeof(dir), "%s/member/snap", api->data_dir);
+  snprintf(dir, sizeof(dir), "%s/member/snap", api->cfg->data_dir);
   int fd = open_temp(dir);
   if (fd < 0) {
     LOGE("msg=\"cannot create snapshot temp file\" dir=%s error=\"%s\"", dir, strerror(-fd));
@@ -223,7 +223,7 @@ void snapshot_rpc_on_message(grpc_call_t *call, ProtobufCMessage *msg) {
   j->fd = fd;
   j->last_decile = 0;
   j->member = (snapshot_member_t){.id = srv->member_id,
-                                  .name = api->name,
+                                  .name = api->cfg->name,
                                   .peer_urls = srv->peer_urls,
                                   .n_peer_urls = srv->n_peer_urls,
                                   .client_urls = srv->client_urls,

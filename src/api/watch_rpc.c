@@ -25,8 +25,6 @@
  * Progress requests are answered (watch_id -1, the store's revision) only while every
  * watcher of the stream is synced, as etcd 3.5 does; otherwise the answer waits until they
  * are, so it never reports a revision below an event still to be sent. */
-#include "watch/watch.h"
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +34,7 @@
 #include "base/log.h"
 #include "cetcd/errors.h"
 #include "mvcc/mvcc.h"
+#include "watch/watch.h"
 
 enum {
   STREAM_PAUSE_BYTES = 256 << 10,
@@ -363,7 +362,7 @@ static void on_events(void *ctx, watcher_t *w, const Mvccpb__Event *const *event
   (void)w;
   wentry_t *e = ctx;
   wstream_t *s = e->ws;
-  size_t max = s->ctx->max_request_bytes;
+  size_t max = s->ctx->cfg->max_request_bytes;
   if (n && !e->fragment && (e->held.len || grpc_call_backlogged(s->call))) {
     hold(s, e, events, n, rev, max);
   } else {
@@ -416,7 +415,7 @@ static void on_progress(uv_timer_t *t) {
 /* Starts the stream's progress ticker (interval plus up to 10% jitter, like etcd's). */
 static void start_progress(wstream_t *s) {
   if (s->progress_on) return;
-  int64_t ms = s->ctx->watch_progress_notify_interval_ms;
+  int64_t ms = s->ctx->cfg->experimental_watch_progress_notify_interval_ms;
   if (ms <= 0) ms = 10 * 60 * 1000;
   if (ms < MIN_PROGRESS_MS) ms = MIN_PROGRESS_MS;
   ms += rand() % (ms / 10 + 1);

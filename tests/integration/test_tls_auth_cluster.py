@@ -27,10 +27,9 @@ import unittest
 
 import cluster_harness as ch
 import harness
+from test_auth import ROOT, U1
 from test_tls import Pki
 
-ROOT = ("--user", "root:rootpw")
-U1 = ("--user", "u1:p1")
 SETUP = [
     ("user", "add", "root:rootpw"),
     ("role", "add", "root"),
