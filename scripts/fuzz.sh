@@ -11,12 +11,11 @@ OUT=build-fuzz
 command -v clang >/dev/null || { echo "fuzz: clang is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
 mkdir -p "$OUT/gen"
 protoc-c --proto_path=proto --c_out="$OUT/gen" proto/*.proto
-CORE=$(ls src/base/*.c src/grpc/*.c src/net/tls_load.c)
+# the gRPC server reaches OpenSSL through net/tls.h, so every target links net/tls*.c and
+# auth/auth_jws.c with OpenSSL
+CORE="$(ls src/base/*.c src/grpc/*.c) src/net/tls.c src/net/tls_cert.c src/auth/auth_jws.c"
 FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -Iinclude -I$OUT/gen"
-LIBS="$(pkg-config --libs libuv libnghttp2 libprotobuf-c) -ldl -lpthread"
-# targets that reach OpenSSL link net/tls*.c and auth/auth_jws.c in place of the module loader
-TLS_SRCS="src/net/tls.c src/net/tls_cert.c src/auth/auth_jws.c"
-TLS_LIBS=$(pkg-config --libs openssl)
+LIBS="$(pkg-config --libs libuv libnghttp2 libprotobuf-c openssl) -lpthread"
 rc=0
 for t in tests/fuzz/fuzz_*.c; do
   name=$(basename "$t" .c)
@@ -28,9 +27,8 @@ for t in tests/fuzz/fuzz_*.c; do
   fi
   srcs=$CORE libs=$LIBS
   case $name in
-    fuzz_auth_token) srcs="${CORE/src\/net\/tls_load.c/} src/auth/auth_token.c src/auth/auth_jwt.c $TLS_SRCS"
-      libs="$LIBS $TLS_LIBS $(pkg-config --libs nettle)" ;;
-    fuzz_tls_record) srcs="${CORE/src\/net\/tls_load.c/} $TLS_SRCS" libs="$LIBS $TLS_LIBS" ;;
+    fuzz_auth_token) srcs="$CORE src/auth/auth_token.c src/auth/auth_jwt.c"
+      libs="$LIBS $(pkg-config --libs nettle)" ;;
   esac
   echo "fuzz: building $name" >&2
   clang $FLAGS "$t" $srcs "$OUT"/gen/*.c $libs -o "$OUT/$name"

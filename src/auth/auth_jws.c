@@ -1,5 +1,5 @@
-/* JWS signatures over OpenSSL 3 (see auth_jws.h), built into the cetcd-tls.so module. As
- * net/tls.c, it reports allocation failures instead of aborting. */
+/* JWS signatures over OpenSSL 3 (see auth_jws.h). As net/tls.c, it reports allocation
+ * failures instead of aborting. */
 #include "auth/auth_jws.h"
 
 #include <openssl/bio.h>

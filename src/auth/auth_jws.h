@@ -1,7 +1,5 @@
 /* JWS signatures of JWT tokens (etcd's --auth-token jwt sign methods RS*, PS*, ES*, HS*) over
- * OpenSSL 3. auth_jws.c is built into the cetcd-tls.so module with net/tls*.c, and the server
- * reaches these functions through the module's table (net/tls_load.c), so OpenSSL is loaded
- * only when TLS or JWT is used. Only signatures live here; the token format is auth_jwt.c's.
+ * OpenSSL 3. Only signatures live here; the token format is auth_jwt.c's.
  * Thread-safe once the key is loaded. */
 #ifndef CETCD_AUTH_JWS_H
 #define CETCD_AUTH_JWS_H

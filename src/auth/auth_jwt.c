@@ -1,6 +1,6 @@
 /* JWT tokens (see auth_jwt.h): JWS compact form, base64url without padding, claims written as
- * Go's encoding/json writes a map (sorted keys). The signatures come from auth_jws.h, in the
- * cetcd-tls.so module with OpenSSL; base64 is nettle's. */
+ * Go's encoding/json writes a map (sorted keys). The signatures come from auth_jws.h
+ * (OpenSSL); base64 is nettle's. */
 #include "auth/auth_jwt.h"
 
 #include <errno.h>

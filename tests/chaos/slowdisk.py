@@ -1,6 +1,7 @@
 """Slow-disk fault for chaos runs (see tests/tools/slowdisk.c).
 
-A server started after `attach(server)` runs under the LD_PRELOAD shim from the beginning,
+A server started after `attach(server)` runs under the LD_PRELOAD shim from the beginning
+(cetcd as its dynamically linked twin, harness.preloadable),
 with no delay. `set_delay(server, ms)` makes every later fsync, fdatasync and msync(MS_SYNC)
 of the running process sleep `ms` milliseconds first (the shim re-reads its control file at
 most every 20 ms); `set_delay(server, 0)` ends the fault. `delayed(server)` is what the shim
@@ -22,6 +23,7 @@ def attach(srv):
     srv.root, beside (not in) the data dir, so they survive a wiped data dir."""
     if not os.path.exists(LIB):
         raise FileNotFoundError("slow-disk shim %s not built (make build, or set CETCD_SLOWDISK_LIB)" % LIB)
+    srv.binary = harness.preloadable(srv.binary)
     srv.slowdisk_ctl = os.path.join(srv.root, "slowdisk.ctl")
     srv.slowdisk_report = os.path.join(srv.root, "slowdisk.report")
     set_delay(srv, 0)

@@ -3,8 +3,8 @@
  * even = simple tokens, with "abcdefghijklmnop.42" assigned to user alice; odd = a JWT
  * provider, HS256 with a fixed secret when bit 1 is clear, ES256 with a P-256 key made at
  * start (tls_self_cert) when set. JWT signatures are really checked: this build links
- * net/tls*.c and auth/auth_jws.c (OpenSSL) in place of the module loader net/tls_load.c
- * (scripts/fuzz.sh), so header/claims parsing, base64url and the signature check all run.
+ * net/tls*.c and auth/auth_jws.c (OpenSSL, scripts/fuzz.sh), so header/claims parsing,
+ * base64url and the signature check all run.
  * The seeds' HS256 tokens are signed with the secret below and expire in 2100. */
 #include <stdio.h>
 #include <stdlib.h>

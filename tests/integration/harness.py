@@ -6,6 +6,8 @@ masks run-specific values (ids, sizes, versions, ports, timings) so outputs can 
 
 Environment:
   CETCD_BIN                   server under test (ctest sets it); default <repo>/build/cetcd
+  CETCD_PRELOAD_BIN           cetcd linked dynamically, for LD_PRELOAD shims (ctest sets it);
+                              default <repo>/build/cetcd-dynamic
   CETCD_TEST_SERVER_OVERRIDE  run the tests against this binary instead (e.g. /usr/bin/etcd)
   CETCD_TEST_PORT_BASE        0 or unset: ephemeral ports; N: allocate from N upwards
   CETCD_TEST_KEEP=1           keep temp dirs (data + logs) for debugging
@@ -59,6 +61,34 @@ def cetcd_bin():
     """cetcd itself, whatever CETCD_TEST_SERVER_OVERRIDE says: for checks of cetcd-only
     behaviour (its test knobs, logs, on-disk layout) that have no etcd counterpart."""
     return os.environ.get("CETCD_BIN") or os.path.join(REPO, "build", "cetcd")
+
+
+def elf_is_dynamic(path):
+    """True if the ELF file at path names a program interpreter (PT_INTERP), i.e. the
+    dynamic loader runs it and LD_PRELOAD applies."""
+    import struct
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:
+            raise ValueError("%s is not a 64-bit ELF file" % path)
+        phoff, = struct.unpack_from("<Q", head, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return any(struct.unpack_from("<I", table, i * phentsize)[0] == 3 for i in range(phnum))
+
+
+def preloadable(binary):
+    """The binary to run under an LD_PRELOAD shim in place of `binary`. The release cetcd is
+    statically linked and would silently ignore the shim, so cetcd runs as its dynamically
+    linked twin ($CETCD_PRELOAD_BIN, else build/cetcd-dynamic: the same objects, linked
+    against the shared libraries); other binaries (etcd) run as they are. Raises if the
+    result would not load the shim."""
+    if os.path.realpath(binary) == os.path.realpath(cetcd_bin()) and not elf_is_dynamic(binary):
+        binary = os.environ.get("CETCD_PRELOAD_BIN") or os.path.join(REPO, "build", "cetcd-dynamic")
+    if not elf_is_dynamic(binary):
+        raise RuntimeError("%s is statically linked: an LD_PRELOAD shim would have no effect" % binary)
+    return binary
 
 
 def cetcdctl_bin():

@@ -1,6 +1,7 @@
 """Power-cut simulation for integration tests (see tests/tools/powercut.c).
 
-A server started with `attach(server)` runs under the LD_PRELOAD shim, which keeps, beside
+A server started with `attach(server)` runs under the LD_PRELOAD shim (cetcd as its
+dynamically linked twin, harness.preloadable), which keeps, beside
 the data dir, the image of what has been made durable: each file's content and size at its
 last fsync/fdatasync/msync, each directory's names at its last fsync. After the server is
 SIGKILLed, `cut(server)` replaces the data dir by that image: bytes written but not synced,
@@ -21,6 +22,7 @@ def attach(srv):
     if not os.path.exists(LIB):
         raise FileNotFoundError("power-cut shim %s not built (make build, or set CETCD_POWERCUT_LIB)" % LIB)
     os.makedirs(srv.data_dir, exist_ok=True)
+    srv.binary = harness.preloadable(srv.binary)
     srv.powercut_shadow = os.path.join(srv.root, "powercut-image")
     srv.extra_env.update({"LD_PRELOAD": LIB, "CETCD_POWERCUT_DIR": srv.data_dir,
                           "CETCD_POWERCUT_SHADOW": srv.powercut_shadow})

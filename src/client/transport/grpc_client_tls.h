@@ -5,8 +5,7 @@
  *
  * The transport (grpc_client.h) reaches this module only through grpc_tls_ops (a table of
  * function pointers in its config). The server's peer transport, which uses its own copy of
- * the transport, passes it for https peer URLs; in the server, net/tls.h is served by the
- * cetcd-tls.so module (net/tls_load.c), so OpenSSL is loaded only then. */
+ * the transport, passes it for https peer URLs. */
 #ifndef CETCD_CLIENT_TRANSPORT_GRPC_CLIENT_TLS_H
 #define CETCD_CLIENT_TRANSPORT_GRPC_CLIENT_TLS_H
 

@@ -1,4 +1,4 @@
-/* Unit tests for JWT tokens (auth/auth_jwt.c over the cetcd-tls.so module's signatures): sign and
+/* Unit tests for JWT tokens (auth/auth_jwt.c over auth/auth_jws.c's signatures): sign and
  * verify per method, tampering, expiry, the algorithm check, verify-only providers, bad
  * options. Keys come from the openssl CLI (the test fails if it is missing). */
 #include <setjmp.h>
